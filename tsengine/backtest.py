@@ -1,0 +1,167 @@
+"""Rolling-origin backtests: the one place accuracy is measured.
+
+Each origin is a forecast point ``T`` on the grid: models are fitted on rows up to
+``T`` only and predict distances b..c from ``T``, exactly as a deployment would
+serve a request whose history ends at ``T``.  Origins step back one forecast
+window at a time from the end of the data, so their windows do not overlap.
+Training (model selection, intervals), ``tsengine info`` and the accuracy
+benchmark all read these numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from tsengine.features import FP, D, dense_history, season_length, training_query
+from tsengine.models.base import ForecastModel
+from tsengine.spec import TimeSeriesSpec
+from tsengine.validate import IDX, SID, Y
+
+__all__ = ["Backtest", "backtest_origins", "mase_scales", "run_backtest", "score"]
+
+DEFAULT_ORIGINS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Backtest:
+    """Predictions of one model at every backtest origin.
+
+    ``rows`` has ``__sid``, ``__fp``, ``__d``, ``__i``, ``y``, ``yhat``,
+    ``scale`` (the window scale used by intervals) and ``mase_scale``.
+    """
+
+    model: str
+    rows: pl.DataFrame
+
+    def metrics(self) -> dict[str, Any]:
+        """Overall, per-distance and per-series MASE, sMAPE and RMSE."""
+        return score(self.rows)
+
+
+def backtest_origins(history: pl.DataFrame, spec: TimeSeriesSpec, n_origins: int = DEFAULT_ORIGINS) -> list[int]:
+    """Origins ``T_k = last - c - k·(c - b + 1)``, oldest first, that leave training data.
+
+    An origin is kept when some series has at least ``min_history + c`` observed
+    rows before it, so the model fitted there has something to learn from.
+    """
+    observed = history.filter(pl.col(Y).is_not_null())
+    last = int(observed.get_column(IDX).max())  # type: ignore[arg-type]
+    width = len(spec.distances)
+    need = spec.min_history + spec.forecast_window[1]
+    firsts = observed.group_by(SID).agg(pl.col(IDX).min()).get_column(IDX)
+    earliest = int(firsts.min()) + need  # type: ignore[arg-type]
+    origins = [last - spec.forecast_window[1] - k * width for k in range(n_origins)]
+    return sorted(o for o in origins if o >= earliest)
+
+
+def mase_scales(history: pl.DataFrame, spec: TimeSeriesSpec, upto: int) -> pl.DataFrame:
+    """Per-series in-sample seasonal-naive MAE on rows up to ``upto`` (MASE's denominator).
+
+    Falls back to the lag-1 MAE when the seasonal one is zero or undefined, and
+    to 1 for constant series, so MASE is always finite.
+    """
+    season = season_length(spec.time_step, spec.fdw)
+    part = history.filter(pl.col(IDX) <= upto)
+    ends = part.group_by(SID).agg(pl.col(IDX).max().alias(FP))
+    span = upto - int(part.get_column(IDX).min()) + 1  # type: ignore[arg-type]
+    dense = dense_history(part, ends, span, [])
+    y = pl.col(Y)
+    return dense.group_by(SID).agg(
+        (y - y.shift(season)).abs().mean().alias("__ms"), (y - y.shift(1)).abs().mean().alias("__m1")
+    ).select(
+        SID,
+        pl.when(pl.col("__ms") > 0)
+        .then(pl.col("__ms"))
+        .when(pl.col("__m1") > 0)
+        .then(pl.col("__m1"))
+        .otherwise(1.0)
+        .alias("mase_scale"),
+    )
+
+
+def run_backtest(
+    fit: Callable[[pl.DataFrame], ForecastModel],
+    history: pl.DataFrame,
+    spec: TimeSeriesSpec,
+    origins: list[int],
+    *,
+    name: str,
+) -> Backtest:
+    """Fit at each origin on rows up to it and predict its forecast window.
+
+    Args:
+        fit: fits a model on canonical training rows.
+        history: all canonical training rows.
+        spec: the deployment spec.
+        origins: grid indices to use as forecast points.
+        name: the model's name for the leaderboard.
+    """
+    frames: list[pl.DataFrame] = []
+    scales = mase_scales(history, spec, origins[0]) if origins else None
+    for origin in origins:
+        past = history.filter(pl.col(IDX) <= origin)
+        query = training_query(history, spec, origins_upto=origin).filter(pl.col(FP) == origin)
+        if query.height == 0:
+            continue
+        model = fit(past)
+        yhat = model.predict(past, query, spec)
+        truth = query.join(history.select(SID, IDX, Y), on=[SID, IDX], how="left", maintain_order="left")
+        frames.append(
+            truth.select(SID, FP, D, IDX, pl.col(Y).alias("y")).with_columns(pl.Series("yhat", yhat))
+        )
+    if not frames:
+        empty = pl.DataFrame(schema={SID: pl.String, FP: pl.Int64, D: pl.Int64, IDX: pl.Int64, "y": pl.Float64, "yhat": pl.Float64, "scale": pl.Float64, "mase_scale": pl.Float64})
+        return Backtest(name, empty)
+    rows = pl.concat(frames)
+    rows = rows.join(window_scale(history, rows, spec.fdw), on=[SID, FP], how="left", maintain_order="left")
+    assert scales is not None
+    rows = rows.join(scales, on=SID, how="left", maintain_order="left").with_columns(
+        pl.col("mase_scale").fill_null(1.0)
+    )
+    return Backtest(name, rows)
+
+
+def window_scale(history: pl.DataFrame, origins: pl.DataFrame, fdw: int) -> pl.DataFrame:
+    """Mean absolute target over ``(fp - fdw, fp]`` per origin (1 where zero).
+
+    Intervals are stored in these units, so one table serves series of any size.
+    """
+    pairs = origins.select(SID, FP).unique()
+    dense = dense_history(history, pairs, fdw, [])
+    stats = dense.select(
+        SID, pl.col(IDX).alias(FP), pl.col(Y).abs().rolling_mean(fdw, min_samples=1).over(SID).alias("scale")
+    )
+    return pairs.join(stats, on=[SID, FP], how="left").with_columns(
+        pl.when(pl.col("scale") > 1e-9).then(pl.col("scale")).otherwise(1.0).alias("scale")
+    )
+
+
+def _metric_exprs() -> list[pl.Expr]:
+    err = pl.col("y") - pl.col("yhat")
+    denom = pl.col("y").abs() + pl.col("yhat").abs()
+    return [
+        (err.abs() / pl.col("mase_scale")).mean().alias("mase"),
+        pl.when(denom > 0).then(200 * err.abs() / denom).otherwise(0.0).mean().alias("smape"),
+        (err**2).mean().sqrt().alias("rmse"),
+        pl.len().alias("n"),
+    ]
+
+
+def score(rows: pl.DataFrame) -> dict[str, Any]:
+    """MASE, sMAPE and RMSE overall (MASE: mean over series), by distance and by series."""
+    valid = rows.filter(pl.col("y").is_not_null() & pl.col("yhat").is_finite())
+    if valid.height == 0:
+        return {"mase": float("nan"), "smape": float("nan"), "rmse": float("nan"), "n": 0, "by_distance": [], "by_series": []}
+    by_series = valid.group_by(SID, maintain_order=True).agg(_metric_exprs()).sort(SID)
+    by_distance = valid.group_by(D).agg(_metric_exprs()).sort(D)
+    overall = valid.select(_metric_exprs()).row(0, named=True)
+    overall["mase"] = float(by_series.get_column("mase").mean())  # type: ignore[arg-type]
+    return {
+        **{k: (float(v) if k != "n" else int(v)) for k, v in overall.items()},
+        "by_distance": by_distance.rename({D: "distance"}).to_dicts(),
+        "by_series": by_series.rename({SID: "series"}).to_dicts(),
+    }

@@ -1,0 +1,281 @@
+"""The ``tsengine`` command: train, predict, list, info, demo, serve.
+
+A thin translation of flags into core calls; errors from the core print their
+message to stderr and exit with status 2 (bad input), as the issue asks.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tsengine.errors import TsEngineError
+from tsengine.io import read_table
+from tsengine.options import PredictOptions
+from tsengine.registry import Registry
+from tsengine.render import to_csv, to_json
+from tsengine.timestep import parse_timestamp
+
+__all__ = ["DEMO_ID", "app", "main"]
+
+DEMO_ID = "demo"
+DEMO_DATA = Path(__file__).parent / "data" / "flights_daily.csv"
+EXIT_BAD_INPUT = 2
+
+app = typer.Typer(
+    name="tsengine",
+    help="Train forecasting deployments and forecast fresh history, DataRobot predApi-compatible.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+out = Console()
+
+RegistryOpt = Annotated[
+    Path | None,
+    typer.Option("--registry", help="Registry folder (default: $TSENGINE_REGISTRY, else ~/.tsengine/registry)."),
+]
+
+T = TypeVar("T")
+
+
+def _run(fn: Callable[[], T]) -> T:
+    """Run a core call; bad input → message on stderr, exit 2."""
+    try:
+        return fn()
+    except TsEngineError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def _train(data: Path, **kwargs: Any) -> Any:
+    from tsengine.train import train
+
+    frame = read_table(data, schema_overrides=None)
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
+    ) as bar:
+        task = bar.add_task("training", total=None)
+        return train(frame, progress=lambda msg: bar.update(task, description=msg), **kwargs)
+
+
+@app.command("train")
+def train_cmd(
+    data: Annotated[Path, typer.Argument(help="Training data: CSV or Parquet.")],
+    name: Annotated[str, typer.Option("--name", help="Deployment id.")],
+    target: Annotated[str, typer.Option("--target", help="Target column.")],
+    datetime: Annotated[str, typer.Option("--datetime", help="Datetime column.")],
+    series_id: Annotated[str | None, typer.Option("--series-id", help="Series id column (multiseries).")] = None,
+    known_in_advance: Annotated[
+        list[str] | None, typer.Option("--known-in-advance", help="Known-in-advance feature (repeatable).")
+    ] = None,
+    feature: Annotated[
+        list[str] | None, typer.Option("--feature", help="Other feature, used as of the forecast point (repeatable).")
+    ] = None,
+    forecast_window: Annotated[
+        tuple[int, int] | None, typer.Option("--forecast-window", help="Forecast distances START END (e.g. 1 28).")
+    ] = None,
+    feature_derivation_window: Annotated[
+        int | None, typer.Option("--feature-derivation-window", help="History steps N features may use ([-N, 0]).")
+    ] = None,
+    models: Annotated[
+        list[str] | None, typer.Option("--models", help="Candidate models (repeatable or comma-separated).")
+    ] = None,
+    interval_percentile: Annotated[int, typer.Option("--interval-percentile", help="Prediction interval width.")] = 80,
+    partial_history: Annotated[
+        bool, typer.Option("--allow-partial-history", help="Serve series with little history.")
+    ] = False,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    registry: RegistryOpt = None,
+) -> None:
+    """Train a time series deployment and store it under --name."""
+    fdw = None if feature_derivation_window is None else (-abs(feature_derivation_window), 0)
+    candidates = [m.strip() for spec in (models or []) for m in spec.split(",") if m.strip()] or None
+    deployment = _run(
+        lambda: _train(
+            data,
+            target=target,
+            datetime_column=datetime,
+            series_id_column=series_id,
+            known_in_advance=known_in_advance or (),
+            features=feature or (),
+            forecast_window=forecast_window,
+            feature_derivation_window=fdw,
+            models=candidates,
+            deployment_id=name,
+            interval_percentile=interval_percentile,
+            allow_partial_history=partial_history,
+            seed=seed,
+        )
+    )
+    path = _run(lambda: Registry(registry).save(deployment))
+    best = deployment.metadata["leaderboard"][0] if deployment.metadata.get("leaderboard") else {}
+    err.print(
+        f"trained [bold]{deployment.id}[/] ({deployment.model.kind}, step {deployment.spec.time_step.describe()}, "
+        f"FW {list(deployment.spec.forecast_window)}, backtest MASE {best.get('mase', float('nan')):.3f}) → {path}",
+        highlight=False,
+    )
+
+
+@app.command("predict")
+def predict_cmd(
+    deployment_id: Annotated[str, typer.Argument(metavar="ID", help="Deployment id.")],
+    data: Annotated[Path, typer.Argument(help="History (and optional forecast rows): CSV or Parquet.")],
+    forecast_point: Annotated[str | None, typer.Option("--forecast-point", help="Forecast point (forecast mode).")] = None,
+    start: Annotated[str | None, typer.Option("--start", help="Historical mode: first timestamp (inclusive).")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Historical mode: end (exclusive).")] = None,
+    relax_known_in_advance: Annotated[
+        bool, typer.Option("--relax-known-in-advance", help="Impute missing known-in-advance values.")
+    ] = False,
+    fmt: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    passthrough: Annotated[
+        list[str] | None, typer.Option("--passthrough", help="Input column to copy into the output (repeatable).")
+    ] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Forecast with a stored deployment; writes DataRobot's CSV or JSON shape."""
+    if fmt not in {"csv", "json"}:
+        err.print(f"[bold red]error:[/] --format must be csv or json, got {fmt!r}")
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+    def run() -> bytes:
+        deployment = Registry(registry).load(deployment_id)
+        frame = read_table(data, schema_overrides=deployment.input_schema_overrides())
+        options = PredictOptions(
+            forecast_point=parse_timestamp(forecast_point, name="--forecast-point") if forecast_point else None,
+            start=parse_timestamp(start, name="--start") if start else None,
+            end=parse_timestamp(end, name="--end") if end else None,
+            relax_known_in_advance=relax_known_in_advance,
+            passthrough_columns=tuple(passthrough or ()),
+        )
+        result = deployment.predict_result(frame, options)
+        for warning in result.warnings:
+            err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        render = to_json if fmt == "json" else to_csv
+        return render(deployment, result, frame, options)
+
+    body = _run(run)
+    if output is None:
+        sys.stdout.buffer.write(body if body.endswith(b"\n") else body + b"\n")
+        sys.stdout.flush()
+    else:
+        output.write_bytes(body)
+        err.print(f"wrote {output}")
+
+
+@app.command("list")
+def list_cmd(registry: RegistryOpt = None) -> None:
+    """List stored deployments."""
+    reg = Registry(registry)
+    ids = reg.list()
+    if not ids:
+        err.print(f"no deployments in {reg.path}")
+        return
+    table = Table("id", "kind", "model", "target", "step", "created")
+    for deployment_id in ids:
+        try:
+            info = reg.load(deployment_id).info()
+        except TsEngineError as exc:
+            table.add_row(deployment_id, "?", f"[red]{exc.message}[/]", "", "", "")
+            continue
+        table.add_row(
+            deployment_id, info["kind"], str(info.get("model_kind", "")), str(info.get("target", "")),
+            str(info.get("time_step", "")), str(info.get("created_at", "")),
+        )
+    out.print(table)
+
+
+@app.command("info")
+def info_cmd(
+    deployment_id: Annotated[str, typer.Argument(metavar="ID")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full JSON summary.")] = False,
+    registry: RegistryOpt = None,
+) -> None:
+    """Show a deployment's spec, model and backtest leaderboard."""
+    info = _run(lambda: Registry(registry).load(deployment_id).info())
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(info, option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    for key in ("id", "kind", "model_kind", "model_id", "target", "datetime_column", "series_id_column",
+                "time_step", "feature_derivation_window", "forecast_window", "known_in_advance", "features",
+                "datetime_format", "min_history", "interval_percentile", "created_at"):
+        if key in info:
+            out.print(f"[bold]{key}[/]: {info[key]}", highlight=False)
+    training = info.get("training", {})
+    if training:
+        out.print(f"[bold]training[/]: {training}", highlight=False)
+    board = info.get("leaderboard") or []
+    if board:
+        table = Table("rank", "model", "MASE", "sMAPE", "RMSE", "n", title="backtest leaderboard")
+        for k, row in enumerate(board, 1):
+            table.add_row(str(k), row["model"], f"{row['mase']:.4f}", f"{row['smape']:.2f}", f"{row['rmse']:.4f}", str(row["n"]))
+        out.print(table)
+
+
+def ensure_demo(registry: Path | None) -> Registry:
+    """Train the demo deployment from the packaged fixture unless it exists."""
+    reg = Registry(registry)
+    if not reg.exists(DEMO_ID):
+        err.print(f"training demo deployment {DEMO_ID!r} from {DEMO_DATA.name} (NYC flights 2013, 12 series)…")
+        deployment = _run(
+            lambda: _train(
+                DEMO_DATA, target="delayed", datetime_column="date", series_id_column="series",
+                known_in_advance=("scheduled", "holiday"), deployment_id=DEMO_ID,
+            )
+        )
+        reg.save(deployment)
+    return reg
+
+
+@app.command("demo")
+def demo_cmd(
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the registry after training.")] = True,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8080,
+    registry: RegistryOpt = None,
+) -> None:
+    """Train the demo deployment (if absent), print how to query it, and serve it."""
+    reg = ensure_demo(registry)
+    sample = DEMO_DATA
+    out.print(
+        f"demo deployment [bold]{DEMO_ID}[/] is in {reg.path}\n"
+        f"  CLI:  tsengine predict {DEMO_ID} {sample} --registry {reg.path} --relax-known-in-advance\n"
+        f"  HTTP: curl -s -X POST 'http://{host}:{port}/predApi/v1.0/deployments/{DEMO_ID}/predictions"
+        f"?relaxKnownInAdvanceFeaturesCheck=true' -H 'Content-Type: text/csv' --data-binary @{sample}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if serve:
+        _serve(reg.path, host=host, port=port, workers=1)
+
+
+def _serve(registry: Path, *, host: str, port: int, workers: int) -> None:
+    from api.server import serve
+
+    serve(registry=registry, host=host, port=port, workers=workers)
+
+
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str, typer.Option("--host", help="Interface to bind (default loopback only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8080,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 1,
+    registry: RegistryOpt = None,
+) -> None:
+    """Serve every stored deployment over DataRobot's predApi v1.0 routes."""
+    _serve(Registry(registry).path, host=host, port=port, workers=workers)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,205 @@
+"""A deployment: spec + fitted model + metadata, and the prediction pipeline.
+
+``predict`` orchestrates validate → window → model → intervals → rows; every
+step lives in its own module, so this file only wires them together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from tsengine.backtest import window_scale
+from tsengine.features import FP, D
+from tsengine.intervals import IntervalTable
+from tsengine.io import to_polars
+from tsengine.models.base import ForecastModel
+from tsengine.options import PredictOptions
+from tsengine.spec import TimeSeriesSpec
+from tsengine.timestep import parse_timestamp
+from tsengine.validate import IDX, ORIG, ROW, SID, canonicalize, place_on_grid
+from tsengine.window import Window, forecast_window, historical_window
+
+__all__ = ["OUTPUT_COLUMNS", "Deployment", "Prediction"]
+
+OUTPUT_COLUMNS = (
+    "rowId",
+    "seriesId",
+    "forecastPoint",
+    "timestamp",
+    "forecastDistance",
+    "originalFormatTimestamp",
+    "prediction",
+)
+"""Columns of :meth:`Deployment.predict`, then ``predictionIntervalLow/High`` when on."""
+
+_SERIES_DTYPES: dict[str, pl.DataType] = {"int": pl.Int64(), "float": pl.Float64(), "str": pl.String()}
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """Output rows plus what the transport should tell the caller."""
+
+    frame: pl.DataFrame
+    warnings: tuple[str, ...] = ()
+    interval_percentile: int | None = None
+
+
+def _as_datetime(value: dt.datetime | dt.date | str | None, name: str) -> dt.datetime | None:
+    return None if value is None else parse_timestamp(value, name=name)
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """A stored forecasting deployment.
+
+    Attributes:
+        id: the deployment id (its folder name in the registry and its URL).
+        spec: the frozen time series spec.
+        model: the fitted model.
+        intervals: conformal interval table, or None.
+        metadata: model id, creation time, training summary, leaderboard.
+    """
+
+    id: str
+    spec: TimeSeriesSpec
+    model: ForecastModel
+    intervals: IntervalTable | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    kind: str = "timeseries"
+
+    @property
+    def model_id(self) -> str:
+        """Id of the fitted model (``X-DataRobot-Model-Id``)."""
+        return str(self.metadata.get("model_id", ""))
+
+    def input_schema_overrides(self) -> dict[str, pl.DataType]:
+        """CSV dtypes that keep datetimes and string ids as written."""
+        out: dict[str, pl.DataType] = {self.spec.datetime_column: pl.String()}
+        if self.spec.series_id_column:
+            out[self.spec.series_id_column] = _SERIES_DTYPES[self.spec.series_id_type]
+        for c in self.spec.categorical:
+            out[c] = pl.String()
+        return out
+
+    def info(self) -> dict[str, Any]:
+        """A JSON-able summary for ``tsengine info`` and ``/info`` routes."""
+        spec = self.spec
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "model_id": self.model_id,
+            "target": spec.target,
+            "datetime_column": spec.datetime_column,
+            "series_id_column": spec.series_id_column,
+            "time_step": spec.time_step.describe(),
+            "feature_derivation_window": list(spec.feature_derivation_window),
+            "forecast_window": list(spec.forecast_window),
+            "known_in_advance": list(spec.known_in_advance),
+            "features": list(spec.features),
+            "datetime_format": spec.datetime_format,
+            "min_history": spec.min_history,
+            "interval_percentile": self.intervals.percentile if self.intervals else None,
+            **{k: v for k, v in self.metadata.items() if k != "model_id"},
+        }
+
+    def predict(
+        self,
+        frame: Any,
+        *,
+        forecast_point: dt.datetime | dt.date | str | None = None,
+        start: dt.datetime | dt.date | str | None = None,
+        end: dt.datetime | dt.date | str | None = None,
+        relax_known_in_advance: bool = False,
+    ) -> pl.DataFrame:
+        """Forecast the posted history.
+
+        Forecast mode (no range): one row per series × distance from the forecast
+        point (given, or the latest timestamp with a target), generating missing
+        forecast rows.  Historical mode (``start`` and ``end``): every posted row
+        in ``[start, end)`` at every distance with enough history.
+
+        Returns:
+            Columns :data:`OUTPUT_COLUMNS`, plus ``predictionIntervalLow`` and
+            ``predictionIntervalHigh`` when the deployment has intervals.
+
+        Raises:
+            ValidationError, ParameterError: naming what is wrong.
+        """
+        options = PredictOptions(
+            forecast_point=_as_datetime(forecast_point, "forecastPoint"),
+            start=_as_datetime(start, "predictionsStartDate"),
+            end=_as_datetime(end, "predictionsEndDate"),
+            relax_known_in_advance=relax_known_in_advance,
+        )
+        return self.predict_result(frame, options).frame
+
+    def window(self, frame: pl.DataFrame, options: PredictOptions) -> Window:
+        """Validate the frame and decide what to predict."""
+        spec = self.spec
+        canonical = canonicalize(
+            frame,
+            datetime_column=spec.datetime_column,
+            target=spec.target,
+            series_id_column=spec.series_id_column,
+            numeric_features=tuple(c for c in (*spec.known_in_advance, *spec.features) if c not in spec.categorical),
+            string_features=spec.categorical,
+            preferred_format=spec.datetime_format,
+        )
+        canon = place_on_grid(
+            canonical.frame, spec.time_step, datetime_column=spec.datetime_column,
+            series_label=spec.series_id_column or "",
+        )
+        if options.is_historical:
+            assert options.start is not None and options.end is not None
+            return historical_window(
+                canon, spec, start=options.start, end=options.end,
+                relax_known_in_advance=options.relax_known_in_advance,
+            )
+        return forecast_window(
+            canon,
+            spec,
+            forecast_point=options.forecast_point,
+            relax_known_in_advance=options.relax_known_in_advance,
+            datetime_format=canonical.datetime_format,
+            utc_offset=canonical.utc_offset or spec.utc_offset,
+        )
+
+    def predict_result(self, frame: Any, options: PredictOptions | None = None) -> Prediction:
+        """Like :meth:`predict`, with warnings, from one options object (HTTP, CLI)."""
+        options = (options or PredictOptions()).validated()
+        window = self.window(to_polars(frame), options)
+        query, history = window.query, window.history
+        yhat = self.model.predict(history, query, self.spec)
+        step = self.spec.time_step
+        out = query.select(
+            pl.col(ROW).alias("rowId"),
+            self._series_values(),
+            step.from_index(pl.col(FP)).alias("forecastPoint"),
+            step.from_index(pl.col(IDX)).alias("timestamp"),
+            pl.col(D).alias("forecastDistance"),
+            pl.col(ORIG).alias("originalFormatTimestamp"),
+        ).with_columns(pl.Series("prediction", yhat, dtype=pl.Float64))
+        percentile = None
+        if self.intervals is not None:
+            scale = query.join(window_scale(history, query, self.spec.fdw), on=[SID, FP], how="left", maintain_order="left")
+            low, high = self.intervals.apply(yhat, scale.get_column("scale").to_numpy(), query.get_column(D).to_numpy())
+            out = out.with_columns(
+                pl.Series("predictionIntervalLow", low, dtype=pl.Float64),
+                pl.Series("predictionIntervalHigh", high, dtype=pl.Float64),
+            )
+            percentile = self.intervals.percentile
+        if not np.isfinite(yhat).all():
+            out = out.with_columns(pl.col("prediction").fill_nan(None))
+        return Prediction(out, window.warnings, percentile)
+
+    def _series_values(self) -> pl.Expr:
+        if not self.spec.series_id_column:
+            return pl.lit(None, pl.String).alias("seriesId")
+        dtype = _SERIES_DTYPES[self.spec.series_id_type]
+        return pl.col(SID).cast(dtype, strict=False).alias("seriesId")

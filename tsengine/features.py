@@ -1,0 +1,419 @@
+"""Direct multi-horizon features, one plan for training and prediction.
+
+A *query* row asks for the value of series ``s`` at grid index ``i = fp + d``,
+made as of forecast point ``fp``.  Its features come from two places:
+
+* the **origin** ``(s, fp)``: target lags and rolling statistics over the feature
+  derivation window ``(fp - a, fp]``, the last values of non-KIA features; all
+  computed on a dense per-series grid so gaps are missing values, never shifts;
+* the **target time** ``i``: calendar parts, known-in-advance values, the
+  distance ``d`` and the seasonal value ``y[i - m·season]`` with ``m`` the
+  smallest number of seasons that lands inside the window.
+
+No feature looks past ``fp`` or before ``fp - a + 1``: the dense grid is cut to
+exactly that span around each origin, so posting older rows changes nothing.
+Training calls :func:`build_design` with every origin of the training data;
+prediction calls it with the requested origins — the same code, so predicting a
+window of the training data reproduces the training-time features exactly.
+
+Target lags and statistics are divided by a per-origin *scale* (the mean
+absolute target over the window) so that one global model serves series of any
+magnitude; the model predicts the scaled target and the caller multiplies back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from tsengine.spec import TimeSeriesSpec
+from tsengine.timestep import TimeStep
+from tsengine.validate import IDX, ROW, SID, Y
+
+__all__ = [
+    "D",
+    "FP",
+    "CategoryMaps",
+    "Design",
+    "FeaturePlan",
+    "build_design",
+    "dense_history",
+    "origin_stats",
+    "season_length",
+    "seasonal_offset",
+    "training_query",
+]
+
+FP, D = "__fp", "__d"
+
+# Seasonal cycle per unit in seconds [ours]: a day for sub-daily data, a week of
+# days, a year of months or quarters.  Weekly and yearly data get none.
+_SEASON_SECONDS: dict[str, float] = {
+    "second": 60.0,
+    "minute": 3_600.0,
+    "hour": 86_400.0,
+    "day": 7 * 86_400.0,
+}
+_SEASON_MONTHS: dict[str, int] = {"month": 12, "quarter": 12}
+
+_CALENDAR_BY_UNIT: dict[str, tuple[str, ...]] = {
+    "second": ("second", "minute", "hour"),
+    "minute": ("minute", "hour", "weekday"),
+    "hour": ("hour", "weekday"),
+    "day": ("weekday", "monthday", "month", "yearday"),
+    "week": ("week", "month"),
+    "month": ("month",),
+    "quarter": ("quarter",),
+    "year": (),
+}
+
+SCALE_FLOOR = 1e-9
+
+
+def season_length(step: TimeStep, fdw: int) -> int:
+    """Seasonal period in steps, or 1 when none fits in the window."""
+    if step.is_calendar:
+        months = _SEASON_MONTHS.get(step.unit)
+        period = months / step.months if months else 1.0
+    else:
+        seconds = _SEASON_SECONDS.get(step.unit)
+        period = seconds / step.seconds_approx if seconds else 1.0
+    if period < 2 or period != int(period) or int(period) > fdw:
+        return 1
+    return int(period)
+
+
+def seasonal_offset(distances: pl.Expr, season: int) -> pl.Expr:
+    """Steps back from the forecast point to the same season as ``fp + d``.
+
+    ``j = m·season - d`` with ``m = ceil(d / season)``, so ``fp - j`` is the last
+    observation inside ``(.., fp]`` that sits at the target's seasonal position.
+    With no season this is 0: the last value.
+    """
+    if season <= 1:
+        return pl.lit(0, pl.Int64) + distances * 0
+    m = (distances + season - 1) // season
+    return m * season - distances
+
+
+@dataclass(frozen=True, slots=True)
+class FeaturePlan:
+    """Which features a model computes; fixed at training, stored with it."""
+
+    fdw: int
+    lags: int
+    windows: tuple[int, ...]
+    season: int
+    calendar: tuple[str, ...]
+    known_in_advance: tuple[str, ...]
+    features: tuple[str, ...]
+    categorical: tuple[str, ...]
+    with_series: bool = True
+
+    @classmethod
+    def for_spec(cls, spec: TimeSeriesSpec) -> FeaturePlan:
+        """The default plan for a spec: lags up to two seasons, a few windows."""
+        a = spec.fdw
+        season = season_length(spec.time_step, a)
+        lags = min(a, max(2 * season, 7))
+        windows = tuple(sorted({w for w in (max(season, 3), 2 * max(season, 3), a) if 2 <= w <= a}))
+        return cls(
+            fdw=a,
+            lags=lags,
+            windows=windows,
+            season=season,
+            calendar=_CALENDAR_BY_UNIT[spec.time_step.unit],
+            known_in_advance=spec.known_in_advance,
+            features=spec.features,
+            categorical=spec.categorical,
+            with_series=spec.series_id_column is not None,
+        )
+
+    @property
+    def names(self) -> list[str]:
+        """Model input names, in column order; readable for explanations."""
+        out = ["forecast distance"]
+        out += [f"target (lag {j})" for j in range(self.lags)]
+        for w in self.windows:
+            out += [f"target (mean {w})", f"target (std {w})"]
+        out += ["target (last)", "target (seasonal)", "history rows"]
+        out += [f"calendar {c}" for c in self.calendar]
+        out += list(self.known_in_advance)
+        for f in self.features:
+            out += [f"{f} (last)"] if f in self.categorical else [f"{f} (last)", f"{f} (mean)"]
+        if self.with_series:
+            out.append("series id")
+        return out
+
+    @property
+    def categorical_names(self) -> list[str]:
+        """Names among :attr:`names` that LightGBM treats as categories."""
+        cats = [k for k in self.known_in_advance if k in self.categorical]
+        cats += [f"{f} (last)" for f in self.features if f in self.categorical]
+        if self.with_series:
+            cats.append("series id")
+        return cats
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "fdw": self.fdw,
+            "lags": self.lags,
+            "windows": list(self.windows),
+            "season": self.season,
+            "calendar": list(self.calendar),
+            "known_in_advance": list(self.known_in_advance),
+            "features": list(self.features),
+            "categorical": list(self.categorical),
+            "with_series": self.with_series,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeaturePlan:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            fdw=int(data["fdw"]),
+            lags=int(data["lags"]),
+            windows=tuple(int(w) for w in data["windows"]),
+            season=int(data["season"]),
+            calendar=tuple(data["calendar"]),
+            known_in_advance=tuple(data["known_in_advance"]),
+            features=tuple(data["features"]),
+            categorical=tuple(data["categorical"]),
+            with_series=bool(data["with_series"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryMaps:
+    """String → integer codes for categorical inputs, learnt at training.
+
+    Unseen values map to missing, which LightGBM routes like rare categories:
+    a new store or a new promotion type is served, not rejected.
+    """
+
+    maps: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @classmethod
+    def learn(cls, frame: pl.DataFrame, columns: list[str]) -> CategoryMaps:
+        """Codes in order of first appearance for each column."""
+        maps: dict[str, dict[str, int]] = {}
+        for col in columns:
+            values = frame.get_column(col).drop_nulls().unique(maintain_order=True).to_list()
+            maps[col] = {str(v): i for i, v in enumerate(values)}
+        return cls(maps)
+
+    def encode(self, column: str, values: pl.Expr) -> pl.Expr:
+        """Float codes (NaN for unseen or missing) of a string expression."""
+        mapping = self.maps.get(column, {})
+        return (
+            values.cast(pl.String)
+            .replace_strict(list(mapping), list(mapping.values()), default=None, return_dtype=pl.Float64)
+        )
+
+    def to_dict(self) -> dict[str, dict[str, int]]:
+        """JSON form."""
+        return self.maps
+
+
+@dataclass(frozen=True, slots=True)
+class Design:
+    """A model-ready matrix aligned with the query rows."""
+
+    x: np.ndarray
+    scale: np.ndarray
+    last: np.ndarray
+    seasonal: np.ndarray
+    y: np.ndarray | None = None
+
+
+def dense_history(history: pl.DataFrame, origins: pl.DataFrame, fdw: int, columns: list[str]) -> pl.DataFrame:
+    """Each series' grid from ``min(fp) - fdw + 1`` to ``max(fp)``, gaps as nulls.
+
+    Args:
+        history: canonical rows (``__sid``, ``__i``, ``__y`` and ``columns``); only
+            rows inside the span are used.
+        origins: distinct ``(__sid, __fp)`` pairs.
+        fdw: the feature derivation window ``a``.
+        columns: history columns to carry besides the target.
+    """
+    spans = origins.group_by(SID).agg(
+        (pl.col(FP).min() - fdw + 1).alias("__lo"), pl.col(FP).max().alias("__hi")
+    )
+    grid = (
+        spans.select(SID, pl.int_ranges("__lo", pl.col("__hi") + 1, dtype=pl.Int64).alias(IDX))
+        .explode(IDX)
+        .sort(SID, IDX)
+    )
+    keep = history.select(SID, IDX, Y, *columns)
+    return grid.join(keep, on=[SID, IDX], how="left", maintain_order="left")
+
+
+def origin_stats(dense: pl.DataFrame, plan: FeaturePlan) -> pl.DataFrame:
+    """Per (series, grid point) statistics over the window ending there.
+
+    Returns ``__sid``, ``__fp`` and the origin features, unscaled, with ``__scale``
+    and ``__last``.
+    """
+    a = plan.fdw
+    y = pl.col(Y)
+    exprs: list[pl.Expr] = [
+        y.abs().rolling_mean(a, min_samples=1).over(SID).alias("__scale"),
+        y.forward_fill(limit=a - 1).over(SID).alias("__last"),
+        y.is_not_null().cast(pl.Float64).rolling_sum(a, min_samples=1).over(SID).alias("__n"),
+    ]
+    exprs += [y.shift(j).over(SID).alias(f"__lag{j}") for j in range(plan.lags)]
+    for w in plan.windows:
+        exprs += [
+            y.rolling_mean(w, min_samples=1).over(SID).alias(f"__mean{w}"),
+            y.rolling_std(w, min_samples=2).over(SID).alias(f"__std{w}"),
+        ]
+    for f in plan.features:
+        exprs.append(pl.col(f).forward_fill(limit=a - 1).over(SID).alias(f"__flast_{f}"))
+        if f not in plan.categorical:
+            exprs.append(pl.col(f).rolling_mean(a, min_samples=1).over(SID).alias(f"__fmean_{f}"))
+    return dense.select(SID, pl.col(IDX).alias(FP), Y, *exprs)
+
+
+def _calendar(step: TimeStep, parts: tuple[str, ...]) -> list[pl.Expr]:
+    t = step.from_index(pl.col(IDX))
+    table = {
+        "second": t.dt.second(),
+        "minute": t.dt.minute(),
+        "hour": t.dt.hour(),
+        "weekday": t.dt.weekday(),
+        "monthday": t.dt.day(),
+        "month": t.dt.month(),
+        "yearday": t.dt.ordinal_day(),
+        "week": t.dt.week(),
+        "quarter": t.dt.quarter(),
+    }
+    return [table[p].cast(pl.Float64).alias(f"__cal_{p}") for p in parts]
+
+
+def build_design(
+    history: pl.DataFrame,
+    query: pl.DataFrame,
+    plan: FeaturePlan,
+    step: TimeStep,
+    maps: CategoryMaps,
+    *,
+    with_target: bool = False,
+) -> Design:
+    """Features for every query row, in query order.
+
+    Args:
+        history: canonical history rows (targets after a row's own forecast point
+            are never read: every statistic looks backwards from ``fp``).
+        query: ``__sid``, ``__fp``, ``__d``, ``__i`` and the KIA values at ``__i``.
+        plan: the feature plan.
+        step: the time step (for calendar parts).
+        maps: category codes.
+        with_target: also return the scaled target ``y[__i] / scale`` (training).
+    """
+    origins = query.select(SID, FP).unique()
+    dense = dense_history(history, origins, plan.fdw, list(plan.features))
+    stats = origin_stats(dense, plan)
+    seasonal = seasonal_offset(pl.col(D), plan.season)
+    q = query.with_columns(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("__q"), (pl.col(FP) - seasonal).alias("__si")
+    )
+    q = q.join(stats.drop(Y), on=[SID, FP], how="left", maintain_order="left")
+    q = q.join(
+        dense.select(SID, pl.col(IDX).alias("__si"), pl.col(Y).alias("__seasonal")),
+        on=[SID, "__si"],
+        how="left",
+        maintain_order="left",
+    )
+    if with_target:
+        q = q.join(
+            history.select(SID, IDX, pl.col(Y).alias("__target")), on=[SID, IDX], how="left", maintain_order="left"
+        )
+    scale = pl.when(pl.col("__scale") > SCALE_FLOOR).then(pl.col("__scale")).otherwise(1.0)
+    cols: list[pl.Expr] = [pl.col(D).cast(pl.Float64)]
+    cols += [pl.col(f"__lag{j}") / scale for j in range(plan.lags)]
+    for w in plan.windows:
+        cols += [pl.col(f"__mean{w}") / scale, pl.col(f"__std{w}") / scale]
+    cols += [pl.col("__last") / scale, pl.col("__seasonal") / scale, pl.col("__n")]
+    cols += _calendar(step, plan.calendar)
+    for k in plan.known_in_advance:
+        cols.append(maps.encode(k, pl.col(k)) if k in plan.categorical else pl.col(k).cast(pl.Float64))
+    for f in plan.features:
+        if f in plan.categorical:
+            cols.append(maps.encode(f, pl.col(f"__flast_{f}")))
+        else:
+            cols += [pl.col(f"__flast_{f}").cast(pl.Float64), pl.col(f"__fmean_{f}").cast(pl.Float64)]
+    if plan.with_series:
+        cols.append(maps.encode(SID, pl.col(SID)))
+    names = [f"__x{i}" for i in range(len(cols))]
+    out = q.sort("__q").select(
+        *(c.alias(n) for c, n in zip(cols, names, strict=True)),
+        scale.alias("__scale_out"),
+        pl.col("__last").alias("__last_out"),
+        pl.col("__seasonal").alias("__seasonal_out"),
+        *([pl.col("__target")] if with_target else []),
+    )
+    x = out.select(names).to_numpy().astype(np.float64, copy=False)
+    return Design(
+        x=np.ascontiguousarray(x),
+        scale=out.get_column("__scale_out").to_numpy().astype(np.float64),
+        last=out.get_column("__last_out").fill_null(np.nan).to_numpy().astype(np.float64),
+        seasonal=out.get_column("__seasonal_out").fill_null(np.nan).to_numpy().astype(np.float64),
+        y=out.get_column("__target").to_numpy().astype(np.float64) if with_target else None,
+    )
+
+
+def training_query(
+    history: pl.DataFrame,
+    spec: TimeSeriesSpec,
+    *,
+    origins_upto: int | None = None,
+    targets_upto: int | None = None,
+    max_rows: int = 600_000,
+) -> pl.DataFrame:
+    """Every (origin, distance) pair of the training data with an observed target.
+
+    Origins need ``spec.min_history`` observed targets inside the window, the same
+    rule prediction applies.  When the pairs exceed ``max_rows``, origins are
+    thinned with a fixed stride (deterministic), newest kept.
+
+    Args:
+        history: canonical training rows.
+        spec: the deployment spec.
+        origins_upto: latest allowed origin (backtests cut here).
+        targets_upto: latest allowed target index (backtests: no peeking).
+        max_rows: cap on returned pairs.
+    """
+    a = spec.fdw
+    observed = history.filter(pl.col(Y).is_not_null())
+    spans = observed.group_by(SID).agg(pl.col(IDX).min().alias("__lo"), pl.col(IDX).max().alias("__hi"))
+    counts = (
+        spans.select(SID, pl.int_ranges("__lo", pl.col("__hi") + 1, dtype=pl.Int64).alias(IDX))
+        .explode(IDX)
+        .sort(SID, IDX)
+        .join(observed.select(SID, IDX, Y), on=[SID, IDX], how="left", maintain_order="left")
+        .with_columns(
+            pl.col(Y).is_not_null().cast(pl.Int64).rolling_sum(a, min_samples=1).over(SID).alias("__n")
+        )
+    )
+    origins = counts.filter(pl.col("__n") >= spec.min_history).select(SID, pl.col(IDX).alias(FP))
+    if origins_upto is not None:
+        origins = origins.filter(pl.col(FP) <= origins_upto)
+    dist = pl.DataFrame({D: list(spec.distances)}, schema={D: pl.Int64})
+    n_dist = dist.height
+    if origins.height * n_dist > max_rows:
+        stride = int(np.ceil(origins.height * n_dist / max_rows))
+        origins = origins.sort(SID, FP, descending=[False, True]).filter(
+            (pl.int_range(pl.len()).over(SID) % stride) == 0
+        )
+    pairs = origins.join(dist, how="cross").with_columns((pl.col(FP) + pl.col(D)).alias(IDX))
+    if targets_upto is not None:
+        pairs = pairs.filter(pl.col(IDX) <= targets_upto)
+    kia = list(spec.known_in_advance)
+    pairs = pairs.join(
+        observed.select(SID, IDX, ROW, *kia), on=[SID, IDX], how="inner", maintain_order="left"
+    )
+    return pairs.sort(SID, FP, D)

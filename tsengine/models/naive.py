@@ -1,0 +1,64 @@
+"""Seasonal naive: the value one season before the target, as of the forecast point.
+
+The baseline every forecaster must beat, and the fallback when a series is too
+short or too odd for anything else.  Without a season (or when that value is
+missing) it repeats the last observed value in the window.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import numpy as np
+import orjson
+import polars as pl
+
+from tsengine.features import CategoryMaps, FeaturePlan, build_design
+from tsengine.models.base import ForecastModel
+from tsengine.spec import TimeSeriesSpec
+
+__all__ = ["SeasonalNaiveModel", "seasonal_naive"]
+
+
+def seasonal_naive(seasonal: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """The seasonal value where observed, else the last value."""
+    return np.where(np.isfinite(seasonal), seasonal, last)
+
+
+class SeasonalNaiveModel(ForecastModel):
+    """``y[fp + d - m·season]``, the latest same-season value inside the window."""
+
+    kind = "seasonal_naive"
+
+    def __init__(self, plan: FeaturePlan) -> None:
+        self.plan = plan
+
+    @classmethod
+    def fit(cls, history: pl.DataFrame, spec: TimeSeriesSpec, *, seed: int = 0) -> Self:  # noqa: ARG003
+        """Nothing to estimate: remember the window and season."""
+        full = FeaturePlan.for_spec(spec)
+        plan = FeaturePlan(
+            fdw=full.fdw, lags=0, windows=(), season=full.season, calendar=(),
+            known_in_advance=(), features=(), categorical=(), with_series=False,
+        )
+        return cls(plan)
+
+    def predict(self, history: pl.DataFrame, query: pl.DataFrame, spec: TimeSeriesSpec) -> np.ndarray:
+        """Look the values up on the dense grid."""
+        if query.height == 0:
+            return np.empty(0)
+        design = build_design(history, query, self.plan, spec.time_step, CategoryMaps())
+        return seasonal_naive(design.seasonal, design.last)
+
+    def to_bytes(self) -> bytes:
+        """The plan as JSON."""
+        return orjson.dumps({"plan": self.plan.to_dict()})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Inverse of :meth:`to_bytes`."""
+        return cls(FeaturePlan.from_dict(orjson.loads(data)["plan"]))
+
+    def describe(self) -> dict[str, Any]:
+        """Kind and season."""
+        return {"kind": self.kind, "season": self.plan.season}

@@ -1,0 +1,148 @@
+"""The frozen description of a time series deployment.
+
+A :class:`TimeSeriesSpec` is fixed at training and travels with the model: it is
+everything prediction needs to know about the data's shape (columns, time step,
+windows, formats) and nothing about the model's internals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tsengine.timestep import TimeStep
+
+__all__ = ["SPEC_FORMAT_VERSION", "TimeSeriesSpec", "default_windows"]
+
+SPEC_FORMAT_VERSION = 1
+
+# Default windows per step unit [ours]: (feature derivation window a, forecast
+# window c) with b = 1.  Each covers at least two seasonal cycles of history where
+# a season exists (a week of days, a year of months, ...) and a horizon planners
+# use (four weeks of days, a year of months, two years of quarters).
+_DEFAULT_WINDOWS: dict[str, tuple[int, int]] = {
+    "second": (120, 60),
+    "minute": (120, 60),
+    "hour": (168, 24),
+    "day": (56, 28),
+    "week": (52, 13),
+    "month": (36, 12),
+    "quarter": (16, 8),
+    "year": (10, 5),
+}
+
+
+def default_windows(step: TimeStep) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Default ``(feature_derivation_window, forecast_window)`` for a step."""
+    a, c = _DEFAULT_WINDOWS[step.unit]
+    if step.count > 1:  # 2-day or 15-minute steps: keep the span in time, at least a few steps
+        a, c = max(8, a // step.count), max(1, c // step.count)
+    return (-a, 0), (1, c)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeSeriesSpec:
+    """What a time series deployment expects and promises.
+
+    Attributes:
+        datetime_column: the datetime column's name.
+        target: the target column's name.
+        series_id_column: the series id column, or None for a single series.
+        time_step: the regular step inferred at training.
+        feature_derivation_window: ``(-a, 0)``: history rows in ``(FP - a, FP]``
+            may feed features.
+        forecast_window: ``(b, c)``: forecast distances b..c, both inclusive.
+        known_in_advance: features whose future values are posted with the
+            forecast rows and used at the predicted time.
+        features: other features, used only as of the forecast point.
+        datetime_format: strftime pattern of the training datetime column.
+        allow_partial_history: serve series with less history than the FDW wants.
+        min_history: non-empty target rows a series needs inside the FDW.
+        series_id_type: ``int``, ``float`` or ``str``: the JSON type of ``seriesId``.
+        utc_offset: the UTC offset the training data was written in, if any.
+        kia_fill: imputation values per KIA feature for the relaxed check.
+        categorical: names of string features, encoded as categories.
+    """
+
+    datetime_column: str
+    target: str
+    time_step: TimeStep
+    feature_derivation_window: tuple[int, int]
+    forecast_window: tuple[int, int]
+    series_id_column: str | None = None
+    known_in_advance: tuple[str, ...] = ()
+    features: tuple[str, ...] = ()
+    datetime_format: str = "%Y-%m-%d"
+    allow_partial_history: bool = False
+    min_history: int = 1
+    series_id_type: str = "str"
+    utc_offset: str | None = None
+    kia_fill: dict[str, Any] = field(default_factory=dict, hash=False)
+    categorical: tuple[str, ...] = ()
+
+    @property
+    def fdw(self) -> int:
+        """``a``: how many steps back from the forecast point features may look."""
+        return -self.feature_derivation_window[0]
+
+    @property
+    def distances(self) -> range:
+        """Forecast distances b..c."""
+        return range(self.forecast_window[0], self.forecast_window[1] + 1)
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        """Columns every prediction dataset must have."""
+        ids = (self.series_id_column,) if self.series_id_column else ()
+        return (self.datetime_column, *ids, self.target, *self.known_in_advance, *self.features)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form stored in ``deployment.json``."""
+        return {
+            "format_version": SPEC_FORMAT_VERSION,
+            "datetime_column": self.datetime_column,
+            "target": self.target,
+            "series_id_column": self.series_id_column,
+            "time_step": self.time_step.to_dict(),
+            "feature_derivation_window": list(self.feature_derivation_window),
+            "forecast_window": list(self.forecast_window),
+            "known_in_advance": list(self.known_in_advance),
+            "features": list(self.features),
+            "datetime_format": self.datetime_format,
+            "allow_partial_history": self.allow_partial_history,
+            "min_history": self.min_history,
+            "series_id_type": self.series_id_type,
+            "utc_offset": self.utc_offset,
+            "kia_fill": self.kia_fill,
+            "categorical": list(self.categorical),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TimeSeriesSpec:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: the dict was written by a newer format version.
+        """
+        version = int(data.get("format_version", 0))
+        if version > SPEC_FORMAT_VERSION:
+            msg = f"spec format version {version} is newer than this tsengine ({SPEC_FORMAT_VERSION})"
+            raise ValueError(msg)
+        fdw, fw = data["feature_derivation_window"], data["forecast_window"]
+        return cls(
+            datetime_column=data["datetime_column"],
+            target=data["target"],
+            series_id_column=data.get("series_id_column"),
+            time_step=TimeStep.from_dict(data["time_step"]),
+            feature_derivation_window=(int(fdw[0]), int(fdw[1])),
+            forecast_window=(int(fw[0]), int(fw[1])),
+            known_in_advance=tuple(data.get("known_in_advance", ())),
+            features=tuple(data.get("features", ())),
+            datetime_format=data.get("datetime_format", "%Y-%m-%d"),
+            allow_partial_history=bool(data.get("allow_partial_history", False)),
+            min_history=int(data.get("min_history", 1)),
+            series_id_type=data.get("series_id_type", "str"),
+            utc_offset=data.get("utc_offset"),
+            kia_fill=dict(data.get("kia_fill", {})),
+            categorical=tuple(data.get("categorical", ())),
+        )

@@ -1,0 +1,237 @@
+"""Data → spec + backtested, selected, fitted model → :class:`Deployment`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import polars as pl
+
+import tsengine
+from tsengine.backtest import Backtest, backtest_origins, run_backtest
+from tsengine.deployment import Deployment
+from tsengine.errors import ParameterError, TrainingDataError
+from tsengine.intervals import DEFAULT_PERCENTILE, fit_intervals
+from tsengine.io import to_polars
+from tsengine.models import MODELS, ForecastModel
+from tsengine.select import rank
+from tsengine.spec import TimeSeriesSpec, default_windows
+from tsengine.timestep import infer_time_step
+from tsengine.validate import IDX, SID, TIME, Y, canonicalize, place_on_grid
+
+__all__ = ["DEFAULT_MODELS", "train"]
+
+DEFAULT_MODELS: tuple[str, ...] = ("lightgbm", "seasonal_naive")
+
+Progress = Callable[[str], None]
+
+
+def _series_type(column: pl.Series) -> str:
+    if column.dtype.is_integer():
+        return "int"
+    if column.dtype.is_float():
+        return "float"
+    return "str"
+
+
+def _split_features(frame: pl.DataFrame, columns: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Numeric and categorical feature names (strings that are not all numbers)."""
+    numeric, categorical = [], []
+    for c in columns:
+        if c not in frame.columns:
+            continue
+        col = frame.get_column(c)
+        if col.dtype.is_numeric() or col.dtype == pl.Boolean:
+            numeric.append(c)
+        elif col.dtype == pl.String and col.str.strip_chars().cast(pl.Float64, strict=False).null_count() == col.null_count():
+            numeric.append(c)
+        else:
+            categorical.append(c)
+    return tuple(numeric), tuple(categorical)
+
+
+def _window(value: Sequence[int] | None, default: tuple[int, int], name: str) -> tuple[int, int]:
+    if value is None:
+        return default
+    if len(value) != 2:
+        msg = f"{name} takes two integers, got {list(value)!r}"
+        raise ParameterError(msg)
+    return int(value[0]), int(value[1])
+
+
+def _kia_fill(canon: pl.DataFrame, numeric: tuple[str, ...], categorical: tuple[str, ...]) -> dict[str, Any]:
+    """Training median (numeric) or mode (categorical) of each KIA feature."""
+    fill: dict[str, Any] = {}
+    for k in numeric:
+        median = canon.get_column(k).median()
+        fill[k] = float(median) if median is not None else 0.0  # type: ignore[arg-type]
+    for k in categorical:
+        mode = canon.get_column(k).drop_nulls().mode()
+        fill[k] = str(mode.sort()[0]) if mode.len() else None
+    return fill
+
+
+def train(
+    data: Any,
+    *,
+    target: str,
+    datetime_column: str,
+    series_id_column: str | None = None,
+    known_in_advance: Sequence[str] = (),
+    features: Sequence[str] = (),
+    forecast_window: Sequence[int] | None = None,
+    feature_derivation_window: Sequence[int] | None = None,
+    models: Sequence[str] | None = None,
+    deployment_id: str | None = None,
+    allow_partial_history: bool = False,
+    interval_percentile: int | None = DEFAULT_PERCENTILE,
+    backtests: int = 3,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> Deployment:
+    """Train a time series deployment.
+
+    Infers the time step and the datetime format, backtests every candidate model
+    at rolling origins, keeps the one with the lowest mean MASE, fits it on all
+    the data and derives conformal intervals from its backtest residuals.
+
+    Args:
+        data: a polars or pandas frame with the datetime, target, optional series
+            id and feature columns.
+        target: the target column.
+        datetime_column: the datetime column.
+        series_id_column: the series id column for multiseries data.
+        known_in_advance: features whose future values are known and posted with
+            forecast rows (promotions, holidays, prices).
+        features: other features, used as of the forecast point only.
+        forecast_window: ``(b, c)``, default by time step (see README).
+        feature_derivation_window: ``(-a, 0)``, default by time step.
+        models: candidate model kinds (default: all of :data:`DEFAULT_MODELS`).
+        deployment_id: the id to store it under (default: derived from the target).
+        allow_partial_history: serve series with as little as one history row.
+        interval_percentile: width of prediction intervals; None disables them.
+        backtests: number of rolling origins.
+        seed: LightGBM seed; the same data and seed give the same model.
+        progress: called with a short text at each stage (the CLI's progress bar).
+
+    Raises:
+        TrainingDataError, ValidationError, ParameterError: naming the problem.
+    """
+    say = progress or (lambda _msg: None)
+    frame = to_polars(data)
+    kia = tuple(known_in_advance)
+    other = tuple(f for f in features if f not in kia)
+    for name in (*kia, *other):
+        if name in (target, datetime_column, series_id_column):
+            msg = f"feature {name!r} is also the target, datetime or series id column"
+            raise ParameterError(msg)
+    candidates = tuple(models) if models else DEFAULT_MODELS
+    unknown = [m for m in candidates if m not in MODELS]
+    if unknown:
+        msg = f"unknown model(s) {unknown}; choose from {sorted(MODELS)}"
+        raise ParameterError(msg)
+    if interval_percentile is not None and not 1 <= interval_percentile <= 99:
+        msg = f"interval percentile must be between 1 and 99, got {interval_percentile}"
+        raise ParameterError(msg)
+    kia_num, kia_cat = _split_features(frame, kia)
+    feat_num, feat_cat = _split_features(frame, other)
+    say("validating data")
+    canonical = canonicalize(
+        frame,
+        datetime_column=datetime_column,
+        target=target,
+        series_id_column=series_id_column,
+        numeric_features=kia_num + feat_num,
+        string_features=kia_cat + feat_cat,
+        what="the training data",
+    )
+    canon = canonical.frame
+    if canon.get_column(Y).drop_nulls().len() == 0:
+        msg = f"target column {target!r} has no values"
+        raise TrainingDataError(msg)
+    step = infer_time_step(canon, ts_col=TIME, series_col=SID)
+    canon = place_on_grid(canon, step, datetime_column=datetime_column, series_label=series_id_column or "")
+    fdw_default, fw_default = default_windows(step)
+    fdw = _window(feature_derivation_window, fdw_default, "feature derivation window")
+    fw = _window(forecast_window, fw_default, "forecast window")
+    if fdw[1] != 0 or fdw[0] >= 0:
+        msg = f"feature derivation window must be [-a, 0] with a >= 1, got {list(fdw)}"
+        raise ParameterError(msg)
+    if not 1 <= fw[0] <= fw[1]:
+        msg = f"forecast window must be [b, c] with 1 <= b <= c, got {list(fw)} (nowcasting is not supported yet)"
+        raise ParameterError(msg)
+    a = -fdw[0]
+    spec = TimeSeriesSpec(
+        datetime_column=datetime_column,
+        target=target,
+        series_id_column=series_id_column,
+        time_step=step,
+        feature_derivation_window=fdw,
+        forecast_window=fw,
+        known_in_advance=kia,
+        features=other,
+        datetime_format=canonical.datetime_format,
+        allow_partial_history=allow_partial_history,
+        # [ours] a series needs half its window observed, so gaps are tolerated
+        # but a forecast is never built from a handful of points.
+        min_history=1 if allow_partial_history else max(1, math.ceil(a / 2)),
+        series_id_type=_series_type(frame.get_column(series_id_column)) if series_id_column else "str",
+        utc_offset=canonical.utc_offset,
+        kia_fill=_kia_fill(canon, kia_num, kia_cat),
+        categorical=kia_cat + feat_cat,
+    )
+    origins = backtest_origins(canon, spec, backtests)
+    fitted: dict[str, ForecastModel] = {}
+    results: list[Backtest] = []
+    for kind in candidates:
+        say(f"fitting {kind}")
+        final = fitted[kind] = MODELS[kind].fit(canon, spec, seed=seed)
+        say(f"backtesting {kind} at {len(origins)} origin(s)")
+        refit = final.refit_kwargs()
+        results.append(
+            run_backtest(
+                lambda past, kind=kind, refit=refit: MODELS[kind].fit(past, spec, seed=seed, **refit),
+                canon,
+                spec,
+                origins,
+                name=kind,
+            )
+        )
+    leaderboard = rank(results)
+    best = leaderboard[0]["model"] if leaderboard and leaderboard[0]["n"] else candidates[0]
+    model = fitted[best]
+    best_rows = next((r.rows for r in results if r.model == best), None)
+    intervals = None
+    if interval_percentile is not None and best_rows is not None:
+        intervals = fit_intervals(best_rows, spec.distances, interval_percentile)
+    model_bytes = model.to_bytes()
+    model_id = hashlib.sha1(model_bytes).hexdigest()[:24]  # noqa: S324 - an id, not security
+    first, last = canon.get_column(TIME).min(), canon.get_column(TIME).max()
+    summary = {
+        "rows": canon.height,
+        "series": canon.get_column(SID).n_unique(),
+        "start": first.isoformat() if isinstance(first, dt.datetime) else None,
+        "end": last.isoformat() if isinstance(last, dt.datetime) else None,
+        "time_step": step.describe(),
+        "backtest_origins": [step.timestamp_of(o).isoformat() for o in origins],
+        "last_index": int(canon.get_column(IDX).max()),  # type: ignore[arg-type]
+    }
+    metadata = {
+        "model_id": model_id,
+        "model_kind": model.kind,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "tsengine_version": tsengine.__version__,
+        "training": summary,
+        "leaderboard": leaderboard,
+        "model": model.describe(),
+    }
+    return Deployment(
+        id=deployment_id or f"{target}-forecast",
+        spec=spec,
+        model=model,
+        intervals=intervals,
+        metadata=metadata,
+    )

@@ -1,0 +1,236 @@
+"""Which (series, forecast point, distance) triples a request predicts.
+
+Forecast mode: one forecast point (given, or the latest timestamp with a target),
+distances b..c for every series, with missing forecast rows generated
+(*autoexpansion*).  Historical mode: every posted row in ``[start, end)`` at every
+distance whose forecast point leaves enough history.  Both check the
+known-in-advance (KIA) values of the predicted rows and either fail, naming the
+feature, series and timestamps, or impute them when the caller relaxes the check.
+
+All of it is integer arithmetic on grid indices (see :mod:`tsengine.timestep`)
+and polars joins, so it costs the same for one series or ten thousand.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from tsengine.errors import InsufficientHistoryError, KnownInAdvanceError, OffGridError, ValidationError, short_list
+from tsengine.features import D, FP
+from tsengine.spec import TimeSeriesSpec
+from tsengine.timestep import format_datetimes
+from tsengine.validate import IDX, ORIG, ROW, SID, TIME, Y
+
+__all__ = ["Window", "forecast_window", "historical_window", "series_order"]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """What to predict and from what.
+
+    Attributes:
+        query: ``__sid``, ``__fp``, ``__d``, ``__i``, ``__row``, ``__orig`` and the
+            KIA values at ``__i``, in output order.
+        history: the canonical rows models may read (each model reads, per query
+            row, only rows at or before that row's forecast point).
+        warnings: human-readable notes (e.g. imputed KIA values).
+    """
+
+    query: pl.DataFrame
+    history: pl.DataFrame
+    warnings: tuple[str, ...] = ()
+
+
+def _label(spec: TimeSeriesSpec, sid: str) -> str:
+    return f"series {sid!r}" if spec.series_id_column else "the series"
+
+
+def series_order(canon: pl.DataFrame) -> pl.DataFrame:
+    """Series keys with their rank in order of first appearance in the input."""
+    return (
+        canon.group_by(SID)
+        .agg(pl.col(ROW).min().alias("__first"))
+        .sort("__first")
+        .select(SID, pl.int_range(pl.len(), dtype=pl.Int64).alias("__rank"))
+    )
+
+
+def _history_counts(canon: pl.DataFrame, pairs: pl.DataFrame, fdw: int) -> np.ndarray:
+    """Observed targets in ``(fp - fdw, fp]`` for each ``(__sid, __fp)`` pair.
+
+    One sorted key array and two binary searches: no per-series Python loop.
+    """
+    obs = canon.filter(pl.col(Y).is_not_null()).select(SID, IDX)
+    if obs.height == 0:
+        return np.zeros(pairs.height, dtype=np.int64)
+    codes = pl.concat([obs.get_column(SID), pairs.get_column(SID)]).unique().to_list()
+    code_of = {s: k for k, s in enumerate(codes)}
+    lo = min(int(obs[IDX].min()), int(pairs[FP].min()) - fdw)  # type: ignore[arg-type]
+    span = max(int(obs[IDX].max()), int(pairs[FP].max())) - lo + 2  # type: ignore[arg-type]
+
+    def keys(frame: pl.DataFrame, col: str, shift: int = 0) -> np.ndarray:
+        code = frame.get_column(SID).replace_strict(code_of, return_dtype=pl.Int64).to_numpy()
+        return code * span + (frame.get_column(col).to_numpy() - lo + shift)
+
+    obs_keys = np.sort(keys(obs, IDX))
+    upper = np.searchsorted(obs_keys, keys(pairs, FP), side="right")
+    lower = np.searchsorted(obs_keys, keys(pairs, FP, -fdw), side="right")
+    return (upper - lower).astype(np.int64)
+
+
+def _fmt_index(spec: TimeSeriesSpec, fmt: str, offset: str | None) -> pl.Expr:
+    return format_datetimes(spec.time_step.from_index(pl.col(IDX)), fmt, utc_offset=offset)
+
+
+def forecast_window(
+    canon: pl.DataFrame,
+    spec: TimeSeriesSpec,
+    *,
+    forecast_point: dt.datetime | None,
+    relax_known_in_advance: bool,
+    datetime_format: str,
+    utc_offset: str | None,
+) -> Window:
+    """Forecast mode: one forecast point, distances b..c for every series.
+
+    Raises:
+        OffGridError: a given forecast point is off the grid.
+        InsufficientHistoryError: naming series without enough history.
+        KnownInAdvanceError: naming KIA features missing on forecast rows.
+    """
+    step = spec.time_step
+    if forecast_point is None:
+        observed = canon.filter(pl.col(Y).is_not_null())
+        if observed.height == 0:
+            msg = (
+                f"cannot infer a forecast point: no row has a value in target column {spec.target!r}; "
+                "post history rows with the target filled in, or pass forecastPoint"
+            )
+            raise InsufficientHistoryError(msg)
+        fp = int(observed.get_column(IDX).max())  # type: ignore[arg-type]
+    else:
+        found = step.index_of(forecast_point)
+        if found is None:
+            msg = (
+                f"forecastPoint {forecast_point.isoformat()} is not on the deployment's "
+                f"{step.describe()} grid; use a timestamp such as "
+                f"{step.timestamp_of(step.to_index_floor(forecast_point)).isoformat()}"
+            )
+            raise OffGridError(msg)
+        fp = found
+    order = series_order(canon)
+    counts = _history_counts(canon, order.with_columns(pl.lit(fp, pl.Int64).alias(FP)), spec.fdw)
+    short = order.with_columns(pl.Series("__n", counts)).filter(pl.col("__n") < spec.min_history)
+    if short.height:
+        fp_text = step.timestamp_of(fp).isoformat()
+        described = [f"{_label(spec, s)} has {n}" for s, _, n in short.iter_rows()]
+        msg = (
+            f"not enough history before forecast point {fp_text}: {short_list(described)} "
+            f"target value(s) in the {spec.fdw}-step feature derivation window, the model needs "
+            f"{spec.min_history}; post more history rows or choose an earlier forecast point"
+        )
+        raise InsufficientHistoryError(msg)
+    distances = pl.DataFrame({D: list(spec.distances)}, schema={D: pl.Int64})
+    wanted = order.join(distances, how="cross").with_columns(
+        pl.lit(fp, pl.Int64).alias(FP), (pl.col(D) + fp).alias(IDX)
+    )
+    kia = list(spec.known_in_advance)
+    query = wanted.join(
+        canon.select(SID, IDX, ROW, ORIG, *kia), on=[SID, IDX], how="left", maintain_order="left"
+    ).sort("__rank", D)
+    new_ids = pl.col(ROW).is_null().cast(pl.Int64).cum_sum() - 1 + canon.height
+    query = query.with_columns(
+        pl.coalesce(pl.col(ROW), new_ids).alias(ROW),
+        pl.coalesce(pl.col(ORIG), _fmt_index(spec, datetime_format, utc_offset)).alias(ORIG),
+    )
+    history = canon.filter(pl.col(IDX) <= fp)
+    query, warnings = _check_known_in_advance(query, canon, spec, relax_known_in_advance, what="forecast rows")
+    return Window(query.drop("__rank"), history, warnings)
+
+
+def historical_window(
+    canon: pl.DataFrame,
+    spec: TimeSeriesSpec,
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    relax_known_in_advance: bool,
+) -> Window:
+    """Historical mode: posted rows in ``[start, end)`` at every usable distance.
+
+    Raises:
+        ValidationError: no posted row can be predicted in the range.
+        KnownInAdvanceError: naming KIA features missing on predicted rows.
+    """
+    inside = canon.filter((pl.col(TIME) >= start) & (pl.col(TIME) < end))
+    if inside.height == 0:
+        msg = (
+            f"the dataset has no rows in [{start.isoformat()}, {end.isoformat()}) "
+            "(predictionsStartDate inclusive, predictionsEndDate exclusive)"
+        )
+        raise ValidationError(msg)
+    order = series_order(canon)
+    distances = pl.DataFrame({D: list(spec.distances)}, schema={D: pl.Int64})
+    kia = list(spec.known_in_advance)
+    pairs = (
+        inside.select(SID, IDX, ROW, ORIG, *kia)
+        .join(distances, how="cross")
+        .with_columns((pl.col(IDX) - pl.col(D)).alias(FP))
+    )
+    counts = _history_counts(canon, pairs, spec.fdw)
+    query = pairs.filter(pl.Series(counts >= spec.min_history))
+    if query.height == 0:
+        msg = (
+            f"no row in [{start.isoformat()}, {end.isoformat()}) has enough history: every forecast "
+            f"point needs {spec.min_history} target value(s) in the {spec.fdw} steps before it; "
+            "post older history or move predictionsStartDate later"
+        )
+        raise InsufficientHistoryError(msg)
+    query = query.join(order, on=SID, how="left").sort("__rank", IDX, D)
+    query, warnings = _check_known_in_advance(query, canon, spec, relax_known_in_advance, what="predicted rows")
+    return Window(query.drop("__rank").select(SID, FP, D, IDX, ROW, ORIG, *kia), canon, warnings)
+
+
+def _check_known_in_advance(
+    query: pl.DataFrame, canon: pl.DataFrame, spec: TimeSeriesSpec, relax: bool, *, what: str
+) -> tuple[pl.DataFrame, tuple[str, ...]]:
+    """Fail on, or impute, missing KIA values of the predicted rows."""
+    kia = list(spec.known_in_advance)
+    if not kia:
+        return query, ()
+    missing = query.select(*(pl.col(k).is_null().sum().alias(k) for k in kia)).row(0, named=True)
+    absent = [k for k in kia if missing[k]]
+    if not absent:
+        return query, ()
+    if not relax:
+        bad = query.filter(pl.any_horizontal(pl.col(k).is_null() for k in absent))
+        by_series = bad.group_by(SID, maintain_order=True).agg(pl.col(ORIG))
+        described = [
+            f"{_label(spec, s)} at {short_list(times, limit=3)}" for s, times in by_series.head(3).iter_rows()
+        ]
+        more = f" ({bad.height} rows in {by_series.height} series)" if by_series.height > 3 else ""
+        msg = (
+            f"known-in-advance feature(s) {short_list(absent)} missing on {what}: "
+            f"{'; '.join(described)}{more}. Forecast rows must carry every known-in-advance value: "
+            "post the forecast rows with them, or pass relaxKnownInAdvanceFeaturesCheck=true to impute"
+        )
+        raise KnownInAdvanceError(msg)
+    last_known = (
+        canon.sort(SID, IDX)
+        .group_by(SID)
+        .agg(*(pl.col(k).drop_nulls().last().alias(f"__last_{k}") for k in absent))
+    )
+    filled = query.join(last_known, on=SID, how="left", maintain_order="left").with_columns(
+        pl.coalesce(pl.col(k), pl.col(f"__last_{k}"), pl.lit(spec.kia_fill.get(k))).alias(k) for k in absent
+    )
+    filled = filled.drop([f"__last_{k}" for k in absent])
+    counts = ", ".join(f"{k}: {missing[k]}" for k in absent)
+    warning = (
+        f"imputed missing known-in-advance values ({counts}) with each series' last known value, "
+        "else the training median or mode"
+    )
+    return filled, (warning,)
