@@ -42,7 +42,9 @@ class Backtest:
         return score(self.rows)
 
 
-def backtest_origins(history: pl.DataFrame, spec: TimeSeriesSpec, n_origins: int = DEFAULT_ORIGINS) -> list[int]:
+def backtest_origins(
+    history: pl.DataFrame, spec: TimeSeriesSpec, n_origins: int = DEFAULT_ORIGINS
+) -> list[int]:
     """Origins ``T_k = last - c - k·(c - b + 1)``, oldest first, that leave training data.
 
     An origin is kept when some series has at least ``min_history + c`` observed
@@ -70,16 +72,21 @@ def mase_scales(history: pl.DataFrame, spec: TimeSeriesSpec, upto: int) -> pl.Da
     span = upto - int(part.get_column(IDX).min()) + 1  # type: ignore[arg-type]
     dense = dense_history(part, ends, span, [])
     y = pl.col(Y)
-    return dense.group_by(SID).agg(
-        (y - y.shift(season)).abs().mean().alias("__ms"), (y - y.shift(1)).abs().mean().alias("__m1")
-    ).select(
-        SID,
-        pl.when(pl.col("__ms") > 0)
-        .then(pl.col("__ms"))
-        .when(pl.col("__m1") > 0)
-        .then(pl.col("__m1"))
-        .otherwise(1.0)
-        .alias("mase_scale"),
+    return (
+        dense.group_by(SID)
+        .agg(
+            (y - y.shift(season)).abs().mean().alias("__ms"),
+            (y - y.shift(1)).abs().mean().alias("__m1"),
+        )
+        .select(
+            SID,
+            pl.when(pl.col("__ms") > 0)
+            .then(pl.col("__ms"))
+            .when(pl.col("__m1") > 0)
+            .then(pl.col("__m1"))
+            .otherwise(1.0)
+            .alias("mase_scale"),
+        )
     )
 
 
@@ -114,7 +121,18 @@ def run_backtest(
             truth.select(SID, FP, D, IDX, pl.col(Y).alias("y")).with_columns(pl.Series("yhat", yhat))
         )
     if not frames:
-        empty = pl.DataFrame(schema={SID: pl.String, FP: pl.Int64, D: pl.Int64, IDX: pl.Int64, "y": pl.Float64, "yhat": pl.Float64, "scale": pl.Float64, "mase_scale": pl.Float64})
+        empty = pl.DataFrame(
+            schema={
+                SID: pl.String,
+                FP: pl.Int64,
+                D: pl.Int64,
+                IDX: pl.Int64,
+                "y": pl.Float64,
+                "yhat": pl.Float64,
+                "scale": pl.Float64,
+                "mase_scale": pl.Float64,
+            }
+        )
         return Backtest(name, empty)
     rows = pl.concat(frames)
     rows = rows.join(window_scale(history, rows, spec.fdw), on=[SID, FP], how="left", maintain_order="left")
@@ -133,7 +151,9 @@ def window_scale(history: pl.DataFrame, origins: pl.DataFrame, fdw: int) -> pl.D
     pairs = origins.select(SID, FP).unique()
     dense = dense_history(history, pairs, fdw, [])
     stats = dense.select(
-        SID, pl.col(IDX).alias(FP), pl.col(Y).abs().rolling_mean(fdw, min_samples=1).over(SID).alias("scale")
+        SID,
+        pl.col(IDX).alias(FP),
+        pl.col(Y).abs().rolling_mean(fdw, min_samples=1).over(SID).alias("scale"),
     )
     return pairs.join(stats, on=[SID, FP], how="left").with_columns(
         pl.when(pl.col("scale") > 1e-9).then(pl.col("scale")).otherwise(1.0).alias("scale")
@@ -155,7 +175,14 @@ def score(rows: pl.DataFrame) -> dict[str, Any]:
     """MASE, sMAPE and RMSE overall (MASE: mean over series), by distance and by series."""
     valid = rows.filter(pl.col("y").is_not_null() & pl.col("yhat").is_finite())
     if valid.height == 0:
-        return {"mase": float("nan"), "smape": float("nan"), "rmse": float("nan"), "n": 0, "by_distance": [], "by_series": []}
+        return {
+            "mase": float("nan"),
+            "smape": float("nan"),
+            "rmse": float("nan"),
+            "n": 0,
+            "by_distance": [],
+            "by_series": [],
+        }
     by_series = valid.group_by(SID, maintain_order=True).agg(_metric_exprs()).sort(SID)
     by_distance = valid.group_by(D).agg(_metric_exprs()).sort(D)
     overall = valid.select(_metric_exprs()).row(0, named=True)

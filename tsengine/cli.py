@@ -42,7 +42,10 @@ out = Console()
 
 RegistryOpt = Annotated[
     Path | None,
-    typer.Option("--registry", help="Registry folder (default: $TSENGINE_REGISTRY, else ~/.tsengine/registry)."),
+    typer.Option(
+        "--registry",
+        help="Registry folder (default: $TSENGINE_REGISTRY, else ~/.tsengine/registry).",
+    ),
 ]
 
 T = TypeVar("T")
@@ -62,10 +65,23 @@ def _train(data: Path, **kwargs: Any) -> Any:
 
     frame = read_table(data, schema_overrides=None)
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
     ) as bar:
         task = bar.add_task("training", total=None)
         return train(frame, progress=lambda msg: bar.update(task, description=msg), **kwargs)
+
+
+def _train_tabular(data: Path, *, name: str, target: str, task: str, datetime: str | None, seed: int) -> Any:
+    from tsengine.tabular.train import train_tabular  # type: ignore[import-not-found,unused-ignore]
+
+    frame = read_table(data)
+    return train_tabular(
+        frame, target=target, task=task, deployment_id=name, datetime_column=datetime, seed=seed
+    )
 
 
 @app.command("train")
@@ -73,31 +89,59 @@ def train_cmd(
     data: Annotated[Path, typer.Argument(help="Training data: CSV or Parquet.")],
     name: Annotated[str, typer.Option("--name", help="Deployment id.")],
     target: Annotated[str, typer.Option("--target", help="Target column.")],
-    datetime: Annotated[str, typer.Option("--datetime", help="Datetime column.")],
-    series_id: Annotated[str | None, typer.Option("--series-id", help="Series id column (multiseries).")] = None,
+    datetime: Annotated[
+        str | None, typer.Option("--datetime", help="Datetime column (required for time series).")
+    ] = None,
+    series_id: Annotated[
+        str | None, typer.Option("--series-id", help="Series id column (multiseries).")
+    ] = None,
     known_in_advance: Annotated[
-        list[str] | None, typer.Option("--known-in-advance", help="Known-in-advance feature (repeatable).")
+        list[str] | None,
+        typer.Option("--known-in-advance", help="Known-in-advance feature (repeatable)."),
     ] = None,
     feature: Annotated[
-        list[str] | None, typer.Option("--feature", help="Other feature, used as of the forecast point (repeatable).")
+        list[str] | None,
+        typer.Option("--feature", help="Other feature, used as of the forecast point (repeatable)."),
     ] = None,
     forecast_window: Annotated[
-        tuple[int, int] | None, typer.Option("--forecast-window", help="Forecast distances START END (e.g. 1 28).")
+        tuple[int, int] | None,
+        typer.Option("--forecast-window", help="Forecast distances START END (e.g. 1 28)."),
     ] = None,
     feature_derivation_window: Annotated[
-        int | None, typer.Option("--feature-derivation-window", help="History steps N features may use ([-N, 0]).")
+        int | None,
+        typer.Option("--feature-derivation-window", help="History steps N features may use ([-N, 0])."),
     ] = None,
     models: Annotated[
-        list[str] | None, typer.Option("--models", help="Candidate models (repeatable or comma-separated).")
+        list[str] | None,
+        typer.Option("--models", help="Candidate models (repeatable or comma-separated)."),
     ] = None,
-    interval_percentile: Annotated[int, typer.Option("--interval-percentile", help="Prediction interval width.")] = 80,
+    interval_percentile: Annotated[
+        int, typer.Option("--interval-percentile", help="Prediction interval width.")
+    ] = 80,
     partial_history: Annotated[
         bool, typer.Option("--allow-partial-history", help="Serve series with little history.")
     ] = False,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task",
+            help="regression, binary or multiclass: train a tabular (non-time-series) deployment.",
+        ),
+    ] = None,
     registry: RegistryOpt = None,
 ) -> None:
-    """Train a time series deployment and store it under --name."""
+    """Train a time series (or, with --task, tabular) deployment and store it under --name."""
+    if task is not None:
+        deployment = _run(
+            lambda: _train_tabular(data, name=name, target=target, task=task, datetime=datetime, seed=seed)
+        )
+        path = _run(lambda: Registry(registry).save(deployment))
+        err.print(f"trained [bold]{deployment.id}[/] ({task}) → {path}", highlight=False)
+        return
+    if datetime is None:
+        err.print("[bold red]error:[/] --datetime is required for a time series deployment (or pass --task)")
+        raise typer.Exit(EXIT_BAD_INPUT)
     fdw = None if feature_derivation_window is None else (-abs(feature_derivation_window), 0)
     candidates = [m.strip() for spec in (models or []) for m in spec.split(",") if m.strip()] or None
     deployment = _run(
@@ -130,16 +174,24 @@ def train_cmd(
 def predict_cmd(
     deployment_id: Annotated[str, typer.Argument(metavar="ID", help="Deployment id.")],
     data: Annotated[Path, typer.Argument(help="History (and optional forecast rows): CSV or Parquet.")],
-    forecast_point: Annotated[str | None, typer.Option("--forecast-point", help="Forecast point (forecast mode).")] = None,
-    start: Annotated[str | None, typer.Option("--start", help="Historical mode: first timestamp (inclusive).")] = None,
+    forecast_point: Annotated[
+        str | None, typer.Option("--forecast-point", help="Forecast point (forecast mode).")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option("--start", help="Historical mode: first timestamp (inclusive).")
+    ] = None,
     end: Annotated[str | None, typer.Option("--end", help="Historical mode: end (exclusive).")] = None,
     relax_known_in_advance: Annotated[
-        bool, typer.Option("--relax-known-in-advance", help="Impute missing known-in-advance values.")
+        bool,
+        typer.Option("--relax-known-in-advance", help="Impute missing known-in-advance values."),
     ] = False,
     fmt: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
     passthrough: Annotated[
-        list[str] | None, typer.Option("--passthrough", help="Input column to copy into the output (repeatable).")
+        list[str] | None,
+        typer.Option("--passthrough", help="Input column to copy into the output (repeatable)."),
     ] = None,
     registry: RegistryOpt = None,
 ) -> None:
@@ -152,7 +204,9 @@ def predict_cmd(
         deployment = Registry(registry).load(deployment_id)
         frame = read_table(data, schema_overrides=deployment.input_schema_overrides())
         options = PredictOptions(
-            forecast_point=parse_timestamp(forecast_point, name="--forecast-point") if forecast_point else None,
+            forecast_point=parse_timestamp(forecast_point, name="--forecast-point")
+            if forecast_point
+            else None,
             start=parse_timestamp(start, name="--start") if start else None,
             end=parse_timestamp(end, name="--end") if end else None,
             relax_known_in_advance=relax_known_in_advance,
@@ -189,8 +243,12 @@ def list_cmd(registry: RegistryOpt = None) -> None:
             table.add_row(deployment_id, "?", f"[red]{exc.message}[/]", "", "", "")
             continue
         table.add_row(
-            deployment_id, info["kind"], str(info.get("model_kind", "")), str(info.get("target", "")),
-            str(info.get("time_step", "")), str(info.get("created_at", "")),
+            deployment_id,
+            info["kind"],
+            str(info.get("model_kind", "")),
+            str(info.get("target", "")),
+            str(info.get("time_step", "")),
+            str(info.get("created_at", "")),
         )
     out.print(table)
 
@@ -206,9 +264,24 @@ def info_cmd(
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(info, option=orjson.OPT_INDENT_2) + b"\n")
         return
-    for key in ("id", "kind", "model_kind", "model_id", "target", "datetime_column", "series_id_column",
-                "time_step", "feature_derivation_window", "forecast_window", "known_in_advance", "features",
-                "datetime_format", "min_history", "interval_percentile", "created_at"):
+    for key in (
+        "id",
+        "kind",
+        "model_kind",
+        "model_id",
+        "target",
+        "datetime_column",
+        "series_id_column",
+        "time_step",
+        "feature_derivation_window",
+        "forecast_window",
+        "known_in_advance",
+        "features",
+        "datetime_format",
+        "min_history",
+        "interval_percentile",
+        "created_at",
+    ):
         if key in info:
             out.print(f"[bold]{key}[/]: {info[key]}", highlight=False)
     training = info.get("training", {})
@@ -218,7 +291,14 @@ def info_cmd(
     if board:
         table = Table("rank", "model", "MASE", "sMAPE", "RMSE", "n", title="backtest leaderboard")
         for k, row in enumerate(board, 1):
-            table.add_row(str(k), row["model"], f"{row['mase']:.4f}", f"{row['smape']:.2f}", f"{row['rmse']:.4f}", str(row["n"]))
+            table.add_row(
+                str(k),
+                row["model"],
+                f"{row['mase']:.4f}",
+                f"{row['smape']:.2f}",
+                f"{row['rmse']:.4f}",
+                str(row["n"]),
+            )
         out.print(table)
 
 
@@ -226,11 +306,17 @@ def ensure_demo(registry: Path | None) -> Registry:
     """Train the demo deployment from the packaged fixture unless it exists."""
     reg = Registry(registry)
     if not reg.exists(DEMO_ID):
-        err.print(f"training demo deployment {DEMO_ID!r} from {DEMO_DATA.name} (NYC flights 2013, 12 series)…")
+        err.print(
+            f"training demo deployment {DEMO_ID!r} from {DEMO_DATA.name} (NYC flights 2013, 12 series)…"
+        )
         deployment = _run(
             lambda: _train(
-                DEMO_DATA, target="delayed", datetime_column="date", series_id_column="series",
-                known_in_advance=("scheduled", "holiday"), deployment_id=DEMO_ID,
+                DEMO_DATA,
+                target="delayed",
+                datetime_column="date",
+                series_id_column="series",
+                known_in_advance=("scheduled", "holiday"),
+                deployment_id=DEMO_ID,
             )
         )
         reg.save(deployment)
@@ -239,7 +325,9 @@ def ensure_demo(registry: Path | None) -> Registry:
 
 @app.command("demo")
 def demo_cmd(
-    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the registry after training.")] = True,
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the registry after training.")
+    ] = True,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8080,
     registry: RegistryOpt = None,
@@ -267,7 +355,9 @@ def _serve(registry: Path, *, host: str, port: int, workers: int) -> None:
 
 @app.command("serve")
 def serve_cmd(
-    host: Annotated[str, typer.Option("--host", help="Interface to bind (default loopback only).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="Interface to bind (default loopback only).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8080,
     workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 1,
     registry: RegistryOpt = None,

@@ -7,7 +7,7 @@ step lives in its own module, so this file only wires them together.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,12 @@ OUTPUT_COLUMNS = (
 )
 """Columns of :meth:`Deployment.predict`, then ``predictionIntervalLow/High`` when on."""
 
-_SERIES_DTYPES: dict[str, pl.DataType] = {"int": pl.Int64(), "float": pl.Float64(), "str": pl.String()}
+MODEL_FILE = "model.bin"
+_SERIES_DTYPES: dict[str, pl.DataType] = {
+    "int": pl.Int64(),
+    "float": pl.Float64(),
+    "str": pl.String(),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,29 @@ class Deployment:
         for c in self.spec.categorical:
             out[c] = pl.String()
         return out
+
+    def to_files(self) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """Metadata and model bytes for the registry (no pickle anywhere)."""
+        meta = {
+            "model_kind": self.model.kind,
+            "spec": self.spec.to_dict(),
+            "intervals": self.intervals.to_dict() if self.intervals else None,
+            "metadata": dict(self.metadata),
+        }
+        return meta, {MODEL_FILE: self.model.to_bytes()}
+
+    @classmethod
+    def from_files(cls, meta: dict[str, Any], read: Callable[[str], bytes]) -> Deployment:
+        """Inverse of :meth:`to_files`; ``read(name)`` returns a stored file's bytes."""
+        from tsengine.models import model_class
+
+        return cls(
+            id=meta["id"],
+            spec=TimeSeriesSpec.from_dict(meta["spec"]),
+            model=model_class(meta["model_kind"]).from_bytes(read(MODEL_FILE)),
+            intervals=IntervalTable.from_dict(meta["intervals"]) if meta.get("intervals") else None,
+            metadata=meta.get("metadata", {}),
+        )
 
     def info(self) -> dict[str, Any]:
         """A JSON-able summary for ``tsengine info`` and ``/info`` routes."""
@@ -147,18 +175,26 @@ class Deployment:
             datetime_column=spec.datetime_column,
             target=spec.target,
             series_id_column=spec.series_id_column,
-            numeric_features=tuple(c for c in (*spec.known_in_advance, *spec.features) if c not in spec.categorical),
+            numeric_features=tuple(
+                c for c in (*spec.known_in_advance, *spec.features) if c not in spec.categorical
+            ),
             string_features=spec.categorical,
             preferred_format=spec.datetime_format,
         )
         canon = place_on_grid(
-            canonical.frame, spec.time_step, datetime_column=spec.datetime_column,
+            canonical.frame,
+            spec.time_step,
+            datetime_column=spec.datetime_column,
             series_label=spec.series_id_column or "",
         )
         if options.is_historical:
-            assert options.start is not None and options.end is not None
+            assert options.start is not None
+            assert options.end is not None
             return historical_window(
-                canon, spec, start=options.start, end=options.end,
+                canon,
+                spec,
+                start=options.start,
+                end=options.end,
                 relax_known_in_advance=options.relax_known_in_advance,
             )
         return forecast_window(
@@ -187,8 +223,15 @@ class Deployment:
         ).with_columns(pl.Series("prediction", yhat, dtype=pl.Float64))
         percentile = None
         if self.intervals is not None:
-            scale = query.join(window_scale(history, query, self.spec.fdw), on=[SID, FP], how="left", maintain_order="left")
-            low, high = self.intervals.apply(yhat, scale.get_column("scale").to_numpy(), query.get_column(D).to_numpy())
+            scale = query.join(
+                window_scale(history, query, self.spec.fdw),
+                on=[SID, FP],
+                how="left",
+                maintain_order="left",
+            )
+            low, high = self.intervals.apply(
+                yhat, scale.get_column("scale").to_numpy(), query.get_column(D).to_numpy()
+            )
             out = out.with_columns(
                 pl.Series("predictionIntervalLow", low, dtype=pl.Float64),
                 pl.Series("predictionIntervalHigh", high, dtype=pl.Float64),

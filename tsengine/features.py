@@ -209,9 +209,8 @@ class CategoryMaps:
     def encode(self, column: str, values: pl.Expr) -> pl.Expr:
         """Float codes (NaN for unseen or missing) of a string expression."""
         mapping = self.maps.get(column, {})
-        return (
-            values.cast(pl.String)
-            .replace_strict(list(mapping), list(mapping.values()), default=None, return_dtype=pl.Float64)
+        return values.cast(pl.String).replace_strict(
+            list(mapping), list(mapping.values()), default=None, return_dtype=pl.Float64
         )
 
     def to_dict(self) -> dict[str, dict[str, int]]:
@@ -330,7 +329,10 @@ def build_design(
     )
     if with_target:
         q = q.join(
-            history.select(SID, IDX, pl.col(Y).alias("__target")), on=[SID, IDX], how="left", maintain_order="left"
+            history.select(SID, IDX, pl.col(Y).alias("__target")),
+            on=[SID, IDX],
+            how="left",
+            maintain_order="left",
         )
     scale = pl.when(pl.col("__scale") > SCALE_FLOOR).then(pl.col("__scale")).otherwise(1.0)
     cols: list[pl.Expr] = [pl.col(D).cast(pl.Float64)]
@@ -345,7 +347,10 @@ def build_design(
         if f in plan.categorical:
             cols.append(maps.encode(f, pl.col(f"__flast_{f}")))
         else:
-            cols += [pl.col(f"__flast_{f}").cast(pl.Float64), pl.col(f"__fmean_{f}").cast(pl.Float64)]
+            cols += [
+                pl.col(f"__flast_{f}").cast(pl.Float64),
+                pl.col(f"__fmean_{f}").cast(pl.Float64),
+            ]
     if plan.with_series:
         cols.append(maps.encode(SID, pl.col(SID)))
     names = [f"__x{i}" for i in range(len(cols))]

@@ -34,7 +34,9 @@ class IntervalTable:
     low: tuple[float, ...]
     high: tuple[float, ...]
 
-    def apply(self, prediction: np.ndarray, scale: np.ndarray, distance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def apply(
+        self, prediction: np.ndarray, scale: np.ndarray, distance: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper bounds for each prediction."""
         pos = np.searchsorted(np.asarray(self.distances), distance)
         pos = np.clip(pos, 0, len(self.distances) - 1)
@@ -44,15 +46,27 @@ class IntervalTable:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"percentile": self.percentile, "distances": list(self.distances), "low": list(self.low), "high": list(self.high)}
+        return {
+            "percentile": self.percentile,
+            "distances": list(self.distances),
+            "low": list(self.low),
+            "high": list(self.high),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IntervalTable:
         """Inverse of :meth:`to_dict`."""
-        return cls(int(data["percentile"]), tuple(data["distances"]), tuple(data["low"]), tuple(data["high"]))
+        return cls(
+            int(data["percentile"]),
+            tuple(data["distances"]),
+            tuple(data["low"]),
+            tuple(data["high"]),
+        )
 
 
-def fit_intervals(rows: pl.DataFrame, distances: range, percentile: int = DEFAULT_PERCENTILE) -> IntervalTable | None:
+def fit_intervals(
+    rows: pl.DataFrame, distances: range, percentile: int = DEFAULT_PERCENTILE
+) -> IntervalTable | None:
     """Quantiles of ``(y - yhat) / scale`` per distance from backtest rows.
 
     Returns None when the backtest has no usable residual.

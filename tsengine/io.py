@@ -28,7 +28,8 @@ def to_polars(frame: Any) -> pl.DataFrame:
         return frame.collect()
     module = type(frame).__module__
     if module.startswith("pandas"):
-        return pl.from_pandas(frame, include_index=False)
+        converted: pl.DataFrame = pl.from_pandas(frame, include_index=False)
+        return converted
     if isinstance(frame, list):
         return pl.DataFrame(frame)
     msg = f"expected a polars or pandas DataFrame, got {type(frame).__name__}"
@@ -52,7 +53,10 @@ def read_table(path: str | Path, *, schema_overrides: dict[str, pl.DataType] | N
         if path.suffix.lower() in {".parquet", ".pq"}:
             return pl.read_parquet(path)
         return pl.read_csv(
-            path, schema_overrides=schema_overrides, infer_schema_length=10_000, try_parse_dates=False
+            path,
+            schema_overrides=schema_overrides,
+            infer_schema_length=10_000,
+            try_parse_dates=False,
         )
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
         msg = f"cannot read {str(path)!r} as {'Parquet' if path.suffix.lower() in {'.parquet', '.pq'} else 'CSV'}: {exc}"

@@ -87,10 +87,7 @@ class PredictOptions:
             and self.threshold_high is not None
             and self.threshold_low > self.threshold_high
         ):
-            msg = (
-                f"thresholdLow ({self.threshold_low}) must not exceed "
-                f"thresholdHigh ({self.threshold_high})"
-            )
+            msg = f"thresholdLow ({self.threshold_low}) must not exceed thresholdHigh ({self.threshold_high})"
             raise ParameterError(msg)
         return self
 

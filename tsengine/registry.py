@@ -15,27 +15,58 @@ moment leaves either the old or the new deployment, never half of one.
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
-from tsengine.deployment import Deployment
 from tsengine.errors import DeploymentStoreError, NotFoundError, ParameterError, short_list
-from tsengine.intervals import IntervalTable
-from tsengine.models import model_class
-from tsengine.spec import TimeSeriesSpec
 
 __all__ = ["DEPLOYMENT_FORMAT_VERSION", "ENV_VAR", "Registry", "default_registry_path"]
 
 DEPLOYMENT_FORMAT_VERSION = 1
 ENV_VAR = "TSENGINE_REGISTRY"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_META, _MODEL, _CURRENT = "deployment.json", "model.bin", "CURRENT"
+_META, _CURRENT = "deployment.json", "CURRENT"
+
+
+class StoredDeployment(Protocol):
+    """What the registry needs of any deployment kind (time series, tabular)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    def to_files(self) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """Metadata for ``deployment.json`` and the other files to store."""
+        ...
+
+
+def _timeseries() -> Callable[..., Any]:
+    from tsengine.deployment import Deployment
+
+    return Deployment.from_files
+
+
+def _tabular() -> Callable[..., Any]:
+    from tsengine.tabular.deployment import TabularDeployment  # type: ignore[import-not-found,unused-ignore]
+
+    return TabularDeployment.from_files  # type: ignore[no-any-return,unused-ignore]
+
+
+# kind → loader of ``from_files(meta, read)``; imported lazily to keep start-up small.
+_KINDS: dict[str, Callable[[], Callable[..., Any]]] = {
+    "timeseries": _timeseries,
+    "tabular": _tabular,
+}
 
 
 def default_registry_path() -> Path:
@@ -93,7 +124,7 @@ class Registry:
         """Whether an id is stored."""
         return _ID.match(deployment_id) is not None and (self.path / deployment_id / _CURRENT).is_file()
 
-    def save(self, deployment: Deployment) -> Path:
+    def save(self, deployment: StoredDeployment) -> Path:
         """Store a deployment as a new version and make it live atomically.
 
         Returns:
@@ -102,19 +133,21 @@ class Registry:
         check_id(deployment.id)
         home = self.path / deployment.id
         home.mkdir(parents=True, exist_ok=True)
+        meta, files = deployment.to_files()
         meta = {
             "format_version": DEPLOYMENT_FORMAT_VERSION,
             "id": deployment.id,
             "kind": deployment.kind,
-            "model_kind": deployment.model.kind,
-            "spec": deployment.spec.to_dict(),
-            "intervals": deployment.intervals.to_dict() if deployment.intervals else None,
-            "metadata": dict(deployment.metadata),
+            **meta,
         }
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=home))
         try:
-            _write(tmp / _MODEL, deployment.model.to_bytes())
-            _write(tmp / _META, orjson.dumps(meta, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+            for name, data in files.items():
+                _write(tmp / name, data)
+            _write(
+                tmp / _META,
+                orjson.dumps(meta, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY),
+            )
             _fsync_dir(tmp)
             versions = [int(p.name[1:]) for p in home.glob("v[0-9]*") if p.name[1:].isdigit()]
             final = home / f"v{max(versions, default=0) + 1:04d}"
@@ -128,12 +161,12 @@ class Registry:
             raise
         return final
 
-    def versions(self, deployment_id: str) -> list[str]:
+    def versions(self, deployment_id: str) -> builtins.list[str]:
         """Stored version names of a deployment, oldest first."""
         home = self.path / check_id(deployment_id)
         return sorted(p.name for p in home.glob("v[0-9]*"))
 
-    def load(self, deployment_id: str, *, version: str | None = None) -> Deployment:
+    def load(self, deployment_id: str, *, version: str | None = None) -> Any:
         """Load the live (or a given) version.
 
         Raises:
@@ -156,17 +189,16 @@ class Registry:
                     f"this one reads up to {DEPLOYMENT_FORMAT_VERSION}); upgrade tsengine"
                 )
                 raise DeploymentStoreError(msg)
-            model = model_class(meta["model_kind"]).from_bytes((folder / _MODEL).read_bytes())
-            spec = TimeSeriesSpec.from_dict(meta["spec"])
-            intervals = IntervalTable.from_dict(meta["intervals"]) if meta.get("intervals") else None
+            kind = meta.get("kind", "timeseries")
+            if kind not in _KINDS:
+                msg = f"deployment {deployment_id!r} has unknown kind {kind!r}"
+                raise DeploymentStoreError(msg)
+            return _KINDS[kind]()(meta, lambda name: (folder / name).read_bytes())
         except DeploymentStoreError:
             raise
-        except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
+        except Exception as exc:  # any decoding failure of stored bytes means corruption
             msg = f"deployment {deployment_id!r} in {str(folder)!r} is corrupt or incomplete: {exc}"
             raise DeploymentStoreError(msg) from exc
-        return Deployment(
-            id=meta["id"], spec=spec, model=model, intervals=intervals, metadata=meta.get("metadata", {})
-        )
 
     def delete(self, deployment_id: str) -> None:
         """Remove a deployment and all its versions.

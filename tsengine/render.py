@@ -24,7 +24,8 @@ _TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.6fZ"
 
 
 class _Renderable(Protocol):
-    kind: str
+    @property
+    def kind(self) -> str: ...
 
     @property
     def spec(self) -> Any: ...
@@ -84,7 +85,8 @@ def _ts_json_columns(deployment: _Renderable, result: _Result, names: list[str])
         cols.append(
             pl.struct(
                 pl.struct(
-                    pl.col("predictionIntervalLow").alias("low"), pl.col("predictionIntervalHigh").alias("high")
+                    pl.col("predictionIntervalLow").alias("low"),
+                    pl.col("predictionIntervalHigh").alias("high"),
                 ).alias(str(result.interval_percentile))
             ).alias("predictionIntervals")
         )

@@ -39,6 +39,13 @@ _FIXED_SECONDS: dict[str, int] = {
     "minute": 60,
     "second": 1,
 }
+_FIXED_UNITS: tuple[tuple[Unit, int], ...] = (
+    ("week", 604_800),
+    ("day", 86_400),
+    ("hour", 3_600),
+    ("minute", 60),
+    ("second", 1),
+)
 _CALENDAR_MONTHS: dict[str, int] = {"year": 12, "quarter": 3, "month": 1}
 _US = 1_000_000
 MONTH_END = -1
@@ -265,7 +272,7 @@ def _fixed_step(ts: pl.Series, ts_col: str) -> TimeStep:
         msg = f"column {ts_col!r} has sub-second or jittered time steps; round timestamps to a regular step"
         raise TrainingDataError(msg)
     seconds = gap // _US
-    unit: Unit = next(u for u, s in _FIXED_SECONDS.items() if seconds % s == 0)
+    unit: Unit = next(u for u, s in _FIXED_UNITS if seconds % s == 0)
     return TimeStep(unit=unit, count=seconds // _FIXED_SECONDS[unit], phase=int(micros.min() % gap))
 
 
@@ -335,7 +342,7 @@ def _try_format(values: pl.Series, fmt: str) -> pl.Series | None:
         return None
     if parsed.null_count() != values.null_count():
         return None
-    if _has_zone(fmt) or parsed.dtype.time_zone is not None:  # type: ignore[attr-defined]
+    if _has_zone(fmt) or getattr(parsed.dtype, "time_zone", None) is not None:
         parsed = parsed.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
     return parsed
 
@@ -371,7 +378,9 @@ def parse_datetimes(
         midnight = bool((out.dt.truncate("1d") == out).all())
         return out, "%Y-%m-%d" if midnight else "%Y-%m-%d %H:%M:%S"
     text = values.cast(pl.String).str.strip_chars()
-    text = pl.Series(values.name, text).set(text == "", None)  # type: ignore[arg-type]
+    text = (
+        text.to_frame("v").select(pl.when(pl.col("v") != "").then(pl.col("v"))).to_series().alias(values.name)
+    )
     if text.null_count():
         rows = np.flatnonzero(text.is_null().to_numpy()).tolist()
         msg = f"column {column!r} has empty datetime values in rows {short_list(rows)}"

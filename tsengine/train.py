@@ -44,9 +44,12 @@ def _split_features(frame: pl.DataFrame, columns: Iterable[str]) -> tuple[tuple[
         if c not in frame.columns:
             continue
         col = frame.get_column(c)
-        if col.dtype.is_numeric() or col.dtype == pl.Boolean:
-            numeric.append(c)
-        elif col.dtype == pl.String and col.str.strip_chars().cast(pl.Float64, strict=False).null_count() == col.null_count():
+        if (
+            col.dtype.is_numeric()
+            or col.dtype == pl.Boolean
+            or col.dtype == pl.String
+            and col.str.strip_chars().cast(pl.Float64, strict=False).null_count() == col.null_count()
+        ):
             numeric.append(c)
         else:
             categorical.append(c)
@@ -72,6 +75,18 @@ def _kia_fill(canon: pl.DataFrame, numeric: tuple[str, ...], categorical: tuple[
         mode = canon.get_column(k).drop_nulls().mode()
         fill[k] = str(mode.sort()[0]) if mode.len() else None
     return fill
+
+
+def _refitter(
+    cls: type[ForecastModel], final: ForecastModel, spec: TimeSeriesSpec, seed: int
+) -> Callable[[pl.DataFrame], ForecastModel]:
+    """Refit ``cls`` at a backtest origin with the final model's tuning."""
+    refit = final.refit_kwargs()
+
+    def fit(past: pl.DataFrame) -> ForecastModel:
+        return cls.fit(past, spec, seed=seed, **refit)
+
+    return fit
 
 
 def train(
@@ -190,15 +205,8 @@ def train(
         say(f"fitting {kind}")
         final = fitted[kind] = MODELS[kind].fit(canon, spec, seed=seed)
         say(f"backtesting {kind} at {len(origins)} origin(s)")
-        refit = final.refit_kwargs()
         results.append(
-            run_backtest(
-                lambda past, kind=kind, refit=refit: MODELS[kind].fit(past, spec, seed=seed, **refit),
-                canon,
-                spec,
-                origins,
-                name=kind,
-            )
+            run_backtest(_refitter(MODELS[kind], final, spec, seed), canon, spec, origins, name=kind)
         )
     leaderboard = rank(results)
     best = leaderboard[0]["model"] if leaderboard and leaderboard[0]["n"] else candidates[0]

@@ -25,7 +25,6 @@ from tsengine.errors import (
     ValidationError,
     short_list,
 )
-from tsengine.spec import TimeSeriesSpec
 from tsengine.timestep import TimeStep, parse_datetimes
 
 __all__ = ["ROW", "SID", "TIME", "IDX", "ORIG", "Y", "Canonical", "canonicalize", "require_columns"]
@@ -123,7 +122,9 @@ def canonicalize(
     if series_id_column:
         sid = frame.get_column(series_id_column)
         if sid.null_count():
-            msg = f"column {series_id_column!r} (series id) is empty in rows {short_list(_rows(sid.is_null()))}"
+            msg = (
+                f"column {series_id_column!r} (series id) is empty in rows {short_list(_rows(sid.is_null()))}"
+            )
             raise ValidationError(msg)
         sid_expr = pl.col(series_id_column).cast(pl.String).alias(SID)
     else:
@@ -144,7 +145,9 @@ def canonicalize(
     return Canonical(out, fmt, _offset_of(raw_time, fmt))
 
 
-def place_on_grid(frame: pl.DataFrame, step: TimeStep, *, datetime_column: str, series_label: str) -> pl.DataFrame:
+def place_on_grid(
+    frame: pl.DataFrame, step: TimeStep, *, datetime_column: str, series_label: str
+) -> pl.DataFrame:
     """Add the grid index ``__i``; reject off-grid timestamps and duplicates.
 
     Raises:
@@ -164,18 +167,20 @@ def place_on_grid(frame: pl.DataFrame, step: TimeStep, *, datetime_column: str, 
     out = out.drop("__ok")
     dup = out.filter(pl.len().over(SID, IDX) > 1)
     if dup.height:
-        groups = (
-            dup.group_by(SID, IDX, maintain_order=True)
-            .agg(pl.col(ORIG).first(), pl.col(ROW))
-            .head(6)
-        )
+        groups = dup.group_by(SID, IDX, maintain_order=True).agg(pl.col(ORIG).first(), pl.col(ROW)).head(6)
         described = [
-            (f"{series_label} {s!r} at {o!r} (rows {', '.join(map(str, rows))})" if series_label else f"{o!r} (rows {', '.join(map(str, rows))})")
+            (
+                f"{series_label} {s!r} at {o!r} (rows {', '.join(map(str, rows))})"
+                if series_label
+                else f"{o!r} (rows {', '.join(map(str, rows))})"
+            )
             for s, _, o, rows in groups.iter_rows()
         ]
         n = dup.select(pl.struct(SID, IDX).n_unique()).item()
-        msg = f"duplicate timestamps: {short_list(described, limit=5)}" + (
-            f" ({n} duplicated timestamps in all)" if n > 5 else ""
-        ) + "; each series may have one row per timestamp"
+        msg = (
+            f"duplicate timestamps: {short_list(described, limit=5)}"
+            + (f" ({n} duplicated timestamps in all)" if n > 5 else "")
+            + "; each series may have one row per timestamp"
+        )
         raise DuplicateRowError(msg)
     return out

@@ -19,8 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from tsengine.errors import InsufficientHistoryError, KnownInAdvanceError, OffGridError, ValidationError, short_list
-from tsengine.features import D, FP
+from tsengine.errors import (
+    InsufficientHistoryError,
+    KnownInAdvanceError,
+    OffGridError,
+    ValidationError,
+    short_list,
+)
+from tsengine.features import FP, D
 from tsengine.spec import TimeSeriesSpec
 from tsengine.timestep import format_datetimes
 from tsengine.validate import IDX, ORIG, ROW, SID, TIME, Y
@@ -74,7 +80,7 @@ def _history_counts(canon: pl.DataFrame, pairs: pl.DataFrame, fdw: int) -> np.nd
 
     def keys(frame: pl.DataFrame, col: str, shift: int = 0) -> np.ndarray:
         code = frame.get_column(SID).replace_strict(code_of, return_dtype=pl.Int64).to_numpy()
-        return code * span + (frame.get_column(col).to_numpy() - lo + shift)
+        return np.asarray(code * span + (frame.get_column(col).to_numpy() - lo + shift))
 
     obs_keys = np.sort(keys(obs, IDX))
     upper = np.searchsorted(obs_keys, keys(pairs, FP), side="right")
@@ -148,7 +154,9 @@ def forecast_window(
         pl.coalesce(pl.col(ORIG), _fmt_index(spec, datetime_format, utc_offset)).alias(ORIG),
     )
     history = canon.filter(pl.col(IDX) <= fp)
-    query, warnings = _check_known_in_advance(query, canon, spec, relax_known_in_advance, what="forecast rows")
+    query, warnings = _check_known_in_advance(
+        query, canon, spec, relax_known_in_advance, what="forecast rows"
+    )
     return Window(query.drop("__rank"), history, warnings)
 
 
@@ -191,7 +199,9 @@ def historical_window(
         )
         raise InsufficientHistoryError(msg)
     query = query.join(order, on=SID, how="left").sort("__rank", IDX, D)
-    query, warnings = _check_known_in_advance(query, canon, spec, relax_known_in_advance, what="predicted rows")
+    query, warnings = _check_known_in_advance(
+        query, canon, spec, relax_known_in_advance, what="predicted rows"
+    )
     return Window(query.drop("__rank").select(SID, FP, D, IDX, ROW, ORIG, *kia), canon, warnings)
 
 

@@ -62,7 +62,13 @@ class LightGBMModel(ForecastModel):
     kind = "lightgbm"
 
     def __init__(
-        self, booster: lgb.Booster, plan: FeaturePlan, maps: CategoryMaps, *, transform: str, rounds: int
+        self,
+        booster: lgb.Booster,
+        plan: FeaturePlan,
+        maps: CategoryMaps,
+        *,
+        transform: str,
+        rounds: int,
     ) -> None:
         self._booster = booster
         self.plan = plan
@@ -74,13 +80,13 @@ class LightGBMModel(ForecastModel):
     def _target(design: Design, transform: str) -> np.ndarray:
         assert design.y is not None
         if transform == "diff":
-            return (design.y - design.last) / design.scale
-        return design.y / design.scale
+            return np.asarray((design.y - design.last) / design.scale)
+        return np.asarray(design.y / design.scale)
 
     def _untransform(self, raw: np.ndarray, design: Design) -> np.ndarray:
         if self.transform == "diff":
-            return design.last + raw * design.scale
-        return raw * design.scale
+            return np.asarray(design.last + raw * design.scale)
+        return np.asarray(raw * design.scale)
 
     @classmethod
     def fit(
@@ -101,7 +107,10 @@ class LightGBMModel(ForecastModel):
             TrainingDataError: no (origin, distance) pair with enough history.
         """
         plan = FeaturePlan.for_spec(spec)
-        cat_cols = [SID, *[c for c in (*plan.known_in_advance, *plan.features) if c in plan.categorical]]
+        cat_cols = [
+            SID,
+            *[c for c in (*plan.known_in_advance, *plan.features) if c in plan.categorical],
+        ]
         maps = CategoryMaps.learn(history, cat_cols)
         pairs = training_query(history, spec)
         if pairs.height == 0:
@@ -129,12 +138,23 @@ class LightGBMModel(ForecastModel):
 
     @staticmethod
     def _probe_rounds(
-        x: np.ndarray, y: np.ndarray, valid: np.ndarray, names: list[str], cats: list[str], params: dict[str, Any]
+        x: np.ndarray,
+        y: np.ndarray,
+        valid: np.ndarray,
+        names: list[str],
+        cats: list[str],
+        params: dict[str, Any],
     ) -> int:
         """Boosting rounds by early stopping on the time-ordered validation fold."""
         rounds = FIXED_ROUNDS
         if valid.sum() >= MIN_VALID_ROWS and (~valid).sum() >= MIN_VALID_ROWS:
-            train_set = lgb.Dataset(x[~valid], y[~valid], feature_name=names, categorical_feature=cats, free_raw_data=False)
+            train_set = lgb.Dataset(
+                x[~valid],
+                y[~valid],
+                feature_name=names,
+                categorical_feature=cats,
+                free_raw_data=False,
+            )
             valid_set = lgb.Dataset(x[valid], y[valid], reference=train_set)
             probe = lgb.train(
                 params,
@@ -166,7 +186,7 @@ class LightGBMModel(ForecastModel):
     def contributions(self, design: Design) -> np.ndarray:
         """Per-feature contributions (SHAP) plus the base value, in target units."""
         contrib = np.asarray(self._booster.predict(design.x, pred_contrib=True, num_threads=1))
-        return contrib * design.scale[:, None]
+        return np.asarray(contrib * design.scale[:, None])
 
     def to_bytes(self) -> bytes:
         """JSON header with the plan and codes, LightGBM's own text model inside."""

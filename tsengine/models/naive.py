@@ -38,8 +38,15 @@ class SeasonalNaiveModel(ForecastModel):
         """Nothing to estimate: remember the window and season."""
         full = FeaturePlan.for_spec(spec)
         plan = FeaturePlan(
-            fdw=full.fdw, lags=0, windows=(), season=full.season, calendar=(),
-            known_in_advance=(), features=(), categorical=(), with_series=False,
+            fdw=full.fdw,
+            lags=0,
+            windows=(),
+            season=full.season,
+            calendar=(),
+            known_in_advance=(),
+            features=(),
+            categorical=(),
+            with_series=False,
         )
         return cls(plan)
 
