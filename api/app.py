@@ -1,0 +1,380 @@
+"""The HTTP application: DataRobot predApi v1.0 routes over the deployment registry.
+
+The app is deliberately thin: it parses (``api.parsing``), calls the core
+(``Deployment.predict_result`` in a worker thread, since the core is synchronous
+and CPU-bound), and has the core render the rows (``tsengine.render``).  Two
+things live here because they concern every response:
+
+* :class:`DataRobotMiddleware` adds DataRobot's ``X-DataRobot-*`` headers to every
+  response (errors and 404s included; one official client crashes without
+  ``X-DataRobot-Execution-Time``), refuses over-long request lines with 414, and
+  turns an unexpected exception into a logged 500 that names the request id.
+* One handler maps the core's whole :class:`~tsengine.errors.TsEngineError` tree
+  to ``{"message": ...}``; FastAPI's and Starlette's own 404/405/422 get the
+  same shape, because DataRobot's client reads ``message`` from every error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.auth import check_credentials
+from api.cache import LRUCache
+from api.openapi import ERROR_RESPONSES, PREDICTION_OPENAPI, Pong
+from api.parsing import (
+    Payload,
+    choose_format,
+    decompress,
+    parse_options,
+    read_body,
+    to_frame,
+    unwrap_multipart,
+)
+from api.settings import Settings
+from tsengine import render
+from tsengine.errors import NotFoundError, ParameterError, TsEngineError, short_list
+from tsengine.registry import Registry
+
+if TYPE_CHECKING:
+    from tsengine.deployment import Deployment
+    from tsengine.options import PredictOptions
+
+__all__ = ["DataRobotMiddleware", "RequestContext", "create_app"]
+
+logger = logging.getLogger("tsengine.api")
+
+PREFIX = "/predApi/v1.0"
+NOT_FOUND = (
+    "The requested URL was not found on the server. "
+    "If you entered the URL manually please check your spelling and try again."
+)
+METHOD_NOT_ALLOWED = "The method is not allowed for the requested URL."
+EXPOSED_HEADERS = (
+    "Content-Type,Content-Length,X-DataRobot-Execution-Time,X-DataRobot-Model-Cache-Hit,"
+    "X-DataRobot-Model-Id,X-DataRobot-Request-Id,X-DataRobot-Warnings"
+)
+# Warnings travel in a header: one line, ASCII, bounded.
+_MAX_WARNINGS_HEADER = 4096
+_CONTEXT_KEY = "tsengine.context"
+
+
+@dataclass
+class RequestContext:
+    """Per-request facts the routes learn and the middleware writes as headers."""
+
+    request_id: str
+    started: float
+    model_id: str | None = None
+    cache_hit: bool = False
+    warnings: tuple[str, ...] = ()
+
+
+def _context(request: Request) -> RequestContext:
+    context = request.scope.get(_CONTEXT_KEY)
+    if context is None:  # only when the app runs without its middleware
+        context = RequestContext(uuid.uuid4().hex, time.perf_counter())
+        request.scope[_CONTEXT_KEY] = context
+    assert isinstance(context, RequestContext)
+    return context
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """DataRobot's error shape: ``{"message": ...}`` as exactly ``application/json``.
+
+    The ``datarobot`` client compares the Content-Type to ``application/json``
+    verbatim before reading ``message``, so no charset parameter is added.
+    """
+    return Response(
+        orjson.dumps({"message": message}),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _header_safe(text: str) -> str:
+    """One ASCII line: header values are latin-1 on the wire and must not break lines."""
+    flat = " ".join(text.split())
+    ascii_only = flat.encode("ascii", "backslashreplace").decode("ascii")
+    if len(ascii_only) > _MAX_WARNINGS_HEADER:
+        return ascii_only[: _MAX_WARNINGS_HEADER - 3] + "..."
+    return ascii_only
+
+
+class DataRobotMiddleware:
+    """Pure ASGI middleware for what every response must carry.
+
+    It is pure ASGI (not ``BaseHTTPMiddleware``) so that it sees the raw request
+    line before routing and can add headers to streamed responses as they start.
+
+    Request-line limit: DataRobot documents 8,192 bytes.  uvicorn's h11 parser has
+    its own, larger limit on a request head still being received (16 KiB by
+    default; ``api.server.serve`` raises it to 64 KiB), so lines between the two
+    reach this middleware and get DataRobot's JSON 414.  Only a head beyond 64 KiB
+    that arrives in pieces is refused by uvicorn itself, with a plain-text 400.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_request_line: int) -> None:
+        """Wrap ``app``; ``max_request_line`` is the longest accepted line in bytes."""
+        self.app = app
+        self.max_request_line = max_request_line
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one connection event, adding headers and guarding against crashes."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        context = RequestContext(uuid.uuid4().hex, time.perf_counter())
+        scope[_CONTEXT_KEY] = context
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = MutableHeaders(scope=message)
+                elapsed_ms = int((time.perf_counter() - context.started) * 1000)
+                headers["X-DataRobot-Execution-Time"] = str(elapsed_ms)
+                headers["X-DataRobot-Model-Cache-Hit"] = "true" if context.cache_hit else "false"
+                headers["X-DataRobot-Request-ID"] = context.request_id
+                if context.model_id is not None:
+                    headers["X-DataRobot-Model-Id"] = _header_safe(context.model_id)
+                if context.warnings:
+                    headers["X-DataRobot-Warnings"] = _header_safe("; ".join(context.warnings))
+                headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+            await send(message)
+
+        length = _request_line_length(scope)
+        if length > self.max_request_line:
+            msg = (
+                f"The request line is {length} bytes, over the {self.max_request_line}-byte "
+                "limit; send fewer passthroughColumns (or passthroughColumnsSet=all)"
+            )
+            await error_response(414, msg)(scope, receive, send_with_headers)
+            return
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            logger.exception("Unexpected error serving request %s", context.request_id)
+            if started:  # too late for an error response; the server drops the connection
+                raise
+            msg = f"Internal server error (request id {context.request_id})"
+            await error_response(500, msg)(scope, receive, send_with_headers)
+
+
+def _request_line_length(scope: Scope) -> int:
+    """Bytes of ``METHOD SP target SP HTTP/x.y`` as the client sent them."""
+    path = scope.get("raw_path") or scope["path"].encode("utf-8")
+    query = scope.get("query_string", b"")
+    target = len(path) + (1 + len(query) if query else 0)
+    version = len("HTTP/") + len(scope.get("http_version", "1.1"))
+    return len(scope["method"]) + 1 + target + 1 + version
+
+
+# ------------------------------------------------------------------ error handlers
+
+
+async def _on_engine_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TsEngineError)
+    message = exc.message
+    if exc.status >= 500:
+        request_id = _context(request).request_id
+        logger.error("Server-side error serving request %s", request_id, exc_info=exc)
+        message = f"{message} (request id {request_id})"
+    headers = {"WWW-Authenticate": 'Bearer realm="tsengine"'} if exc.status == 401 else None
+    return error_response(int(exc.status), message, headers)
+
+
+async def _on_http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    message = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED}.get(exc.status_code, str(exc.detail))
+    return error_response(exc.status_code, message, dict(exc.headers or {}))
+
+
+async def _on_validation_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', 'invalid')}"
+        for error in exc.errors()
+    ]
+    return error_response(422, "; ".join(problems) or "The request is invalid")
+
+
+# -------------------------------------------------------------------------- routes
+
+
+class _Routes:
+    """The route handlers, bound to one app's settings, registry and cache."""
+
+    def __init__(self, settings: Settings, registry: Registry) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.cache: LRUCache[Deployment] = LRUCache(registry.load, size=settings.cache_size)
+
+    async def authenticate(self, request: Request) -> None:
+        """Dependency of every route but ping: check API key and datarobot-key."""
+        check_credentials(
+            request.headers,
+            api_keys=self.settings.api_keys,
+            datarobot_key=self.settings.datarobot_key,
+        )
+
+    async def ping(self) -> dict[str, str]:
+        """Liveness: answers without touching the registry or checking keys."""
+        return {"response": "pong"}
+
+    async def deployment(self, request: Request, deployment_id: str) -> Deployment:
+        """The deployment, from the cache or loaded in a thread; records headers.
+
+        The registry answers 404 for unknown ids, including ids that could not be
+        folder names (``..``), so the URL cannot reach outside the registry.
+        """
+        deployment, hit = await self.cache.get(deployment_id)
+        context = _context(request)
+        context.cache_hit = hit
+        context.model_id = deployment.model_id
+        return deployment
+
+    async def default_deployment_id(self) -> str:
+        """The deployment the PPS-style routes serve: configured, else the only one."""
+        if self.settings.default_deployment is not None:
+            return self.settings.default_deployment
+        ids = sorted(await run_in_threadpool(self.registry.list))
+        if len(ids) == 1:
+            return ids[0]
+        if not ids:
+            msg = (
+                f"No deployment in the registry {str(self.settings.registry)!r}; "
+                "train one first (tsengine train ...)"
+            )
+            raise NotFoundError(msg)
+        msg = (
+            f"The registry holds {len(ids)} deployments ({short_list(ids)}), so /predictions "
+            "cannot choose one; POST to /deployments/<id>/predictions, or set "
+            "TSENGINE_DEFAULT_DEPLOYMENT"
+        )
+        raise ParameterError(msg)
+
+    async def predict(self, request: Request, deployment_id: str) -> Response:
+        """Predict the posted rows (forecast or historical mode by the query)."""
+        return await self._predict(request, deployment_id, default_max_explanations=0)
+
+    async def predict_explanations(self, request: Request, deployment_id: str) -> Response:
+        """Deprecated DataRobot route: predictions with explanations (3 by default)."""
+        return await self._predict(request, deployment_id, default_max_explanations=3)
+
+    async def predict_default(self, request: Request) -> Response:
+        """PPS-style ``POST /predictions`` on the single default deployment."""
+        deployment_id = await self.default_deployment_id()
+        return await self._predict(request, deployment_id, default_max_explanations=0)
+
+    async def _predict(
+        self, request: Request, deployment_id: str, *, default_max_explanations: int
+    ) -> Response:
+        deployment = await self.deployment(request, deployment_id)
+        options = parse_options(
+            request.query_params.multi_items(),
+            default_max_explanations=default_max_explanations,
+        )
+        limit = self.settings.max_body_bytes
+        data = await read_body(
+            request.stream(), limit=limit, content_length=request.headers.get("content-length")
+        )
+        encoding = request.headers.get("content-encoding")
+        if encoding:
+            data = await run_in_threadpool(decompress, data, encoding, limit=limit)
+        payload = Payload.from_content_type(data, request.headers.get("content-type"))
+        if payload.media_type == "multipart/form-data":
+            payload = await unwrap_multipart(payload, request.headers, limit=limit)
+        output = choose_format(request.headers.get("accept"))
+        body, warnings = await run_in_threadpool(_predict_and_render, deployment, payload, options, output)
+        _context(request).warnings = warnings
+        media_type = "text/csv; charset=utf-8" if output == "csv" else "application/json"
+        return Response(body, media_type=media_type)
+
+    async def info(self, request: Request, deployment_id: str) -> Response:
+        """PPS-style summary of one deployment."""
+        deployment = await self.deployment(request, deployment_id)
+        return Response(orjson.dumps(deployment.info()), media_type="application/json")
+
+    async def info_default(self, request: Request) -> Response:
+        """PPS-style summary of the default deployment."""
+        return await self.info(request, await self.default_deployment_id())
+
+    async def list_deployments(self) -> Response:
+        """The ids in the registry, without loading any model."""
+        ids = sorted(await run_in_threadpool(self.registry.list))
+        return Response(orjson.dumps({"data": [{"id": id_} for id_ in ids]}), media_type="application/json")
+
+
+def _predict_and_render(
+    deployment: Deployment,
+    payload: Payload,
+    options: PredictOptions,
+    output: Literal["json", "csv"],
+) -> tuple[bytes, tuple[str, ...]]:
+    """Parse, predict and render in one worker-thread hop (all CPU-bound)."""
+    frame = to_frame(payload, schema_overrides=deployment.input_schema_overrides())
+    prediction = deployment.predict_result(frame, options)
+    to_bytes = render.to_csv if output == "csv" else render.to_json
+    return to_bytes(deployment, prediction, frame, options), tuple(prediction.warnings)
+
+
+def create_app(settings: Settings | None = None, *, registry: Registry | None = None) -> FastAPI:
+    """Build the prediction server for one registry.
+
+    Args:
+        settings: limits, keys and registry path; read from ``TSENGINE_*`` when None.
+        registry: the deployment store; defaults to ``Registry(settings.registry)``.
+            Tests pass their own.
+
+    Returns:
+        A FastAPI app serving DataRobot's predApi v1.0 and PPS-style routes.
+    """
+    settings = settings if settings is not None else Settings()
+    routes = _Routes(settings, registry if registry is not None else Registry(settings.registry))
+    app = FastAPI(
+        title="tsengine prediction API",
+        description="DataRobot predApi v1.0 compatible time series predictions.",
+        version="1.0",
+        responses=ERROR_RESPONSES,
+    )
+    app.add_exception_handler(TsEngineError, _on_engine_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_middleware(DataRobotMiddleware, max_request_line=settings.max_request_line)
+
+    public = APIRouter()
+    public.add_api_route(f"{PREFIX}/ping", routes.ping, methods=["GET"], response_model=Pong)
+    public.add_api_route("/ping", routes.ping, methods=["GET"], response_model=Pong)
+    app.include_router(public)
+
+    private = APIRouter(dependencies=[Depends(routes.authenticate)])
+    predict: dict[str, Any] = {"methods": ["POST"], "openapi_extra": PREDICTION_OPENAPI}
+    deprecated: dict[str, Any] = {**predict, "deprecated": True}
+    deployment_path = f"{PREFIX}/deployments/{{deployment_id}}"
+    private.add_api_route(f"{deployment_path}/predictions", routes.predict, **predict)
+    private.add_api_route(f"{deployment_path}/timeSeriesPredictions", routes.predict, **deprecated)
+    private.add_api_route(
+        f"{deployment_path}/predictionExplanations", routes.predict_explanations, **deprecated
+    )
+    private.add_api_route("/predictions", routes.predict_default, **predict)
+    private.add_api_route("/deployments/{deployment_id}/predictions", routes.predict, **predict)
+    private.add_api_route("/info", routes.info_default, methods=["GET"])
+    private.add_api_route("/deployments/{deployment_id}/info", routes.info, methods=["GET"])
+    private.add_api_route("/deployments", routes.list_deployments, methods=["GET"])
+    app.include_router(private)
+    return app

@@ -1,0 +1,117 @@
+"""Run the prediction server with uvicorn.
+
+``serve`` is what ``tsengine serve`` calls.  One worker gets the app object
+directly; several workers each build their own app from :func:`app_from_env`
+(uvicorn needs an import string to spawn them), reading the settings from the
+``TSENGINE_*`` environment that ``serve`` writes before starting them.  Each
+worker has its own model cache, as each DataRobot prediction process does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from api.app import create_app
+from api.settings import Settings
+
+__all__ = [
+    "DEFAULT_H11_MAX_INCOMPLETE_EVENT_SIZE",
+    "app_from_env",
+    "is_loopback",
+    "make_server",
+    "serve",
+]
+
+# uvicorn's h11 parser refuses a request line plus headers longer than this with a
+# plain-text 400 (h11's own default is 16 KiB).  It is raised well above the
+# 8,192-byte request-line limit so that lines between the two reach our
+# middleware, which answers DataRobot's JSON 414.
+DEFAULT_H11_MAX_INCOMPLETE_EVENT_SIZE = 64 * 1024
+
+APP_FACTORY = "api.server:app_from_env"
+# The HTTP options every way of running the app shares (serve, embedding, e2e tests).
+_HTTP_OPTIONS: dict[str, Any] = {
+    "http": "h11",
+    "h11_max_incomplete_event_size": DEFAULT_H11_MAX_INCOMPLETE_EVENT_SIZE,
+}
+
+
+def app_from_env() -> FastAPI:
+    """App factory for uvicorn workers: settings from the ``TSENGINE_*`` environment."""
+    return create_app(Settings())
+
+
+def make_server(
+    app: FastAPI, *, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info"
+) -> uvicorn.Server:
+    """A one-process uvicorn server with ``serve``'s HTTP options, not yet started.
+
+    For embedding the server in another program (and for the end-to-end tests,
+    which run it in a thread): call ``.run()``, set ``.should_exit`` to stop.
+    """
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, **_HTTP_OPTIONS)
+    return uvicorn.Server(config)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    *,
+    registry: Path,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workers: int = 1,
+    log_level: str = "info",
+) -> None:
+    """Serve every deployment in ``registry`` until interrupted.
+
+    API keys, the datarobot-key and limits come from ``TSENGINE_*`` variables
+    (see :class:`api.settings.Settings`).  Binding anything but loopback with no
+    API key configured exposes every deployment to the network, so that prints a
+    loud warning on stderr rather than failing: it can be intended, behind a
+    gateway that authenticates.
+
+    Args:
+        registry: directory of trained deployments.
+        host: interface to bind; loopback by default.
+        port: TCP port.
+        workers: uvicorn worker processes; each loads models on its own.
+        log_level: uvicorn's log level.
+    """
+    settings = Settings(registry=registry)
+    if not settings.api_keys and not is_loopback(host):
+        print(
+            f"WARNING: serving {registry} on {host}:{port} with NO API key: anyone who can "
+            "reach this address can call every deployment. Set TSENGINE_API_KEYS=<key> "
+            "or bind 127.0.0.1.",
+            file=sys.stderr,
+            flush=True,
+        )
+    app: FastAPI | str = create_app(settings)
+    if workers > 1:
+        os.environ.update(settings.to_env())
+        app = APP_FACTORY
+    uvicorn.run(
+        app,
+        factory=workers > 1,
+        host=host,
+        port=port,
+        workers=workers if workers > 1 else None,
+        log_level=log_level,
+        **_HTTP_OPTIONS,
+    )
