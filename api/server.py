@@ -37,6 +37,9 @@ DEFAULT_H11_MAX_INCOMPLETE_EVENT_SIZE = 64 * 1024
 
 APP_FACTORY = "api.server:app_from_env"
 # The HTTP options every way of running the app shares (serve, embedding, e2e tests).
+WORKER_START_TIMEOUT = 120
+"""Seconds a worker may take to start before uvicorn's supervisor restarts it."""
+
 _HTTP_OPTIONS: dict[str, Any] = {
     "http": "h11",
     "h11_max_incomplete_event_size": DEFAULT_H11_MAX_INCOMPLETE_EVENT_SIZE,
@@ -113,5 +116,8 @@ def serve(
         port=port,
         workers=workers if workers > 1 else None,
         log_level=log_level,
+        # Importing the model stack (polars, LightGBM, statsmodels) takes seconds on a
+        # busy 2-core box; uvicorn's default 5 s health check killed workers mid-start.
+        timeout_worker_healthcheck=WORKER_START_TIMEOUT,
         **_HTTP_OPTIONS,
     )

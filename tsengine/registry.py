@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from tsengine.errors import DeploymentStoreError, NotFoundError, ParameterError, short_list
+from tsengine.errors import DeploymentStoreError, NotFoundError, ParameterError
 
 __all__ = ["DEPLOYMENT_FORMAT_VERSION", "ENV_VAR", "Registry", "default_registry_path"]
 
@@ -174,9 +174,8 @@ class Registry:
             DeploymentStoreError: corrupt files or a newer format.
         """
         if not self.exists(deployment_id):
-            known = self.list()
-            hint = f"; known deployments: {short_list(known)}" if known else "; the registry is empty"
-            msg = f"deployment {deployment_id!r} not found in {str(self.path)!r}{hint}"
+            # The message reaches HTTP clients: name the id, not the server's paths or other ids.
+            msg = f"deployment {deployment_id!r} not found; check the deployment id"
             raise NotFoundError(msg)
         home = self.path / deployment_id
         folder = home / (version or (home / _CURRENT).read_text().strip())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from dataclasses import dataclass
 from functools import reduce
 from typing import Literal
@@ -331,8 +332,8 @@ def _has_zone(fmt: str) -> bool:
     return "%z" in fmt or "%:z" in fmt
 
 
-def _try_format(values: pl.Series, fmt: str) -> pl.Series | None:
-    """Parse with one format, or None when any non-null value does not fit."""
+def _parse_format(values: pl.Series, fmt: str) -> pl.Series | None:
+    """Parse with one format; values that do not fit become null (None: unusable format)."""
     try:
         if "%d" in fmt or "%H" in fmt:
             parsed = values.str.to_datetime(fmt, strict=False, time_unit="us", exact=True)
@@ -340,11 +341,38 @@ def _try_format(values: pl.Series, fmt: str) -> pl.Series | None:
             parsed = values.str.to_date(fmt, strict=False, exact=True).cast(pl.Datetime("us"))
     except pl.exceptions.PolarsError:
         return None
-    if parsed.null_count() != values.null_count():
+    # chrono's %Y takes any number of digits, so ``%Y/%m/%d`` would read the
+    # two-digit-year ``01/09/18`` as year 1; a four-digit field is what %Y means.
+    if "%Y" in fmt:
+        parsed = (
+            parsed.to_frame("t")
+            .select(pl.when(pl.col("t").dt.year().is_between(1000, 9999)).then(pl.col("t")))
+            .to_series()
+        )
+    return parsed
+
+
+def _try_format(values: pl.Series, fmt: str) -> pl.Series | None:
+    """Parse with one format, or None when any non-null value does not fit."""
+    parsed = _parse_format(values, fmt)
+    if parsed is None or parsed.null_count() != values.null_count():
         return None
     if _has_zone(fmt) or getattr(parsed.dtype, "time_zone", None) is not None:
         parsed = parsed.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-    return parsed
+    return parsed.alias(values.name)
+
+
+def _closest_format_misses(text: pl.Series, candidates: tuple[str, ...]) -> list[int]:
+    """Rows that fail the format most values fit: the likely culprits of a bad column."""
+    best: list[int] | None = None
+    for fmt in candidates:
+        parsed = _parse_format(text, fmt)
+        if parsed is None:
+            continue
+        misses = np.flatnonzero(parsed.is_null().to_numpy()).tolist()
+        if best is None or len(misses) < len(best):
+            best = misses
+    return best or []
 
 
 def parse_datetimes(
@@ -392,21 +420,43 @@ def parse_datetimes(
             continue
         parsed = _try_format(text, fmt)
         if parsed is not None:
-            return parsed, fmt
-    return _parse_with_dateutil(text, column), _FALLBACK_FORMAT
+            return parsed, _offset_style(text, fmt)
+    return _parse_with_dateutil(text, column, candidates), _FALLBACK_FORMAT
 
 
-def _parse_with_dateutil(text: pl.Series, column: str) -> pl.Series:
+def _offset_style(text: pl.Series, fmt: str) -> str:
+    """``%z`` rather than ``%:z`` when the values write offsets as ``+0200``.
+
+    chrono reads both spellings with either directive, so the search cannot tell
+    them apart; the original format must write generated rows as the client did.
+    """
+    if "%:z" in fmt and _NO_COLON_OFFSET.search(str(text[0])):
+        return fmt.replace("%:z", "%z")
+    return fmt
+
+
+_NO_COLON_OFFSET = re.compile(r"[+-]\d{4}$")
+
+
+_DEFAULT_A, _DEFAULT_B = dt.datetime(2001, 1, 1), dt.datetime(2002, 2, 2)
+
+
+def _parse_with_dateutil(text: pl.Series, column: str, candidates: tuple[str, ...]) -> pl.Series:
     """Last resort for formats outside the table: dateutil, value by value.
 
     Slow (a Python loop), but reached only for exotic formats; the output then
-    writes ISO timestamps as the original format.
+    writes ISO timestamps as the original format.  dateutil fills a missing
+    year, month or day from a default date (today, unless told), so each value
+    is parsed with two defaults: a value that lacks part of its date reads
+    differently under each and is rejected rather than silently dated today.
     """
     out: list[dt.datetime | None] = []
     bad: list[int] = []
     for i, value in enumerate(text.to_list()):
         try:
-            parsed = _dateutil_parser.parse(value)
+            parsed = _dateutil_parser.parse(value, default=_DEFAULT_A)
+            if parsed != _dateutil_parser.parse(value, default=_DEFAULT_B):
+                raise ValueError(value)  # incomplete date: handled as unparseable
         except (ValueError, OverflowError, TypeError):
             bad.append(i)
             out.append(None)
@@ -415,6 +465,11 @@ def _parse_with_dateutil(text: pl.Series, column: str) -> pl.Series:
             parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
         out.append(parsed)
     if bad:
+        # One typo in a column of a known format: name that row, not every value
+        # dateutil also dislikes.
+        closest = _closest_format_misses(text, candidates)
+        if closest and len(closest) < len(bad):
+            bad = closest
         examples = short_list([f"row {i}: {text[i]!r}" for i in bad])
         msg = (
             f"column {column!r} has values that are not datetimes ({examples}); "
@@ -433,10 +488,18 @@ def format_datetimes(ts: pl.Expr, fmt: str, *, utc_offset: str | None = None) ->
         utc_offset: for formats with a zone, the offset to write (``+02:00``):
             the one the client used, so generated rows read like posted ones.
     """
+    # chrono's %.f writes nothing for a zero fraction; clients that write
+    # fractions write them on every value, so generated rows keep six digits.
+    fmt = fmt.replace("%.f", "%.6f")
     if fmt.endswith("Z") or not _has_zone(fmt):
         return ts.dt.strftime(fmt)
+    # Shift and write the offset as text: polars' time zones reject fixed offsets
+    # that are not whole hours (India's +05:30), which clients do send.
     zone = utc_offset or "+00:00"
-    return ts.dt.replace_time_zone("UTC").dt.convert_time_zone(zone).dt.strftime(fmt)
+    sign = -1 if zone.startswith("-") else 1
+    minutes = sign * (int(zone[1:3]) * 60 + int(zone[4:6]))
+    pattern = fmt.replace("%:z", zone).replace("%z", zone.replace(":", ""))
+    return (ts + pl.duration(minutes=minutes)).dt.strftime(pattern)
 
 
 def parse_timestamp(value: str | dt.datetime | dt.date, *, name: str) -> dt.datetime:
@@ -467,5 +530,9 @@ def parse_timestamp(value: str | dt.datetime | dt.date, *, name: str) -> dt.date
                 )
                 raise ParameterError(msg) from exc
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+        except OverflowError as exc:  # 9999-12-31T23:59-01:00 is past datetime.max in UTC
+            msg = f"{name}: {value!r} is out of the supported datetime range"
+            raise ParameterError(msg) from exc
     return parsed

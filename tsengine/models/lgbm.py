@@ -51,7 +51,10 @@ def _params(n_rows: int, seed: int) -> dict[str, Any]:
         "seed": seed,
         "deterministic": True,
         "force_col_wise": True,
-        "num_threads": 2,
+        # One thread: OpenMP workers spin while waiting, and on a shared 2-core box
+        # (a server with two workers, a CI runner) two threads measured 10-30x
+        # slower than one; a single thread is also trivially deterministic.
+        "num_threads": 1,
         "verbose": -1,
     }
 
