@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import uvicorn - the baseline is a FastAPI app by definition
+import uvicorn  # the baseline is a FastAPI app by definition
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 from _data import DATETIME_COL, SERIES_COL, TARGET_COL
-from fastapi.encoders import jsonable_encoder - FastAPI's default path is the baseline
+from fastapi.encoders import jsonable_encoder  # FastAPI's default path is the baseline
 from mlforecast import MLForecast
 from mlforecast.lag_transforms import RollingMean, RollingStd
 
