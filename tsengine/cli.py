@@ -18,6 +18,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tsengine.errors import TsEngineError
+from tsengine.humility_cli import humility_app
 from tsengine.io import read_table
 from tsengine.options import PredictOptions
 from tsengine.registry import Registry
@@ -37,6 +38,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(humility_app, name="humility")
 err = Console(stderr=True)
 out = Console()
 
@@ -193,6 +195,9 @@ def predict_cmd(
         list[str] | None,
         typer.Option("--passthrough", help="Input column to copy into the output (repeatable)."),
     ] = None,
+    max_explanations: Annotated[
+        int, typer.Option("--max-explanations", help="Prediction explanations per row (0: none).")
+    ] = 0,
     registry: RegistryOpt = None,
 ) -> None:
     """Forecast with a stored deployment; writes DataRobot's CSV or JSON shape."""
@@ -211,6 +216,7 @@ def predict_cmd(
             end=parse_timestamp(end, name="--end") if end else None,
             relax_known_in_advance=relax_known_in_advance,
             passthrough_columns=tuple(passthrough or ()),
+            max_explanations=max_explanations,
         )
         result = deployment.predict_result(frame, options)
         for warning in result.warnings:

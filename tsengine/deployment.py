@@ -15,7 +15,9 @@ import numpy as np
 import polars as pl
 
 from tsengine.backtest import window_scale
+from tsengine.explain import forecast_explanations
 from tsengine.features import FP, D
+from tsengine.humility import apply_humility, rules_from_metadata
 from tsengine.intervals import IntervalTable
 from tsengine.io import to_polars
 from tsengine.models.base import ForecastModel
@@ -239,7 +241,22 @@ class Deployment:
             percentile = self.intervals.percentile
         if not np.isfinite(yhat).all():
             out = out.with_columns(pl.col("prediction").fill_nan(None))
-        return Prediction(out, window.warnings, percentile)
+        out = apply_humility(out, rules_from_metadata(self.metadata), score=yhat, inputs=self._inputs(query))
+        warnings = window.warnings
+        if options.max_explanations > 0:
+            explained = forecast_explanations(self.model, history, query, self.spec, yhat, options)
+            if explained is None:
+                warnings += (f"model {self.model.kind!r} has no per-feature contributions: no explanations",)
+            else:
+                out = pl.concat([out, explained], how="horizontal")
+        return Prediction(out, warnings, percentile)
+
+    def _inputs(self, query: pl.DataFrame) -> pl.DataFrame:
+        """Per query row, the inputs humility rules may check: KIA values and series id."""
+        cols = [pl.col(k) for k in self.spec.known_in_advance]
+        if self.spec.series_id_column:
+            cols.append(pl.col(SID).alias(self.spec.series_id_column))
+        return query.select(cols)
 
     def _series_values(self) -> pl.Expr:
         if not self.spec.series_id_column:

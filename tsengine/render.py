@@ -69,12 +69,14 @@ def _attach(out: pl.DataFrame, passthrough: pl.DataFrame | None) -> pl.DataFrame
 
 def _ts_json_columns(deployment: _Renderable, result: _Result, names: list[str]) -> list[pl.Expr]:
     label = f"{deployment.spec.target} (actual)"
+    # an override humility rule changes ``prediction``; predictionValues keep the model's (DataRobot)
+    value = "modelPrediction" if "modelPrediction" in result.frame.columns else "prediction"
     cols = [
         pl.col("seriesId"),
         pl.col("forecastPoint").dt.strftime(_FP_FORMAT),
         pl.col("rowId"),
         pl.col("timestamp").dt.strftime(_TS_FORMAT),
-        pl.concat_list(pl.struct(pl.col("prediction").alias("value"), pl.lit(label).alias("label"))).alias(
+        pl.concat_list(pl.struct(pl.col(value).alias("value"), pl.lit(label).alias("label"))).alias(
             "predictionValues"
         ),
         pl.col("forecastDistance"),
@@ -92,20 +94,35 @@ def _ts_json_columns(deployment: _Renderable, result: _Result, names: list[str])
         )
     if names:
         cols.append(pl.struct(names).alias("passthroughValues"))
+    if "humility" in result.frame.columns:
+        cols.append(pl.col("humility"))
     return cols
 
 
 def to_json(deployment: _Renderable, result: _Result, frame: pl.DataFrame, options: PredictOptions) -> bytes:
     """``{"data": [row, ...]}`` as bytes."""
+    from tsengine.tabular import render as shared
+
+    if deployment.kind == "tabular":
+        return shared.to_json(deployment, result, frame, options)  # type: ignore[arg-type]
     passthrough = passthrough_frame(frame, options)
     out = _attach(result.frame, passthrough)
     names = [c for c in out.columns if c not in result.frame.columns]
     rows = out.select(_ts_json_columns(deployment, result, names))
+    if options.max_explanations > 0:
+        rows = rows.with_columns(
+            out.with_columns(shared.explanations_json(out, options).alias("__expl"))["__expl"]
+        )
+        return shared.json_body(rows, explanations="__expl")
     return b'{"data":' + orjson.dumps(rows.to_dicts(), option=orjson.OPT_SERIALIZE_NUMPY) + b"}"
 
 
 def to_csv(deployment: _Renderable, result: _Result, frame: pl.DataFrame, options: PredictOptions) -> bytes:
     """DataRobot's time series CSV columns, then passthrough columns."""
+    from tsengine.tabular import render as shared
+
+    if deployment.kind == "tabular":
+        return shared.to_csv(deployment, result, frame, options)  # type: ignore[arg-type]
     spec = deployment.spec
     passthrough = passthrough_frame(frame, options)
     out = _attach(result.frame, passthrough)
@@ -125,6 +142,9 @@ def to_csv(deployment: _Renderable, result: _Result, frame: pl.DataFrame, option
             pl.col("predictionIntervalLow").alias(f"PREDICTION_{p}_PERCENTILE_LOW"),
             pl.col("predictionIntervalHigh").alias(f"PREDICTION_{p}_PERCENTILE_HIGH"),
         ]
+    if options.max_explanations > 0:
+        cols += shared.explanation_csv(out, options)
+    cols += shared.humility_csv(deployment, out)
     cols.append(pl.lit(APPROVAL_STATUS).alias("DEPLOYMENT_APPROVAL_STATUS"))
     taken = {spec.series_id_column, spec.datetime_column, "FORECAST_POINT", "FORECAST_DISTANCE"}
     cols += [pl.col(n).alias(f"{n}_passthrough" if n in taken else n) for n in names]
