@@ -222,7 +222,9 @@ class _Routes:
     def __init__(self, settings: Settings, registry: Registry) -> None:
         self.settings = settings
         self.registry = registry
-        self.cache: LRUCache[Deployment] = LRUCache(registry.load, size=settings.cache_size)
+        self.cache: LRUCache[Deployment] = LRUCache(
+            registry.load, size=settings.cache_size, version_of=registry.live_version
+        )
 
     async def authenticate(self, request: Request) -> None:
         """Dependency of every route but ping: check API key and datarobot-key."""

@@ -1,11 +1,13 @@
 """An LRU cache of loaded deployments, safe under concurrent first requests.
 
-Loading a deployment reads and unpickles a model from disk, which takes long
+Loading a deployment reads and decodes a model from disk, which takes long
 enough that two requests arriving together for a cold deployment would both load
 it.  A lock per deployment id makes the second wait for the first, and loading
 runs in a worker thread so the event loop keeps serving other requests.  Like
 DataRobot's prediction servers, the cache keeps a bounded number of deployments
 and evicts the least recently used one; each process (uvicorn worker) has its own.
+A cached value remembers the version it was loaded from; when the store's live
+version changes (a retrain, ``tsengine humility add``) the next request reloads.
 """
 
 from __future__ import annotations
@@ -38,7 +40,13 @@ class LRUCache(Generic[T]):
     needs no thread lock; only ``loader`` runs in a thread.
     """
 
-    def __init__(self, loader: Callable[[str], T], *, size: int) -> None:
+    def __init__(
+        self,
+        loader: Callable[[str], T],
+        *,
+        size: int,
+        version_of: Callable[[str], str | None] | None = None,
+    ) -> None:
         """Create an empty cache.
 
         Args:
@@ -46,13 +54,16 @@ class LRUCache(Generic[T]):
                 (an unknown deployment, a corrupt store) propagate to the caller
                 and nothing is cached.
             size: the number of values kept; at least 1.
+            version_of: the live version of a key (one small file read); a cached
+                value loaded from another version is stale and reloaded.
         """
         if size < 1:
             msg = f"cache size must be at least 1, got {size}"
             raise ValueError(msg)
         self._loader = loader
         self._size = size
-        self._items: OrderedDict[str, T] = OrderedDict()
+        self._version_of = version_of or (lambda _key: None)
+        self._items: OrderedDict[str, tuple[T, str | None]] = OrderedDict()
         # Only ids being loaded right now hold an entry, so ids of unknown
         # deployments cannot make this dictionary grow without bound.
         self._pending: dict[str, _Pending] = {}
@@ -64,10 +75,14 @@ class LRUCache(Generic[T]):
         return key in self._items
 
     def _lookup(self, key: str) -> T | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
+        entry = self._items.get(key)
+        if entry is None:
+            return None
+        if entry[1] != self._version_of(key):
+            del self._items[key]
+            return None
+        self._items.move_to_end(key)
+        return entry[0]
 
     async def get(self, key: str) -> tuple[T, bool]:
         """The value for ``key``, loading it on a miss.
@@ -87,8 +102,9 @@ class LRUCache(Generic[T]):
                 value = self._lookup(key)
                 if value is not None:
                     return value, False
+                version = self._version_of(key)
                 value = await run_in_threadpool(self._loader, key)
-                self._items[key] = value
+                self._items[key] = (value, version)
                 while len(self._items) > self._size:
                     self._items.popitem(last=False)
                 return value, False

@@ -124,6 +124,19 @@ class Registry:
         """Whether an id is stored."""
         return _ID.match(deployment_id) is not None and (self.path / deployment_id / _CURRENT).is_file()
 
+    def live_version(self, deployment_id: str) -> str | None:
+        """The live version's name, or None for an unknown id (one tiny file read).
+
+        Servers compare it with the version they cached, so a retrained
+        deployment is picked up without a restart.
+        """
+        if _ID.match(deployment_id) is None:
+            return None
+        try:
+            return (self.path / deployment_id / _CURRENT).read_text().strip()
+        except OSError:
+            return None
+
     def save(self, deployment: StoredDeployment) -> Path:
         """Store a deployment as a new version and make it live atomically.
 

@@ -386,6 +386,9 @@ class _FaultyRegistry:
     def list(self) -> list[str]:
         return [*self.real.list(), "broken", "corrupt"]
 
+    def live_version(self, deployment_id: str) -> str | None:
+        return self.real.live_version(deployment_id)
+
     def load(self, deployment_id: str) -> Any:
         if deployment_id == "broken":
             return _Broken()
@@ -441,3 +444,20 @@ async def test_prediction_explanations_route_defaults_to_three_without_a_5xx(
         assert len(rows) == len(SERIES) * 7
     else:
         assert_error(response, response.status_code, "xplanation")
+
+
+async def test_a_new_version_is_served_without_a_restart(
+    make_client: ClientFactory, registry_path: Path, csv: bytes
+) -> None:
+    """Retraining (or a humility change) saves a new version; the cache notices it."""
+    registry = tsengine.Registry(registry_path)
+    dep_id = registry.list()[0]
+    async with make_client() as client:
+        url = f"/predApi/v1.0/deployments/{dep_id}/predictions"
+        first = await client.post(url, content=csv, headers={"Content-Type": "text/csv"})
+        again = await client.post(url, content=csv, headers={"Content-Type": "text/csv"})
+        assert again.headers["X-DataRobot-Model-Cache-Hit"] == "true"
+        registry.save(registry.load(dep_id))
+        after = await client.post(url, content=csv, headers={"Content-Type": "text/csv"})
+    assert first.status_code == after.status_code == 200
+    assert after.headers["X-DataRobot-Model-Cache-Hit"] == "false"
