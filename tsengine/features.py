@@ -404,7 +404,12 @@ def training_query(
             pl.col(Y).is_not_null().cast(pl.Int64).rolling_sum(a, min_samples=1).over(SID).alias("__n")
         )
     )
-    origins = counts.filter(pl.col("__n") >= spec.min_history).select(SID, pl.col(IDX).alias(FP))
+    # An origin whose nearest distance lies past the series' last target yields no
+    # pair; dropping it here makes thinning keep the newest origin that does.
+    has_target = pl.col(IDX) + spec.forecast_window[0] <= pl.col(IDX).max().over(SID)
+    origins = counts.filter((pl.col("__n") >= spec.min_history) & has_target).select(
+        SID, pl.col(IDX).alias(FP)
+    )
     if origins_upto is not None:
         origins = origins.filter(pl.col(FP) <= origins_upto)
     dist = pl.DataFrame({D: list(spec.distances)}, schema={D: pl.Int64})

@@ -193,7 +193,9 @@ def _gcd(values: np.ndarray) -> int:
     return int(reduce(math.gcd, np.unique(np.abs(nonzero)).tolist()))
 
 
-def infer_time_step(frame: pl.DataFrame, *, ts_col: str, series_col: str) -> TimeStep:
+def infer_time_step(
+    frame: pl.DataFrame, *, ts_col: str, series_col: str, column: str | None = None
+) -> TimeStep:
     """Infer the regular time step of training data.
 
     Calendar steps are tried first: when every timestamp sits on the same day of
@@ -207,15 +209,18 @@ def infer_time_step(frame: pl.DataFrame, *, ts_col: str, series_col: str) -> Tim
         frame: rows with a naive UTC datetime column and a series column.
         ts_col: the datetime column.
         series_col: the series column (a constant for single series).
+        column: the name messages use for the datetime column (the client's,
+            when ``ts_col`` is an internal name); default ``ts_col``.
 
     Raises:
         TrainingDataError: too few distinct timestamps, sub-second or irregular steps.
     """
+    label = column or ts_col
     ts = frame.get_column(ts_col)
     if ts.n_unique() < 2:
-        msg = f"column {ts_col!r} needs at least two distinct timestamps to infer a time step"
+        msg = f"column {label!r} needs at least two distinct timestamps to infer a time step"
         raise TrainingDataError(msg)
-    step = _calendar_step(ts) or _fixed_step(ts, ts_col)
+    step = _calendar_step(ts) or _fixed_step(ts, label)
     idx, _ = step.to_index(pl.col(ts_col))
     spans = (
         frame.select(pl.col(series_col), idx.alias("__i"))
@@ -228,7 +233,7 @@ def infer_time_step(frame: pl.DataFrame, *, ts_col: str, series_col: str) -> Tim
     grid, seen = int(spans["grid"].sum()), int(spans["seen"].sum())
     if grid - seen > MAX_MISSING_SHARE * grid:
         msg = (
-            f"column {ts_col!r} has irregular time steps: the common step is {step.describe()} "
+            f"column {label!r} has irregular time steps: the common step is {step.describe()} "
             f"but {grid - seen} of {grid} grid points have no row; "
             "resample the data to a regular step (e.g. aggregate to days) before training"
         )

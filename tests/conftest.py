@@ -1,0 +1,93 @@
+"""Fixtures shared by every test package, and the hypothesis profiles.
+
+Profiles (pick one with ``HYPOTHESIS_PROFILE``): ``ci`` (the default: few
+examples, derandomized so CI runs are reproducible), ``dev`` (more examples,
+random), ``expensive`` (1,000 examples; ``nox -s properties``).
+
+Fixtures here are generic on purpose: package-specific ones live in the
+package's own ``conftest.py`` or test module.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, settings
+
+import tsengine
+
+settings.register_profile(
+    "ci",
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", max_examples=100, deadline=None)
+settings.register_profile(
+    "expensive",
+    max_examples=1000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+SMALL_SERIES = ("EWR-UA", "JFK-B6", "LGA-DL")
+SMALL_FIRST_DATE = "2013-08-04"  # the last 150 days of 2013
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """The folder of real-data CSV fixtures (see ``fixtures/README.md``)."""
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def flights_csv() -> Path:
+    """Daily NYC flight delays, 12 series, 2013; KIA ``scheduled`` and ``holiday``."""
+    return FIXTURES / "flights_daily.csv"
+
+
+def _read_fixture(name: str, *, datetime_column: str) -> pl.DataFrame:
+    return pl.read_csv(FIXTURES / name, schema_overrides={datetime_column: pl.String})
+
+
+@pytest.fixture(scope="session")
+def small_flights() -> pl.DataFrame:
+    """Three flight series over the last 150 days of 2013 (450 rows)."""
+    frame = _read_fixture("flights_daily.csv", datetime_column="date")
+    return frame.filter(pl.col("series").is_in(SMALL_SERIES) & (pl.col("date") >= SMALL_FIRST_DATE))
+
+
+@pytest.fixture(scope="session")
+def small_deployment(small_flights: pl.DataFrame) -> tsengine.Deployment:
+    """A real deployment (LightGBM vs seasonal naive) on :func:`small_flights`.
+
+    Windows: FDW ``[-28, 0]``, FW ``[1, 7]``; KIA ``scheduled`` and ``holiday``;
+    80 % intervals.  Trains in well under a second.
+    """
+    return tsengine.train(
+        small_flights,
+        target="delayed",
+        datetime_column="date",
+        series_id_column="series",
+        known_in_advance=["scheduled", "holiday"],
+        models=["lightgbm", "seasonal_naive"],
+        forecast_window=[1, 7],
+        feature_derivation_window=[-28, 0],
+        backtests=2,
+        deployment_id="small-flights",
+    )
+
+
+@pytest.fixture
+def tmp_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tsengine.Registry:
+    """An empty registry in a temporary folder, also set as ``$TSENGINE_REGISTRY``."""
+    path = tmp_path / "registry"
+    monkeypatch.setenv("TSENGINE_REGISTRY", str(path))
+    return tsengine.Registry(path)

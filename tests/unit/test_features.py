@@ -1,0 +1,270 @@
+"""Features: an oracle against a naive per-series computation, and no look-ahead."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tsengine.features import (
+    FP,
+    CategoryMaps,
+    D,
+    FeaturePlan,
+    build_design,
+    season_length,
+    seasonal_offset,
+    training_query,
+)
+from tsengine.spec import TimeSeriesSpec
+from tsengine.timestep import TimeStep
+from tsengine.validate import IDX, ROW, SID, Y
+
+DAY = TimeStep("day")
+SPEC = TimeSeriesSpec(
+    datetime_column="date",
+    target="y",
+    series_id_column="s",
+    time_step=DAY,
+    feature_derivation_window=(-14, 0),
+    forecast_window=(1, 9),
+    known_in_advance=("promo",),
+    features=("price",),
+    min_history=3,
+)
+BASE = DAY.to_index_floor(dt.datetime(2020, 3, 1))
+
+
+def _history(seed: int = 0) -> pl.DataFrame:
+    """Three series on a daily grid with gaps (absent rows) and missing targets."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s, (start, n, level) in {"a": (0, 60, 10.0), "b": (5, 50, 1000.0), "c": (20, 40, 0.0)}.items():
+        for k in range(n):
+            if rng.random() < 0.1:
+                continue  # a gap: no row at all
+            y = None if rng.random() < 0.1 else float(level + rng.normal(0, 3) + (k % 7))
+            price = None if rng.random() < 0.2 else float(rng.integers(1, 5))
+            rows.append((s, BASE + start + k, y, float(rng.integers(0, 2)), price))
+    frame = pl.DataFrame(rows, schema=[SID, IDX, Y, "promo", "price"], orient="row")
+    return frame.with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64))
+
+
+def _query(history: pl.DataFrame) -> pl.DataFrame:
+    return training_query(history, SPEC).select(SID, FP, D, IDX, "promo")
+
+
+nan = math.nan
+
+
+def val(v: float | None) -> float:
+    return nan if v is None else v
+
+
+def _oracle(history: pl.DataFrame, query: pl.DataFrame, plan: FeaturePlan, maps: CategoryMaps) -> np.ndarray:
+    """The slow obvious computation: per row, look values up in per-series dicts."""
+    ys: dict[str, dict[int, float | None]] = {}
+    prices: dict[str, dict[int, float | None]] = {}
+    for s, i, y, price in history.select(SID, IDX, Y, "price").iter_rows():
+        ys.setdefault(s, {})[i] = y
+        prices.setdefault(s, {})[i] = price
+    a, out = plan.fdw, []
+    for s, fp, d, i, promo in query.select(SID, FP, D, IDX, "promo").iter_rows():
+        y_at = ys[s].get
+        window = [y_at(fp - k) for k in range(a)]  # fp, fp-1, ..., fp-a+1
+        observed = [v for v in window if v is not None]
+        scale = float(np.mean(np.abs(observed))) if observed else math.nan
+        scale = scale if scale > 1e-9 else 1.0
+        row = [float(d)]
+        row += [val(y_at(fp - j)) / scale for j in range(plan.lags)]
+        for w in plan.windows:
+            part = [v for v in window[:w] if v is not None]
+            mean = float(np.mean(part)) if part else nan
+            std = float(np.std(part, ddof=1)) if len(part) >= 2 else nan
+            row += [mean / scale, std / scale]
+        last = next((v for v in window if v is not None), None)
+        j = math.ceil(d / plan.season) * plan.season - d if plan.season > 1 else 0
+        row += [val(last) / scale, val(y_at(fp - j)) / scale, float(len(observed))]
+        t = dt.datetime(1970, 1, 1) + dt.timedelta(days=i)
+        calendar = {
+            "weekday": t.isoweekday(),
+            "monthday": t.day,
+            "month": t.month,
+            "yearday": t.timetuple().tm_yday,
+        }
+        row += [float(calendar[c]) for c in plan.calendar]
+        row.append(val(promo))
+        p_window = [prices[s].get(fp - k) for k in range(a)]
+        p_obs = [v for v in p_window if v is not None]
+        row += [
+            val(next((v for v in p_window if v is not None), None)),
+            float(np.mean(p_obs)) if p_obs else nan,
+        ]
+        row.append(float(maps.maps[SID][s]))
+        out.append(row)
+    return np.asarray(out, dtype=np.float64)
+
+
+def test_features_match_a_naive_per_series_computation() -> None:
+    history = _history()
+    query = _query(history)
+    plan = FeaturePlan.for_spec(SPEC)
+    assert plan.season == 7
+    assert plan.windows == (7, 14)
+    maps = CategoryMaps.learn(history, [SID])
+    design = build_design(history, query, plan, DAY, maps)
+    expected = _oracle(history, query, plan, maps)
+    assert design.x.shape == (query.height, len(plan.names))
+    np.testing.assert_allclose(design.x, expected, rtol=1e-9, atol=1e-9, equal_nan=True)
+
+
+def test_design_scale_last_and_seasonal_columns_match_the_features() -> None:
+    history = _history(1)
+    query = _query(history)
+    plan = FeaturePlan.for_spec(SPEC)
+    design = build_design(history, query, plan, DAY, CategoryMaps.learn(history, [SID]), with_target=True)
+    names = plan.names
+    np.testing.assert_allclose(
+        design.last / design.scale, design.x[:, names.index("target (last)")], equal_nan=True
+    )
+    np.testing.assert_allclose(
+        design.seasonal / design.scale, design.x[:, names.index("target (seasonal)")], equal_nan=True
+    )
+    targets = dict(((s, i), y) for s, i, y in history.select(SID, IDX, Y).iter_rows())
+    expected_y = [targets[(s, i)] for s, i in query.select(SID, IDX).iter_rows()]
+    np.testing.assert_allclose(design.y, expected_y)
+
+
+def test_changing_targets_after_the_forecast_point_changes_no_feature() -> None:
+    history = _history(2)
+    fp = BASE + 40
+    query = _query(history).filter(pl.col(FP) == fp)
+    assert query.height > 0
+    plan = FeaturePlan.for_spec(SPEC)
+    maps = CategoryMaps.learn(history, [SID])
+    before = build_design(history, query, plan, DAY, maps)
+    rng = np.random.default_rng(3)
+    future = pl.col(IDX) > fp
+    changed = history.with_columns(
+        pl.when(future).then(pl.lit(rng.normal(1e6, 1.0))).otherwise(pl.col(Y)).alias(Y),
+        pl.when(future).then(pl.lit(123.0)).otherwise(pl.col("price")).alias("price"),
+    )
+    after = build_design(changed, query, plan, DAY, maps)
+    np.testing.assert_array_equal(before.x, after.x)
+    np.testing.assert_array_equal(before.scale, after.scale)
+
+
+def test_rows_older_than_the_window_change_no_feature() -> None:
+    history = _history(4)
+    fp = BASE + 45
+    query = _query(history).filter(pl.col(FP) == fp)
+    plan = FeaturePlan.for_spec(SPEC)
+    maps = CategoryMaps.learn(history, [SID])
+    recent = history.filter(pl.col(IDX) > fp - SPEC.fdw)
+    np.testing.assert_array_equal(
+        build_design(history, query, plan, DAY, maps).x, build_design(recent, query, plan, DAY, maps).x
+    )
+
+
+def test_features_of_one_origin_do_not_depend_on_other_origins_in_the_query() -> None:
+    history = _history(5)
+    query = _query(history)
+    plan = FeaturePlan.for_spec(SPEC)
+    maps = CategoryMaps.learn(history, [SID])
+    full = build_design(history, query, plan, DAY, maps).x
+    mask = (query[FP] == BASE + 50).to_numpy()
+    alone = build_design(history, query.filter(pl.col(FP) == BASE + 50), plan, DAY, maps).x
+    np.testing.assert_allclose(full[mask], alone, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    ("season", "distances", "offsets"),
+    [
+        (7, [1, 2, 6, 7, 8, 14, 15], [6, 5, 1, 0, 6, 0, 6]),
+        (12, [1, 12, 13], [11, 0, 11]),
+        (1, [1, 5, 9], [0, 0, 0]),
+        (0, [3], [0]),
+    ],
+)
+def test_seasonal_offset_lands_on_the_same_season_at_or_before_the_forecast_point(
+    season: int, distances: list[int], offsets: list[int]
+) -> None:
+    got = pl.select(seasonal_offset(pl.Series(distances), season)).to_series().to_list()
+    assert got == offsets
+    if season > 1:
+        assert all((d + j) % season == 0 and j >= 0 for d, j in zip(distances, got, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("step", "fdw", "season"),
+    [
+        (TimeStep("day"), 14, 7),
+        (TimeStep("day"), 6, 1),
+        (TimeStep("hour"), 168, 24),
+        (TimeStep("minute", count=15), 120, 4),
+        (TimeStep("month"), 36, 12),
+        (TimeStep("quarter"), 16, 4),
+        (TimeStep("week"), 52, 1),
+        (TimeStep("year"), 10, 1),
+        (TimeStep("day", count=2), 28, 1),
+    ],
+)
+def test_season_length_per_step(step: TimeStep, fdw: int, season: int) -> None:
+    assert season_length(step, fdw) == season
+
+
+def test_feature_plan_dict_round_trip_and_names() -> None:
+    plan = FeaturePlan.for_spec(SPEC)
+    assert FeaturePlan.from_dict(plan.to_dict()) == plan
+    assert plan.names[0] == "forecast distance"
+    assert "promo" in plan.names
+    assert plan.names[-1] == "series id"
+    assert plan.categorical_names == ["series id"]
+
+
+def test_unseen_categories_encode_as_missing() -> None:
+    maps = CategoryMaps.learn(pl.DataFrame({"c": ["x", "y", None, "x"]}), ["c"])
+    assert maps.to_dict() == {"c": {"x": 0, "y": 1}}
+    codes = pl.select(maps.encode("c", pl.Series(["y", "new", None]))).to_series().to_list()
+    assert codes == [1.0, None, None]
+
+
+def test_training_query_pairs_have_observed_targets_and_enough_history() -> None:
+    history = _history(6)
+    pairs = training_query(history, SPEC)
+    observed = history.filter(pl.col(Y).is_not_null()).select(SID, IDX)
+    assert pairs.join(observed, on=[SID, IDX], how="anti").height == 0
+    assert (pairs[FP] + pairs[D] == pairs[IDX]).all()
+    assert set(pairs[D].unique().to_list()) <= set(SPEC.distances)
+    counts = {
+        (s, fp): n
+        for s, fp, n in pairs.select(SID, FP)
+        .unique()
+        .join(observed, on=SID)
+        .filter((pl.col(IDX) <= pl.col(FP)) & (pl.col(IDX) > pl.col(FP) - SPEC.fdw))
+        .group_by(SID, FP)
+        .len()
+        .iter_rows()
+    }
+    assert min(counts.values()) >= SPEC.min_history
+
+
+def test_training_query_respects_origin_and_target_cuts() -> None:
+    history = _history(7)
+    pairs = training_query(history, SPEC, origins_upto=BASE + 30, targets_upto=BASE + 35)
+    assert pairs[FP].max() <= BASE + 30
+    assert pairs[IDX].max() <= BASE + 35
+
+
+def test_training_query_thins_origins_deterministically_keeping_the_newest() -> None:
+    history = _history(8)
+    full = training_query(history, SPEC)
+    thin = training_query(history, SPEC, max_rows=full.height // 3)
+    assert thin.height < full.height
+    assert thin.equals(training_query(history, SPEC, max_rows=full.height // 3))
+    for s in ("a", "b", "c"):
+        newest = full.filter(pl.col(SID) == s)[FP].max()
+        assert thin.filter(pl.col(SID) == s)[FP].max() == newest
