@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from tsengine.features import FP, D, dense_history, season_length, training_query
@@ -21,7 +22,15 @@ from tsengine.models.base import ForecastModel
 from tsengine.spec import TimeSeriesSpec
 from tsengine.validate import IDX, SID, Y
 
-__all__ = ["Backtest", "backtest_origins", "mase_scales", "run_backtest", "score"]
+__all__ = [
+    "Backtest",
+    "backtest_origins",
+    "ensemble_backtest",
+    "mase_scales",
+    "run_backtest",
+    "score",
+    "window_scale",
+]
 
 DEFAULT_ORIGINS = 3
 
@@ -144,20 +153,56 @@ def run_backtest(
 
 
 def window_scale(history: pl.DataFrame, origins: pl.DataFrame, fdw: int) -> pl.DataFrame:
-    """Mean absolute target over ``(fp - fdw, fp]`` per origin (1 where zero).
+    """Per-origin volatility over ``(fp - fdw, fp]``: the mean absolute one-step change.
 
-    Intervals are stored in these units, so one table serves series of any size.
+    Intervals are stored in these units, so one table serves series of any size
+    *and* any noise level: a smooth series with a large level gets narrow
+    intervals, a noisy one wide ones.  (The mean absolute level, used before,
+    made intervals of smooth high-level series far too wide and of noisy
+    low-level series far too narrow.)  Falls back to the mean absolute level
+    when the window has no consecutive pair or no change, then to 1.
     """
     pairs = origins.select(SID, FP).unique()
     dense = dense_history(history, pairs, fdw, [])
+    y = pl.col(Y)
+    span = max(fdw - 1, 1)
     stats = dense.select(
         SID,
         pl.col(IDX).alias(FP),
-        pl.col(Y).abs().rolling_mean(fdw, min_samples=1).over(SID).alias("scale"),
+        (y - y.shift(1)).abs().rolling_mean(span, min_samples=1).over(SID).alias("__diff"),
+        y.abs().rolling_mean(fdw, min_samples=1).over(SID).alias("__level"),
     )
-    return pairs.join(stats, on=[SID, FP], how="left").with_columns(
-        pl.when(pl.col("scale") > 1e-9).then(pl.col("scale")).otherwise(1.0).alias("scale")
+    return pairs.join(stats, on=[SID, FP], how="left").select(
+        SID,
+        FP,
+        pl.when(pl.col("__diff") > 1e-9)
+        .then(pl.col("__diff"))
+        .when(pl.col("__level") > 1e-9)
+        .then(pl.col("__level"))
+        .otherwise(1.0)
+        .alias("scale"),
     )
+
+
+def ensemble_backtest(members: list[Backtest], *, name: str) -> Backtest:
+    """The backtest of the mean of ``members``' predictions (same origins and rows).
+
+    Rows a member could not predict (NaN) are averaged over the others.
+    """
+    keys = [SID, FP, D]
+    base = members[0].rows
+    preds = [base.get_column("yhat").to_numpy()]
+    for other in members[1:]:
+        aligned = base.select(keys).join(
+            other.rows.select(*keys, "yhat"), on=keys, how="left", maintain_order="left"
+        )
+        preds.append(aligned.get_column("yhat").fill_null(np.nan).to_numpy())
+    stacked = np.vstack(preds)
+    finite = np.isfinite(stacked)
+    count = finite.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, np.where(finite, stacked, 0.0).sum(axis=0) / np.maximum(count, 1), np.nan)
+    return Backtest(name, base.with_columns(pl.Series("yhat", mean, dtype=pl.Float64)))
 
 
 def _metric_exprs() -> list[pl.Expr]:

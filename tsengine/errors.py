@@ -62,14 +62,21 @@ _repr.maxstring = 60
 _repr.maxother = 60
 
 
-def short_list(items: Iterable[Any], *, limit: int = 5) -> str:
+def short_list(items: Iterable[Any], *, limit: int = 5, quote: bool = True) -> str:
     """Render the first few items and a count of the rest.
 
     Messages name culprits, but a 100,000-row upload with every row wrong must
-    not produce a 100,000-item message.
+    not produce a 100,000-item message.  ``quote=False`` joins descriptions that
+    are already formatted (``row 3: 'x'``) without quoting them again.
     """
     items = list(items)
-    shown = ", ".join(_repr.repr(x) if not isinstance(x, str) else repr(x) for x in items[:limit])
+
+    def show(x: Any) -> str:
+        if isinstance(x, str):
+            return repr(x) if quote else x
+        return _repr.repr(x)
+
+    shown = ", ".join(show(x) for x in items[:limit])
     rest = len(items) - limit
     return f"{shown} and {rest} more" if rest > 0 else shown
 

@@ -64,6 +64,18 @@ class IntervalTable:
         )
 
 
+def _conformal_levels(n: int, q_lo: float, q_hi: float) -> tuple[float, float]:
+    """Split-conformal finite-sample levels: ``ceil((n + 1) q) / n``, clipped to [0, 1].
+
+    The plain empirical quantile of n residuals covers a new one with
+    probability slightly below the nominal level; this correction makes the
+    guarantee hold for exchangeable residuals.
+    """
+    hi = min(1.0, np.ceil((n + 1) * q_hi) / n)
+    lo = max(0.0, np.floor((n + 1) * q_lo) / n - 1 / n)
+    return float(lo), float(hi)
+
+
 def fit_intervals(
     rows: pl.DataFrame, distances: range, percentile: int = DEFAULT_PERCENTILE
 ) -> IntervalTable | None:
@@ -89,8 +101,9 @@ def fit_intervals(
             radius += 1
         if sample.size == 0:
             sample = all_r
-        lows.append(float(np.quantile(sample, q_lo)))
-        highs.append(float(np.quantile(sample, q_hi)))
+        lo, hi = _conformal_levels(sample.size, q_lo, q_hi)
+        lows.append(float(np.quantile(sample, lo)))
+        highs.append(float(np.quantile(sample, hi)))
     low = np.minimum.accumulate(np.minimum(lows, 0.0))
     high = np.maximum.accumulate(np.maximum(highs, 0.0))
     return IntervalTable(percentile, tuple(ds), tuple(map(float, low)), tuple(map(float, high)))

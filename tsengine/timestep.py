@@ -475,7 +475,7 @@ def _parse_with_dateutil(text: pl.Series, column: str, candidates: tuple[str, ..
         closest = _closest_format_misses(text, candidates)
         if closest and len(closest) < len(bad):
             bad = closest
-        examples = short_list([f"row {i}: {text[i]!r}" for i in bad])
+        examples = short_list([f"row {i}: {text[i]!r}" for i in bad], quote=False)
         msg = (
             f"column {column!r} has values that are not datetimes ({examples}); "
             "use a format such as 2018-01-09 or 2018-01-09T13:00:00Z"

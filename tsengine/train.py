@@ -11,12 +11,12 @@ from typing import Any
 import polars as pl
 
 import tsengine
-from tsengine.backtest import Backtest, backtest_origins, run_backtest
+from tsengine.backtest import Backtest, backtest_origins, ensemble_backtest, run_backtest
 from tsengine.deployment import Deployment
-from tsengine.errors import ParameterError, TrainingDataError
+from tsengine.errors import ParameterError, TrainingDataError, TsEngineError
 from tsengine.intervals import DEFAULT_PERCENTILE, fit_intervals
 from tsengine.io import to_polars
-from tsengine.models import MODELS, ForecastModel
+from tsengine.models import MODELS, EnsembleModel, ForecastModel
 from tsengine.select import rank
 from tsengine.spec import TimeSeriesSpec, default_windows
 from tsengine.timestep import infer_time_step
@@ -24,7 +24,9 @@ from tsengine.validate import IDX, SID, TIME, Y, canonicalize, place_on_grid
 
 __all__ = ["DEFAULT_MODELS", "train"]
 
-DEFAULT_MODELS: tuple[str, ...] = ("lightgbm", "seasonal_naive")
+DEFAULT_MODELS: tuple[str, ...] = ("lightgbm", "ets", "theta", "arima", "seasonal_naive", "ensemble")
+# The ensemble averages this many of the best backtested base candidates.
+ENSEMBLE_SIZE = 3
 
 Progress = Callable[[str], None]
 
@@ -87,6 +89,51 @@ def _refitter(
         return cls.fit(past, spec, seed=seed, **refit)
 
     return fit
+
+
+def _fit_candidates(
+    canon: pl.DataFrame,
+    spec: TimeSeriesSpec,
+    candidates: tuple[str, ...],
+    origins: list[int],
+    seed: int,
+    say: Progress,
+) -> tuple[dict[str, ForecastModel], list[Backtest]]:
+    """Fit and backtest each base candidate, then the ensemble of the best few.
+
+    A candidate that cannot train on this data (too short for its needs) is
+    left out of the leaderboard rather than failing the run; only when none
+    trains is the error raised.  The ensemble is not refitted at the origins:
+    its backtest is the mean of its members' backtest predictions, which is
+    what refitting each member and averaging would give.
+    """
+    fitted: dict[str, ForecastModel] = {}
+    results: list[Backtest] = []
+    error: TsEngineError | None = None
+    for kind in candidates:
+        if kind == EnsembleModel.kind:
+            continue
+        say(f"fitting {kind}")
+        try:
+            final = MODELS[kind].fit(canon, spec, seed=seed)
+        except TsEngineError as exc:
+            error = error or exc
+            continue
+        fitted[kind] = final
+        say(f"backtesting {kind} at {len(origins)} origin(s)")
+        results.append(
+            run_backtest(_refitter(MODELS[kind], final, spec, seed), canon, spec, origins, name=kind)
+        )
+    if not fitted:
+        assert error is not None
+        raise error
+    if EnsembleModel.kind in candidates and len(fitted) >= 2:
+        ranked = [row["model"] for row in rank(results) if row["n"]][:ENSEMBLE_SIZE]
+        if len(ranked) >= 2:
+            members = [r for r in results if r.model in ranked]
+            fitted[EnsembleModel.kind] = EnsembleModel([fitted[k] for k in ranked])
+            results.append(ensemble_backtest(members, name=EnsembleModel.kind))
+    return fitted, results
 
 
 def train(
@@ -167,7 +214,7 @@ def train(
     if canon.get_column(Y).drop_nulls().len() == 0:
         msg = f"target column {target!r} has no values"
         raise TrainingDataError(msg)
-    step = infer_time_step(canon, ts_col=TIME, series_col=SID)
+    step = infer_time_step(canon, ts_col=TIME, series_col=SID, column=datetime_column)
     canon = place_on_grid(canon, step, datetime_column=datetime_column, series_label=series_id_column or "")
     fdw_default, fw_default = default_windows(step)
     fdw = _window(feature_derivation_window, fdw_default, "feature derivation window")
@@ -199,17 +246,9 @@ def train(
         categorical=kia_cat + feat_cat,
     )
     origins = backtest_origins(canon, spec, backtests)
-    fitted: dict[str, ForecastModel] = {}
-    results: list[Backtest] = []
-    for kind in candidates:
-        say(f"fitting {kind}")
-        final = fitted[kind] = MODELS[kind].fit(canon, spec, seed=seed)
-        say(f"backtesting {kind} at {len(origins)} origin(s)")
-        results.append(
-            run_backtest(_refitter(MODELS[kind], final, spec, seed), canon, spec, origins, name=kind)
-        )
+    fitted, results = _fit_candidates(canon, spec, candidates, origins, seed, say)
     leaderboard = rank(results)
-    best = leaderboard[0]["model"] if leaderboard and leaderboard[0]["n"] else candidates[0]
+    best = leaderboard[0]["model"] if leaderboard and leaderboard[0]["n"] else next(iter(fitted))
     model = fitted[best]
     best_rows = next((r.rows for r in results if r.model == best), None)
     intervals = None

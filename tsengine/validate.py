@@ -70,7 +70,7 @@ def _numeric(frame: pl.DataFrame, column: str, alias: str) -> pl.Expr:
     bad = cast.is_null() & text.is_not_null() & (text != "")
     if bad.any():
         rows = _rows(bad)
-        examples = short_list([f"row {r}: {text[r]!r}" for r in rows])
+        examples = short_list([f"row {r}: {text[r]!r}" for r in rows], quote=False)
         msg = f"column {column!r} must be numeric, but has non-numeric values ({examples})"
         raise ValidationError(msg)
     return pl.lit(cast).alias(alias)
@@ -158,7 +158,7 @@ def place_on_grid(
     out = frame.with_columns(idx.alias(IDX), on_grid.alias("__ok"))
     off = out.filter(~pl.col("__ok"))
     if off.height:
-        examples = short_list([f"row {r}: {o!r}" for r, o in off.select(ROW, ORIG).iter_rows()])
+        examples = short_list([f"row {r}: {o!r}" for r, o in off.select(ROW, ORIG).iter_rows()], quote=False)
         msg = (
             f"column {datetime_column!r} has timestamps off the deployment's {step.describe()} "
             f"grid ({examples}); every timestamp must fall on the time step seen at training"
@@ -178,7 +178,7 @@ def place_on_grid(
         ]
         n = dup.select(pl.struct(SID, IDX).n_unique()).item()
         msg = (
-            f"duplicate timestamps: {short_list(described, limit=5)}"
+            f"duplicate timestamps: {short_list(described, limit=5, quote=False)}"
             + (f" ({n} duplicated timestamps in all)" if n > 5 else "")
             + "; each series may have one row per timestamp"
         )

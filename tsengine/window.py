@@ -135,7 +135,7 @@ def forecast_window(
         fp_text = step.timestamp_of(fp).isoformat()
         described = [f"{_label(spec, s)} has {n}" for s, _, n in short.iter_rows()]
         msg = (
-            f"not enough history before forecast point {fp_text}: {short_list(described)} "
+            f"not enough history before forecast point {fp_text}: {short_list(described, quote=False)} "
             f"target value(s) in the {spec.fdw}-step feature derivation window, the model needs "
             f"{spec.min_history}; post more history rows or choose an earlier forecast point"
         )

@@ -236,16 +236,14 @@ def test_unknown_passthrough_column_is_a_bad_request_naming_it(
     assert info.value.status == 400
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="render._attach indexes passthrough rows as 'rowId' and collides with an input column of that name",
-)
 def test_passthrough_of_a_column_named_rowid(
     small_deployment: tsengine.Deployment, history: pl.DataFrame
 ) -> None:
-    frame = history.with_columns(pl.lit(1).alias("rowId"))
-    rows = _json(small_deployment, frame, passthrough_columns=("rowId",))
-    assert "passthroughValues" in rows[0]
+    frame = history.with_columns(pl.lit(7).alias("rowId"), pl.lit("x").alias("prediction"))
+    rows = _json(small_deployment, frame, passthrough_columns=("rowId", "prediction"))
+    posted = [r for r in rows if r["rowId"] < frame.height]
+    assert all(r["passthroughValues"] == {"rowId": 7, "prediction": "x"} for r in posted)
+    assert all(isinstance(r["prediction"], float) for r in rows)
 
 
 @pytest.mark.parametrize(

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+from tsengine.models.arima import ARIMAModel
 from tsengine.models.base import ForecastModel
+from tsengine.models.ensemble import EnsembleModel
+from tsengine.models.ets import ETSModel
 from tsengine.models.lgbm import LightGBMModel
 from tsengine.models.naive import SeasonalNaiveModel
+from tsengine.models.theta import ThetaModel
 
-__all__ = ["MODELS", "ForecastModel", "LightGBMModel", "SeasonalNaiveModel", "model_class"]
+__all__ = [
+    "MODELS",
+    "ARIMAModel",
+    "ETSModel",
+    "EnsembleModel",
+    "ForecastModel",
+    "LightGBMModel",
+    "SeasonalNaiveModel",
+    "ThetaModel",
+    "model_class",
+]
 
 MODELS: dict[str, type[ForecastModel]] = {
+    ARIMAModel.kind: ARIMAModel,
+    ETSModel.kind: ETSModel,
+    EnsembleModel.kind: EnsembleModel,
     LightGBMModel.kind: LightGBMModel,
     SeasonalNaiveModel.kind: SeasonalNaiveModel,
+    ThetaModel.kind: ThetaModel,
 }
 
 

@@ -1,0 +1,285 @@
+"""Accuracy benchmark: tsengine against Nixtla's statsforecast and mlforecast.
+
+Run: ``python benchmarks/accuracy.py`` (the nox session ``bench`` calls it).
+
+For each real data set in ``fixtures/`` the last forecast window of every
+series is held out; every method trains on the rest in this same run and
+forecasts the held-out window from the same forecast point.  Scores: MASE
+(scaled by the in-sample seasonal-naive MAE of each series, mean over series),
+sMAPE (mean over rows), empirical coverage of the 80 % interval, fit and
+predict wall time.  The table is printed and written to
+``benchmarks/results/accuracy.md`` with the machine, date and package versions.
+
+Peers are configured as their documentation suggests: statsforecast's AutoETS,
+AutoARIMA, AutoTheta and SeasonalNaive with the data's season length;
+mlforecast's LightGBM on lags 1..season (and 2·season), with the
+known-in-advance features as exogenous columns and conformal intervals over
+three windows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "fixtures"
+RESULTS = ROOT / "benchmarks" / "results" / "accuracy.md"
+LEVEL = 80
+
+
+@dataclass(frozen=True)
+class DataSet:
+    name: str
+    file: str
+    target: str
+    time_col: str
+    id_col: str
+    freq: str
+    season: int
+    horizon: int
+    kia: tuple[str, ...] = ()
+
+
+DATASETS = (
+    DataSet(
+        "flights_daily",
+        "flights_daily.csv",
+        "delayed",
+        "date",
+        "series",
+        "D",
+        7,
+        28,
+        ("scheduled", "holiday"),
+    ),
+    DataSet(
+        "us_employment_monthly", "us_employment_monthly.csv", "employed", "month", "series_id", "MS", 12, 12
+    ),
+    DataSet("tourism_quarterly", "tourism_quarterly.csv", "takings", "quarter_start", "state", "QS", 4, 8),
+)
+
+
+def load(ds: DataSet) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Long frame in Nixtla's columns (unique_id, ds, y, KIA), split into train and test."""
+    df = pd.read_csv(FIXTURES / ds.file, parse_dates=[ds.time_col])
+    df = df.rename(columns={ds.id_col: "unique_id", ds.time_col: "ds", ds.target: "y"})
+    df = df[["unique_id", "ds", "y", *ds.kia]].sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    rank = df.groupby("unique_id").cumcount(ascending=False)
+    return df[rank >= ds.horizon].reset_index(drop=True), df[rank < ds.horizon].reset_index(drop=True)
+
+
+def mase_scale(train: pd.DataFrame, season: int) -> pd.Series:
+    """In-sample seasonal-naive MAE per series (lag-1 if zero)."""
+
+    def one(g: pd.Series) -> float:
+        v = g.to_numpy(dtype=float)
+        s = np.mean(np.abs(v[season:] - v[:-season])) if v.size > season else np.nan
+        if not s > 0:
+            s = np.mean(np.abs(np.diff(v))) if v.size > 1 else 1.0
+        return float(s) if s > 0 else 1.0
+
+    return train.groupby("unique_id")["y"].apply(one)
+
+
+def score(test: pd.DataFrame, pred: pd.DataFrame, scales: pd.Series) -> dict[str, float]:
+    """MASE, sMAPE and interval coverage of ``pred`` (unique_id, ds, yhat[, lo, hi])."""
+    m = test.merge(pred, on=["unique_id", "ds"], how="left")
+    err = (m["y"] - m["yhat"]).abs()
+    mase = (err / m["unique_id"].map(scales)).groupby(m["unique_id"]).mean().mean()
+    denom = m["y"].abs() + m["yhat"].abs()
+    smape = float(np.mean(np.where(denom > 0, 200 * err / denom, 0.0)))
+    cover = float("nan")
+    if "lo" in m and m["lo"].notna().any():
+        cover = float(((m["y"] >= m["lo"]) & (m["y"] <= m["hi"])).mean() * 100)
+    return {"mase": float(mase), "smape": smape, "coverage": cover}
+
+
+def run_tsengine(
+    ds: DataSet, train: pd.DataFrame, test: pd.DataFrame
+) -> tuple[pd.DataFrame, float, float, str]:
+    import tsengine
+
+    frame = train.rename(columns={"unique_id": ds.id_col, "ds": ds.time_col, "y": ds.target})
+    t0 = time.perf_counter()
+    dep = tsengine.train(
+        frame,
+        target=ds.target,
+        datetime_column=ds.time_col,
+        series_id_column=ds.id_col,
+        known_in_advance=list(ds.kia),
+        forecast_window=(1, ds.horizon),
+        interval_percentile=LEVEL,
+    )
+    fit = time.perf_counter() - t0
+    future = test.drop(columns="y").rename(columns={"unique_id": ds.id_col, "ds": ds.time_col})
+    request = pd.concat([frame, future], ignore_index=True)
+    request[ds.time_col] = request[ds.time_col].dt.strftime("%Y-%m-%d")
+    t0 = time.perf_counter()
+    out = dep.predict(pl.from_pandas(request))
+    predict = time.perf_counter() - t0
+    pred = pd.DataFrame(
+        {
+            "unique_id": out.get_column("seriesId").cast(pl.String).to_list(),
+            "ds": pd.to_datetime(out.get_column("timestamp").to_list()).tz_localize(None),
+            "yhat": out.get_column("prediction").to_numpy(),
+            "lo": out.get_column("predictionIntervalLow").to_numpy(),
+            "hi": out.get_column("predictionIntervalHigh").to_numpy(),
+        }
+    )
+    board = ", ".join(f"{r['model']} {r['mase']:.3f}" for r in dep.metadata["leaderboard"])
+    return pred, fit, predict, f"selected `{dep.model.kind}`; backtest MASE: {board}"
+
+
+def run_statsforecast(ds: DataSet, train: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, float, float]]:
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta, SeasonalNaive
+
+    out = {}
+    y = train[["unique_id", "ds", "y"]]
+    for model in (
+        AutoETS(season_length=ds.season),
+        AutoARIMA(season_length=ds.season),
+        AutoTheta(season_length=ds.season),
+        SeasonalNaive(season_length=ds.season),
+    ):
+        name = repr(model)
+        print(f"  {ds.name}: statsforecast {name}", file=sys.stderr, flush=True)
+        sf = StatsForecast(models=[model], freq=ds.freq, n_jobs=1)
+        t0 = time.perf_counter()
+        sf.fit(y)
+        fit = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        fc = sf.predict(h=ds.horizon, level=[LEVEL])
+        predict = time.perf_counter() - t0
+        fc = fc.reset_index() if "unique_id" not in fc.columns else fc
+        pred = fc.rename(columns={name: "yhat", f"{name}-lo-{LEVEL}": "lo", f"{name}-hi-{LEVEL}": "hi"})
+        out[f"statsforecast {name}"] = (pred[["unique_id", "ds", "yhat", "lo", "hi"]], fit, predict)
+    return out
+
+
+def run_mlforecast(ds: DataSet, train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame, float, float]:
+    import lightgbm as lgb
+    from mlforecast import MLForecast
+    from mlforecast.utils import PredictionIntervals
+
+    lags = sorted({*range(1, ds.season + 1), 2 * ds.season})
+    fcst = MLForecast(
+        models={"lgbm": lgb.LGBMRegressor(verbosity=-1, random_state=0, n_estimators=200, n_jobs=1)},
+        freq=ds.freq,
+        lags=lags,
+        date_features=["dayofweek"] if ds.freq == "D" else [],
+    )
+    t0 = time.perf_counter()
+    fcst.fit(train, static_features=[], prediction_intervals=PredictionIntervals(n_windows=3, h=ds.horizon))
+    fit = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    x_df = test[["unique_id", "ds", *ds.kia]] if ds.kia else None
+    fc = fcst.predict(ds.horizon, X_df=x_df, level=[LEVEL])
+    predict = time.perf_counter() - t0
+    pred = fc.rename(columns={"lgbm": "yhat", f"lgbm-lo-{LEVEL}": "lo", f"lgbm-hi-{LEVEL}": "hi"})
+    return pred[["unique_id", "ds", "yhat", "lo", "hi"]], fit, predict
+
+
+def versions() -> str:
+    names = (
+        "tsengine",
+        "polars",
+        "numpy",
+        "lightgbm",
+        "statsmodels",
+        "statsforecast",
+        "mlforecast",
+        "pandas",
+    )
+    found = []
+    for n in names:
+        try:
+            found.append(f"{n} {metadata.version(n)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{n} (missing)")
+    return ", ".join(found)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main() -> int:
+    warnings.filterwarnings("ignore")
+    lines = [
+        "# Accuracy benchmark",
+        "",
+        f"Generated by `python benchmarks/accuracy.py` on {dt.date.today().isoformat()}.",
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}.",
+        f"Packages: {versions()}.",
+        "",
+        "Split: the last forecast window of every series is held out (28 days, 12 months, 8 quarters);",
+        "every method fits on the rest in the same run and forecasts from the same forecast point.",
+        "MASE: mean over series of MAE / in-sample seasonal-naive MAE. sMAPE in %. Coverage: share of",
+        f"held-out actuals inside the {LEVEL}% interval. Times in seconds (tsengine fit includes its",
+        "backtests of every candidate; its predict is a full request: validation, window, model, intervals).",
+        "",
+    ]
+    summary = []
+    for ds in DATASETS:
+        train, test = load(ds)
+        scales = mase_scale(train, ds.season)
+        rows = []
+        print(f"  {ds.name}: tsengine", file=sys.stderr, flush=True)
+        pred, fit, predict, note = run_tsengine(ds, train, test)
+        print(f"  {ds.name}: tsengine fit {fit:.1f}s", file=sys.stderr, flush=True)
+        rows.append(("**tsengine**", score(test, pred, scales), fit, predict))
+        for name, (p, f, pr) in run_statsforecast(ds, train).items():
+            rows.append((name, score(test, p, scales), f, pr))
+        print(f"  {ds.name}: mlforecast", file=sys.stderr, flush=True)
+        p, f, pr = run_mlforecast(ds, train, test)
+        rows.append(("mlforecast LightGBM", score(test, p, scales), f, pr))
+        best_peer = min(r[1]["mase"] for r in rows[1:])
+        ratio = rows[0][1]["mase"] / best_peer
+        summary.append((ds.name, rows[0][1]["mase"], best_peer, ratio, rows[0][1]["coverage"]))
+        lines += [
+            f"## {ds.name} ({train['unique_id'].nunique()} series, horizon {ds.horizon}, season {ds.season})",
+            "",
+            "| method | MASE | sMAPE | 80% coverage | fit s | predict s |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for name, s, f, pr in rows:
+            lines.append(
+                f"| {name} | {s['mase']:.3f} | {s['smape']:.2f} | {s['coverage']:.1f} | {f:.2f} | {pr:.3f} |"
+            )
+        lines += ["", f"tsengine MASE / best peer MASE = **{ratio:.3f}**; {note}.", ""]
+        print("\n".join(lines[-(len(rows) + 6) :]), flush=True)
+    lines += [
+        "## Summary",
+        "",
+        "| data set | tsengine MASE | best peer MASE | ratio | tsengine 80% coverage |",
+        "|---|---:|---:|---:|---:|",
+        *[f"| {n} | {a:.3f} | {b:.3f} | {r:.3f} | {c:.1f} |" for n, a, b, r, c in summary],
+        "",
+    ]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines))
+    print("\n".join(lines[-(len(summary) + 5) :]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""Statistical models (ETS, Theta, ARIMA, ensemble) behind the model contract."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tsengine.features import FP, D
+from tsengine.models import ARIMAModel, EnsembleModel, ETSModel, ThetaModel
+from tsengine.models.base import ForecastModel
+from tsengine.models.ets import SeriesEts
+from tsengine.spec import TimeSeriesSpec
+from tsengine.timestep import TimeStep
+from tsengine.validate import IDX, ROW, SID, Y
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+STATS: list[type[ForecastModel]] = [ETSModel, ThetaModel, ARIMAModel]
+
+
+def monthly_spec(kia: tuple[str, ...] = ()) -> TimeSeriesSpec:
+    return TimeSeriesSpec(
+        datetime_column="month",
+        target="y",
+        time_step=TimeStep("month"),
+        feature_derivation_window=(-36, 0),
+        forecast_window=(1, 12),
+        series_id_column="s",
+        known_in_advance=kia,
+        min_history=18,
+    )
+
+
+def employment(n_series: int = 5) -> pl.DataFrame:
+    df = pl.read_csv(FIXTURES / "us_employment_monthly.csv")
+    keep = df.get_column("series_id").unique(maintain_order=True).head(n_series)
+    df = df.filter(pl.col("series_id").is_in(keep.implode()))
+    return df.select(
+        pl.col("series_id").alias(SID),
+        (pl.col("month").str.to_date().dt.year() * 12 + pl.col("month").str.to_date().dt.month() - 1)
+        .cast(pl.Int64)
+        .alias(IDX),
+        pl.col("employed").cast(pl.Float64).alias(Y),
+    ).with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW))
+
+
+def query_at(history: pl.DataFrame, fps: dict[str, list[int]], distances: range) -> pl.DataFrame:
+    rows = [(s, fp, d, fp + d) for s, lst in fps.items() for fp in lst for d in distances]
+    return pl.DataFrame(rows, schema={SID: pl.String, FP: pl.Int64, D: pl.Int64, IDX: pl.Int64}, orient="row")
+
+
+def last_origin_query(history: pl.DataFrame, spec: TimeSeriesSpec) -> pl.DataFrame:
+    last = history.group_by(SID).agg(pl.col(IDX).max())
+    return query_at(history, {s: [int(i)] for s, i in last.iter_rows()}, spec.distances)
+
+
+@pytest.fixture(scope="module")
+def data() -> pl.DataFrame:
+    return employment()
+
+
+@pytest.mark.parametrize("cls", STATS)
+def test_model_predicts_finite_values_and_roundtrips_bytes(
+    cls: type[ForecastModel], data: pl.DataFrame
+) -> None:
+    spec = monthly_spec()
+    train = data.filter(pl.col(IDX) < pl.col(IDX).max() - 12)
+    model = cls.fit(train, spec)
+    query = last_origin_query(train, spec)
+    yhat = model.predict(train, query, spec)
+    assert yhat.shape == (query.height,)
+    assert np.isfinite(yhat).all()
+    again = type(model).from_bytes(model.to_bytes())
+    np.testing.assert_array_equal(again.predict(train, query, spec), yhat)
+    assert b"pickle" not in model.to_bytes()
+    assert model.describe()["kind"] == cls.kind
+
+
+@pytest.mark.parametrize("cls", STATS)
+def test_same_data_gives_the_same_model(cls: type[ForecastModel], data: pl.DataFrame) -> None:
+    spec = monthly_spec()
+    assert cls.fit(data, spec, seed=1).to_bytes() == cls.fit(data, spec, seed=1).to_bytes()
+
+
+@pytest.mark.parametrize("cls", STATS)
+def test_predictions_ignore_rows_after_the_forecast_point(
+    cls: type[ForecastModel], data: pl.DataFrame
+) -> None:
+    spec = monthly_spec()
+    model = cls.fit(data, spec)
+    sid = data.get_column(SID)[0]
+    lo = int(data.get_column(IDX).min())  # type: ignore[arg-type]
+    query = query_at(data, {sid: [lo + 50, lo + 70]}, spec.distances)
+    base = model.predict(data, query, spec)
+    tampered = data.with_columns(
+        pl.when(pl.col(IDX) > lo + 50).then(pl.col(Y) * 10).otherwise(pl.col(Y)).alias(Y)
+    )
+    changed = model.predict(tampered, query, spec)
+    first = query.get_column(FP).to_numpy() == lo + 50
+    np.testing.assert_allclose(changed[first], base[first])
+    assert not np.allclose(changed[~first], base[~first])
+
+
+@pytest.mark.parametrize("cls", STATS)
+def test_rows_older_than_the_window_change_nothing(cls: type[ForecastModel], data: pl.DataFrame) -> None:
+    spec = monthly_spec()
+    model = cls.fit(data, spec)
+    query = last_origin_query(data, spec)
+    recent = data.filter(pl.col(IDX) > pl.col(IDX).max() - spec.fdw)
+    np.testing.assert_allclose(model.predict(recent, query, spec), model.predict(data, query, spec))
+
+
+@pytest.mark.parametrize("cls", STATS)
+def test_gaps_in_history_are_tolerated(cls: type[ForecastModel], data: pl.DataFrame) -> None:
+    spec = monthly_spec()
+    model = cls.fit(data, spec)
+    holes = data.filter(pl.col(ROW) % 7 != 3)
+    yhat = model.predict(holes, last_origin_query(data, spec), spec)
+    assert np.isfinite(yhat).all()
+
+
+@pytest.mark.parametrize("cls", STATS)
+def test_unseen_series_get_the_fallback(cls: type[ForecastModel], data: pl.DataFrame) -> None:
+    spec = monthly_spec()
+    model = cls.fit(data, spec)
+    new = data.filter(pl.col(SID) == data.get_column(SID)[0]).with_columns(pl.lit("brand-new").alias(SID))
+    yhat = model.predict(new, last_origin_query(new, spec), spec)
+    assert np.isfinite(yhat).all()
+
+
+def test_ets_extrapolates_a_straight_line_exactly() -> None:
+    spec = monthly_spec()
+    t = np.arange(60)
+    hist = pl.DataFrame({SID: ["a"] * 60, IDX: t, Y: 3.0 + 2.0 * t, ROW: t})
+    model = ETSModel.fit(hist, spec)
+    yhat = model.predict(hist, last_origin_query(hist, spec), spec)
+    np.testing.assert_allclose(yhat, 3.0 + 2.0 * (59 + np.arange(1, 13)), rtol=1e-4)
+
+
+def test_ets_repeats_a_pure_seasonal_pattern() -> None:
+    spec = monthly_spec()
+    t = np.arange(72)
+    pattern = np.array([5, 7, 9, 4, 3, 8, 10, 12, 6, 5, 4, 11], dtype=float)
+    hist = pl.DataFrame({SID: ["a"] * 72, IDX: t, Y: 100 + pattern[t % 12], ROW: t})
+    model = ETSModel.fit(hist, spec)
+    yhat = model.predict(hist, last_origin_query(hist, spec), spec)
+    np.testing.assert_allclose(yhat, 100 + pattern[(72 + np.arange(12)) % 12], atol=1e-3)
+
+
+def test_arima_uses_known_in_advance_regressors() -> None:
+    rng = np.random.default_rng(0)
+    t = np.arange(96)
+    promo = (rng.random(96 + 12) < 0.3).astype(float)
+    y = 50 + 20 * promo[:96] + rng.normal(0, 0.5, 96)
+    hist = pl.DataFrame({SID: ["a"] * 96, IDX: t, Y: y, ROW: t, "promo": promo[:96]})
+    spec = monthly_spec(("promo",))
+    model = ARIMAModel.fit(hist, spec)
+    query = query_at(hist, {"a": [95]}, spec.distances).with_columns(pl.Series("promo", promo[96:]))
+    yhat = model.predict(hist, query, spec)
+    np.testing.assert_allclose(yhat, 50 + 20 * promo[96:], atol=2.5)
+
+
+def test_ensemble_is_the_mean_of_its_members(data: pl.DataFrame) -> None:
+    spec = monthly_spec()
+    members = [ETSModel.fit(data, spec), ThetaModel.fit(data, spec)]
+    ens = EnsembleModel(members)
+    query = last_origin_query(data, spec)
+    expected = (members[0].predict(data, query, spec) + members[1].predict(data, query, spec)) / 2
+    np.testing.assert_allclose(ens.predict(data, query, spec), expected)
+    again = EnsembleModel.from_bytes(ens.to_bytes())
+    np.testing.assert_allclose(again.predict(data, query, spec), expected)
+    refit = EnsembleModel.fit(data, spec, **ens.refit_kwargs())
+    assert [m.kind for m in refit.members] == ["ets", "theta"]
+
+
+def test_ets_filters_a_thousand_series_fast() -> None:
+    rng = np.random.default_rng(1)
+    n, a = 1000, 56
+    spec = TimeSeriesSpec(
+        datetime_column="d",
+        target="y",
+        time_step=TimeStep("day"),
+        feature_derivation_window=(-a, 0),
+        forecast_window=(1, 28),
+        series_id_column="s",
+    )
+    sids = np.repeat([f"s{i}" for i in range(n)], 120)
+    idx = np.tile(np.arange(120), n)
+    y = 100 + np.tile(10 * np.sin(np.arange(120) * 2 * np.pi / 7), n) + rng.normal(0, 1, n * 120)
+    hist = pl.DataFrame({SID: sids, IDX: idx, Y: y, ROW: np.arange(n * 120)})
+    # Stored parameters (fitting 1,000 series is a training cost, not under test).
+    params = SeriesEts("Ad", True, False, 0.3, 0.05, 0.1, 0.95)
+    model = ETSModel(7, a, {f"s{i}": params for i in range(n)}, params)
+    query = last_origin_query(hist, spec)
+    start = time.perf_counter()
+    yhat = model.predict(hist, query, spec)
+    elapsed = time.perf_counter() - start
+    assert np.isfinite(yhat).all()
+    assert elapsed < 1.5, f"{elapsed:.2f}s for 1,000 series x 28 steps"
