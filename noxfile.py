@@ -25,7 +25,12 @@ def properties(session: nox.Session) -> None:
     """Hypothesis properties with the expensive profile (1,000 examples each)."""
     session.install("-e", ".[test]")
     session.run(
-        "python", "-m", "pytest", "tests/properties", *session.posargs, env={"HYPOTHESIS_PROFILE": "expensive"}
+        "python",
+        "-m",
+        "pytest",
+        "tests/properties",
+        *session.posargs,
+        env={"HYPOTHESIS_PROFILE": "expensive"},
     )
 
 
