@@ -18,21 +18,33 @@ import numpy as np
 import polars as pl
 
 from tsengine.features import FP, D, dense_history, season_length, training_query
+from tsengine.grid import OriginGrid
 from tsengine.models.base import ForecastModel
 from tsengine.spec import TimeSeriesSpec
 from tsengine.validate import IDX, SID, Y
 
 __all__ = [
     "Backtest",
+    "auto_origins",
     "backtest_origins",
     "ensemble_backtest",
     "mase_scales",
     "run_backtest",
     "score",
+    "origin_scale",
     "window_scale",
 ]
 
 DEFAULT_ORIGINS = 3
+# [ours] Automatic origin count: enough that series x origins reaches this many
+# forecast windows, between DEFAULT_ORIGINS and MAX_ORIGINS.  Errors within one
+# window are strongly correlated (one shock moves every distance), so a window,
+# not a row, is the unit of evidence; with a dozen series three origins give a
+# leaderboard whose order flips from one run to the next.  Many series already
+# give many windows per origin, and each origin costs one refit per candidate,
+# so large data keep the minimum.
+MIN_WINDOWS = 60
+MAX_ORIGINS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +79,12 @@ def backtest_origins(
     earliest = int(firsts.min()) + need  # type: ignore[arg-type]
     origins = [last - spec.forecast_window[1] - k * width for k in range(n_origins)]
     return sorted(o for o in origins if o >= earliest)
+
+
+def auto_origins(history: pl.DataFrame) -> int:
+    """Origins for a backtest of ``history``: ``ceil(MIN_WINDOWS / series)`` clipped to [3, 8]."""
+    n_series = max(1, history.filter(pl.col(Y).is_not_null()).get_column(SID).n_unique())
+    return int(np.clip(-(-MIN_WINDOWS // n_series), DEFAULT_ORIGINS, MAX_ORIGINS))
 
 
 def mase_scales(history: pl.DataFrame, spec: TimeSeriesSpec, upto: int) -> pl.DataFrame:
@@ -152,7 +170,7 @@ def run_backtest(
     return Backtest(name, rows)
 
 
-def window_scale(history: pl.DataFrame, origins: pl.DataFrame, fdw: int) -> pl.DataFrame:
+def origin_scale(history: pl.DataFrame, sids: pl.Series, origins: np.ndarray, fdw: int) -> np.ndarray:
     """Per-origin volatility over ``(fp - fdw, fp]``: the mean absolute one-step change.
 
     Intervals are stored in these units, so one table serves series of any size
@@ -162,33 +180,29 @@ def window_scale(history: pl.DataFrame, origins: pl.DataFrame, fdw: int) -> pl.D
     low-level series far too narrow.)  Falls back to the mean absolute level
     when the window has no consecutive pair or no change, then to 1.
     """
-    pairs = origins.select(SID, FP).unique()
-    dense = dense_history(history, pairs, fdw, [])
-    y = pl.col(Y)
-    span = max(fdw - 1, 1)
-    stats = dense.select(
-        SID,
-        pl.col(IDX).alias(FP),
-        (y - y.shift(1)).abs().rolling_mean(span, min_samples=1).over(SID).alias("__diff"),
-        y.abs().rolling_mean(fdw, min_samples=1).over(SID).alias("__level"),
-    )
-    return pairs.join(stats, on=[SID, FP], how="left").select(
-        SID,
-        FP,
-        pl.when(pl.col("__diff") > 1e-9)
-        .then(pl.col("__diff"))
-        .when(pl.col("__level") > 1e-9)
-        .then(pl.col("__level"))
-        .otherwise(1.0)
-        .alias("scale"),
-    )
+    if origins.size == 0:
+        return np.empty(0)
+    grid = OriginGrid.build(history, sids, origins, fdw)
+    change = grid.mean_abs_change(max(fdw - 1, 1))
+    level = grid.mean(absolute=True)
+    return np.asarray(np.where(change > 1e-9, change, np.where(level > 1e-9, level, 1.0)))
 
 
-def ensemble_backtest(members: list[Backtest], *, name: str) -> Backtest:
-    """The backtest of the mean of ``members``' predictions (same origins and rows).
+def window_scale(history: pl.DataFrame, origins: pl.DataFrame, fdw: int) -> pl.DataFrame:
+    """:func:`origin_scale` for each distinct ``(__sid, __fp)`` of ``origins``, as a frame."""
+    pairs = origins.select(SID, FP).unique(maintain_order=True)
+    scale = origin_scale(history, pairs.get_column(SID), pairs.get_column(FP).to_numpy(), fdw)
+    return pairs.with_columns(pl.Series("scale", scale, dtype=pl.Float64))
 
-    Rows a member could not predict (NaN) are averaged over the others.
+
+def ensemble_backtest(members: list[Backtest], *, name: str, weights: list[float] | None = None) -> Backtest:
+    """The backtest of the (weighted) mean of ``members``' predictions (same origins and rows).
+
+    Rows a member could not predict (NaN) are averaged over the others, with
+    their weights renormalised.
     """
+    from tsengine.models.ensemble import combine
+
     keys = [SID, FP, D]
     base = members[0].rows
     preds = [base.get_column("yhat").to_numpy()]
@@ -197,11 +211,7 @@ def ensemble_backtest(members: list[Backtest], *, name: str) -> Backtest:
             other.rows.select(*keys, "yhat"), on=keys, how="left", maintain_order="left"
         )
         preds.append(aligned.get_column("yhat").fill_null(np.nan).to_numpy())
-    stacked = np.vstack(preds)
-    finite = np.isfinite(stacked)
-    count = finite.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, np.where(finite, stacked, 0.0).sum(axis=0) / np.maximum(count, 1), np.nan)
+    mean = combine(np.vstack(preds), weights)
     return Backtest(name, base.with_columns(pl.Series("yhat", mean, dtype=pl.Float64)))
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tsengine.backtest import window_scale
+from tsengine.backtest import origin_scale
 from tsengine.explain import forecast_explanations
 from tsengine.features import FP, D
 from tsengine.humility import apply_humility, rules_from_metadata
@@ -225,15 +225,10 @@ class Deployment:
         ).with_columns(pl.Series("prediction", yhat, dtype=pl.Float64))
         percentile = None
         if self.intervals is not None:
-            scale = query.join(
-                window_scale(history, query, self.spec.fdw),
-                on=[SID, FP],
-                how="left",
-                maintain_order="left",
+            scale = origin_scale(
+                history, query.get_column(SID), query.get_column(FP).to_numpy(), self.spec.fdw
             )
-            low, high = self.intervals.apply(
-                yhat, scale.get_column("scale").to_numpy(), query.get_column(D).to_numpy()
-            )
+            low, high = self.intervals.apply(yhat, scale, query.get_column(D).to_numpy())
             out = out.with_columns(
                 pl.Series("predictionIntervalLow", low, dtype=pl.Float64),
                 pl.Series("predictionIntervalHigh", high, dtype=pl.Float64),

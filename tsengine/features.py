@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from tsengine.grid import OriginGrid
 from tsengine.spec import TimeSeriesSpec
 from tsengine.timestep import TimeStep
 from tsengine.validate import IDX, ROW, SID, Y
@@ -41,7 +42,7 @@ __all__ = [
     "FeaturePlan",
     "build_design",
     "dense_history",
-    "origin_stats",
+    "seasonal_steps",
     "season_length",
     "seasonal_offset",
     "training_query",
@@ -206,11 +207,11 @@ class CategoryMaps:
             maps[col] = {str(v): i for i, v in enumerate(values)}
         return cls(maps)
 
-    def encode(self, column: str, values: pl.Expr) -> pl.Expr:
-        """Float codes (NaN for unseen or missing) of a string expression."""
+    def encode(self, column: str, values: pl.Expr, *, unseen: float | None = None) -> pl.Expr:
+        """Float codes of a string expression: null stays null, unseen → ``unseen``."""
         mapping = self.maps.get(column, {})
         return values.cast(pl.String).replace_strict(
-            list(mapping), list(mapping.values()), default=None, return_dtype=pl.Float64
+            list(mapping), list(mapping.values()), default=unseen, return_dtype=pl.Float64
         )
 
     def to_dict(self) -> dict[str, dict[str, int]]:
@@ -251,32 +252,6 @@ def dense_history(history: pl.DataFrame, origins: pl.DataFrame, fdw: int, column
     return grid.join(keep, on=[SID, IDX], how="left", maintain_order="left")
 
 
-def origin_stats(dense: pl.DataFrame, plan: FeaturePlan) -> pl.DataFrame:
-    """Per (series, grid point) statistics over the window ending there.
-
-    Returns ``__sid``, ``__fp`` and the origin features, unscaled, with ``__scale``
-    and ``__last``.
-    """
-    a = plan.fdw
-    y = pl.col(Y)
-    exprs: list[pl.Expr] = [
-        y.abs().rolling_mean(a, min_samples=1).over(SID).alias("__scale"),
-        y.forward_fill(limit=a - 1).over(SID).alias("__last"),
-        y.is_not_null().cast(pl.Float64).rolling_sum(a, min_samples=1).over(SID).alias("__n"),
-    ]
-    exprs += [y.shift(j).over(SID).alias(f"__lag{j}") for j in range(plan.lags)]
-    for w in plan.windows:
-        exprs += [
-            y.rolling_mean(w, min_samples=1).over(SID).alias(f"__mean{w}"),
-            y.rolling_std(w, min_samples=2).over(SID).alias(f"__std{w}"),
-        ]
-    for f in plan.features:
-        exprs.append(pl.col(f).forward_fill(limit=a - 1).over(SID).alias(f"__flast_{f}"))
-        if f not in plan.categorical:
-            exprs.append(pl.col(f).rolling_mean(a, min_samples=1).over(SID).alias(f"__fmean_{f}"))
-    return dense.select(SID, pl.col(IDX).alias(FP), Y, *exprs)
-
-
 def _calendar(step: TimeStep, parts: tuple[str, ...]) -> list[pl.Expr]:
     t = step.from_index(pl.col(IDX))
     table = {
@@ -293,6 +268,17 @@ def _calendar(step: TimeStep, parts: tuple[str, ...]) -> list[pl.Expr]:
     return [table[p].cast(pl.Float64).alias(f"__cal_{p}") for p in parts]
 
 
+def seasonal_steps(distances: np.ndarray, season: int) -> np.ndarray:
+    """:func:`seasonal_offset` on arrays: steps back from ``fp`` to ``fp + d``'s season."""
+    if season <= 1:
+        return np.zeros_like(distances)
+    m = (distances + season - 1) // season
+    return np.asarray(m * season - distances)
+
+
+_UNSEEN = -1.0  # a category code no category has; mapped back to NaN after "last"
+
+
 def build_design(
     history: pl.DataFrame,
     query: pl.DataFrame,
@@ -304,6 +290,10 @@ def build_design(
 ) -> Design:
     """Features for every query row, in query order.
 
+    Origin statistics come from an :class:`~tsengine.grid.OriginGrid` (numpy over
+    a flat dense layout); target-time parts (calendar, KIA, series code) from one
+    polars select over the query.
+
     Args:
         history: canonical history rows (targets after a row's own forecast point
             are never read: every statistic looks backwards from ``fp``).
@@ -311,64 +301,48 @@ def build_design(
         plan: the feature plan.
         step: the time step (for calendar parts).
         maps: category codes.
-        with_target: also return the scaled target ``y[__i] / scale`` (training).
+        with_target: also return the target ``y[__i]`` (training).
     """
-    origins = query.select(SID, FP).unique()
-    dense = dense_history(history, origins, plan.fdw, list(plan.features))
-    stats = origin_stats(dense, plan)
-    seasonal = seasonal_offset(pl.col(D), plan.season)
-    q = query.with_columns(
-        pl.int_range(pl.len(), dtype=pl.Int64).alias("__q"), (pl.col(FP) - seasonal).alias("__si")
-    )
-    q = q.join(stats.drop(Y), on=[SID, FP], how="left", maintain_order="left")
-    q = q.join(
-        dense.select(SID, pl.col(IDX).alias("__si"), pl.col(Y).alias("__seasonal")),
-        on=[SID, "__si"],
-        how="left",
-        maintain_order="left",
-    )
-    if with_target:
-        q = q.join(
-            history.select(SID, IDX, pl.col(Y).alias("__target")),
-            on=[SID, IDX],
-            how="left",
-            maintain_order="left",
-        )
-    scale = pl.when(pl.col("__scale") > SCALE_FLOOR).then(pl.col("__scale")).otherwise(1.0)
-    cols: list[pl.Expr] = [pl.col(D).cast(pl.Float64)]
-    cols += [pl.col(f"__lag{j}") / scale for j in range(plan.lags)]
+    fp = query.get_column(FP).to_numpy().astype(np.int64)
+    d = query.get_column(D).to_numpy().astype(np.int64)
+    cats = [f for f in plan.features if f in plan.categorical]
+    if cats:
+        history = history.with_columns(maps.encode(f, pl.col(f), unseen=_UNSEEN) for f in cats)
+    grid = OriginGrid.build(history, query.get_column(SID), fp, plan.fdw, plan.features)
+    level = grid.mean(absolute=True)
+    scale = np.where(level > SCALE_FLOOR, level, 1.0)
+    last = grid.last()
+    seasonal = grid.back(seasonal_steps(d, plan.season))
+    cols: list[np.ndarray] = [d.astype(np.float64)]
+    cols += [grid.lag(j) / scale for j in range(plan.lags)]
     for w in plan.windows:
-        cols += [pl.col(f"__mean{w}") / scale, pl.col(f"__std{w}") / scale]
-    cols += [pl.col("__last") / scale, pl.col("__seasonal") / scale, pl.col("__n")]
-    cols += _calendar(step, plan.calendar)
+        cols += [grid.mean(width=w) / scale, grid.std(width=w) / scale]
+    cols += [last / scale, seasonal / scale, grid.count()]
+    target_side: list[pl.Expr] = _calendar(step, plan.calendar)
     for k in plan.known_in_advance:
-        cols.append(maps.encode(k, pl.col(k)) if k in plan.categorical else pl.col(k).cast(pl.Float64))
+        target_side.append(maps.encode(k, pl.col(k)) if k in plan.categorical else pl.col(k).cast(pl.Float64))
+    series = [maps.encode(SID, pl.col(SID)).alias("__series")] if plan.with_series else []
+    side = query.select(*(e.alias(f"__t{n}") for n, e in enumerate(target_side)), *series)
+    cols += [side.get_column(f"__t{n}").to_numpy().astype(np.float64) for n in range(len(target_side))]
     for f in plan.features:
         if f in plan.categorical:
-            cols.append(maps.encode(f, pl.col(f"__flast_{f}")))
+            code = grid.last(f)
+            cols.append(np.where(code == _UNSEEN, np.nan, code))
         else:
-            cols += [
-                pl.col(f"__flast_{f}").cast(pl.Float64),
-                pl.col(f"__fmean_{f}").cast(pl.Float64),
-            ]
+            cols += [grid.last(f), grid.mean(f)]
     if plan.with_series:
-        cols.append(maps.encode(SID, pl.col(SID)))
-    names = [f"__x{i}" for i in range(len(cols))]
-    out = q.sort("__q").select(
-        *(c.alias(n) for c, n in zip(cols, names, strict=True)),
-        scale.alias("__scale_out"),
-        pl.col("__last").alias("__last_out"),
-        pl.col("__seasonal").alias("__seasonal_out"),
-        *([pl.col("__target")] if with_target else []),
-    )
-    x = out.select(names).to_numpy().astype(np.float64, copy=False)
-    return Design(
-        x=np.ascontiguousarray(x),
-        scale=out.get_column("__scale_out").to_numpy().astype(np.float64),
-        last=out.get_column("__last_out").fill_null(np.nan).to_numpy().astype(np.float64),
-        seasonal=out.get_column("__seasonal_out").fill_null(np.nan).to_numpy().astype(np.float64),
-        y=out.get_column("__target").to_numpy().astype(np.float64) if with_target else None,
-    )
+        cols.append(side.get_column("__series").to_numpy().astype(np.float64))
+    x = np.column_stack(cols) if cols else np.empty((query.height, 0))
+    target = None
+    if with_target:
+        target = (
+            query.select(SID, IDX)
+            .join(history.select(SID, IDX, Y), on=[SID, IDX], how="left", maintain_order="left")
+            .get_column(Y)
+            .to_numpy()
+            .astype(np.float64)
+        )
+    return Design(x=np.ascontiguousarray(x), scale=scale, last=last, seasonal=seasonal, y=target)
 
 
 def training_query(

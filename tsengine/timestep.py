@@ -421,9 +421,10 @@ def parse_datetimes(
     sample = text.head(_SAMPLE)
     candidates = ((preferred_format,) if preferred_format else ()) + _FORMATS
     for fmt in candidates:
-        if _try_format(sample, fmt) is None:
+        on_sample = _try_format(sample, fmt)
+        if on_sample is None:
             continue
-        parsed = _try_format(text, fmt)
+        parsed = on_sample if sample.len() == text.len() else _try_format(text, fmt)
         if parsed is not None:
             return parsed, _offset_style(text, fmt)
     return _parse_with_dateutil(text, column, candidates), _FALLBACK_FORMAT

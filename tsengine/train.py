@@ -11,13 +11,13 @@ from typing import Any
 import polars as pl
 
 import tsengine
-from tsengine.backtest import Backtest, backtest_origins, ensemble_backtest, run_backtest
+from tsengine.backtest import Backtest, auto_origins, backtest_origins, ensemble_backtest, run_backtest
 from tsengine.deployment import Deployment
 from tsengine.errors import ParameterError, TrainingDataError, TsEngineError
 from tsengine.intervals import DEFAULT_PERCENTILE, fit_intervals
 from tsengine.io import to_polars
 from tsengine.models import MODELS, EnsembleModel, ForecastModel
-from tsengine.select import rank
+from tsengine.select import choose, rank
 from tsengine.spec import TimeSeriesSpec, default_windows
 from tsengine.timestep import infer_time_step
 from tsengine.validate import IDX, SID, TIME, Y, canonicalize, place_on_grid
@@ -25,8 +25,9 @@ from tsengine.validate import IDX, SID, TIME, Y, canonicalize, place_on_grid
 __all__ = ["DEFAULT_MODELS", "train"]
 
 DEFAULT_MODELS: tuple[str, ...] = ("lightgbm", "ets", "theta", "arima", "seasonal_naive", "ensemble")
-# The ensemble averages this many of the best backtested base candidates.
-ENSEMBLE_SIZE = 3
+# The ensemble averages this many of the best backtested base candidates,
+# weighted by inverse backtest MASE (see tsengine.models.ensemble).
+ENSEMBLE_SIZE = 4
 
 Progress = Callable[[str], None]
 
@@ -104,8 +105,8 @@ def _fit_candidates(
     A candidate that cannot train on this data (too short for its needs) is
     left out of the leaderboard rather than failing the run; only when none
     trains is the error raised.  The ensemble is not refitted at the origins:
-    its backtest is the mean of its members' backtest predictions, which is
-    what refitting each member and averaging would give.
+    its backtest is the weighted mean of its members' backtest predictions,
+    which is what refitting each member and averaging would give.
     """
     fitted: dict[str, ForecastModel] = {}
     results: list[Backtest] = []
@@ -128,11 +129,15 @@ def _fit_candidates(
         assert error is not None
         raise error
     if EnsembleModel.kind in candidates and len(fitted) >= 2:
-        ranked = [row["model"] for row in rank(results) if row["n"]][:ENSEMBLE_SIZE]
-        if len(ranked) >= 2:
-            members = [r for r in results if r.model in ranked]
-            fitted[EnsembleModel.kind] = EnsembleModel([fitted[k] for k in ranked])
-            results.append(ensemble_backtest(members, name=EnsembleModel.kind))
+        board = [r for r in rank(results) if r["n"] and r["mase"] > 0][:ENSEMBLE_SIZE]
+        if len(board) >= 2:
+            ranked = [r["model"] for r in board]
+            weights = [1.0 / r["mase"] for r in board]
+            by_name = {r.model: r for r in results}
+            fitted[EnsembleModel.kind] = EnsembleModel([fitted[k] for k in ranked], weights)
+            results.append(
+                ensemble_backtest([by_name[k] for k in ranked], name=EnsembleModel.kind, weights=weights)
+            )
     return fitted, results
 
 
@@ -150,15 +155,17 @@ def train(
     deployment_id: str | None = None,
     allow_partial_history: bool = False,
     interval_percentile: int | None = DEFAULT_PERCENTILE,
-    backtests: int = 3,
+    backtests: int | None = None,
     seed: int = 0,
     progress: Progress | None = None,
 ) -> Deployment:
     """Train a time series deployment.
 
     Infers the time step and the datetime format, backtests every candidate model
-    at rolling origins, keeps the one with the lowest mean MASE, fits it on all
-    the data and derives conformal intervals from its backtest residuals.
+    at rolling origins, combines the best few into an ensemble, keeps the
+    ensemble unless a single model beats it significantly (see
+    :mod:`tsengine.select`) and derives conformal intervals from the chosen
+    model's backtest residuals.
 
     Args:
         data: a polars or pandas frame with the datetime, target, optional series
@@ -175,7 +182,8 @@ def train(
         deployment_id: the id to store it under (default: derived from the target).
         allow_partial_history: serve series with as little as one history row.
         interval_percentile: width of prediction intervals; None disables them.
-        backtests: number of rolling origins.
+        backtests: number of rolling origins (default: enough for about 60
+            series windows, 3 to 8; see :func:`tsengine.backtest.auto_origins`).
         seed: LightGBM seed; the same data and seed give the same model.
         progress: called with a short text at each stage (the CLI's progress bar).
 
@@ -245,10 +253,12 @@ def train(
         kia_fill=_kia_fill(canon, kia_num, kia_cat),
         categorical=kia_cat + feat_cat,
     )
-    origins = backtest_origins(canon, spec, backtests)
+    n_origins = auto_origins(canon) if backtests is None else backtests
+    origins = backtest_origins(canon, spec, n_origins)
     fitted, results = _fit_candidates(canon, spec, candidates, origins, seed, say)
     leaderboard = rank(results)
-    best = leaderboard[0]["model"] if leaderboard and leaderboard[0]["n"] else next(iter(fitted))
+    choice = choose(results, leaderboard, ensemble=EnsembleModel.kind) if leaderboard else None
+    best = choice.model if choice and choice.model in fitted else next(iter(fitted))
     model = fitted[best]
     best_rows = next((r.rows for r in results if r.model == best), None)
     intervals = None
@@ -273,6 +283,7 @@ def train(
         "tsengine_version": tsengine.__version__,
         "training": summary,
         "leaderboard": leaderboard,
+        "selection": {"model": best, "reason": choice.reason if choice else "only candidate"},
         "model": model.describe(),
     }
     return Deployment(

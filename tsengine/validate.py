@@ -155,18 +155,18 @@ def place_on_grid(
         DuplicateRowError: naming the series, timestamps and rows.
     """
     idx, on_grid = step.to_index(pl.col(TIME))
-    out = frame.with_columns(idx.alias(IDX), on_grid.alias("__ok"))
-    off = out.filter(~pl.col("__ok"))
-    if off.height:
+    flags = frame.select(idx.alias(IDX), on_grid.alias("__ok"))
+    out = frame.with_columns(flags.get_column(IDX))
+    if not flags.get_column("__ok").all():
+        off = out.filter(~flags.get_column("__ok"))
         examples = short_list([f"row {r}: {o!r}" for r, o in off.select(ROW, ORIG).iter_rows()], quote=False)
         msg = (
             f"column {datetime_column!r} has timestamps off the deployment's {step.describe()} "
             f"grid ({examples}); every timestamp must fall on the time step seen at training"
         )
         raise OffGridError(msg)
-    out = out.drop("__ok")
-    dup = out.filter(pl.len().over(SID, IDX) > 1)
-    if dup.height:
+    if out.select(pl.struct(SID, IDX).is_duplicated().any()).item():
+        dup = out.filter(pl.len().over(SID, IDX) > 1)
         groups = dup.group_by(SID, IDX, maintain_order=True).agg(pl.col(ORIG).first(), pl.col(ROW)).head(6)
         described = [
             (

@@ -27,6 +27,7 @@ from tsengine.errors import (
     short_list,
 )
 from tsengine.features import FP, D
+from tsengine.grid import series_codes
 from tsengine.spec import TimeSeriesSpec
 from tsengine.timestep import format_datetimes
 from tsengine.validate import IDX, ORIG, ROW, SID, TIME, Y
@@ -57,12 +58,8 @@ def _label(spec: TimeSeriesSpec, sid: str) -> str:
 
 def series_order(canon: pl.DataFrame) -> pl.DataFrame:
     """Series keys with their rank in order of first appearance in the input."""
-    return (
-        canon.group_by(SID)
-        .agg(pl.col(ROW).min().alias("__first"))
-        .sort("__first")
-        .select(SID, pl.int_range(pl.len(), dtype=pl.Int64).alias("__rank"))
-    )
+    first = canon.select(pl.col(SID).unique(maintain_order=True))
+    return first.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("__rank"))
 
 
 def _history_counts(canon: pl.DataFrame, pairs: pl.DataFrame, fdw: int) -> np.ndarray:
@@ -70,22 +67,18 @@ def _history_counts(canon: pl.DataFrame, pairs: pl.DataFrame, fdw: int) -> np.nd
 
     One sorted key array and two binary searches: no per-series Python loop.
     """
-    obs = canon.filter(pl.col(Y).is_not_null()).select(SID, IDX)
-    if obs.height == 0:
+    obs = canon.filter(pl.col(Y).is_not_null())
+    if obs.height == 0 or pairs.height == 0:
         return np.zeros(pairs.height, dtype=np.int64)
-    codes = pl.concat([obs.get_column(SID), pairs.get_column(SID)]).unique().to_list()
-    code_of = {s: k for k, s in enumerate(codes)}
-    lo = min(int(obs[IDX].min()), int(pairs[FP].min()) - fdw)  # type: ignore[arg-type]
-    span = max(int(obs[IDX].max()), int(pairs[FP].max())) - lo + 2  # type: ignore[arg-type]
-
-    def keys(frame: pl.DataFrame, col: str, shift: int = 0) -> np.ndarray:
-        code = frame.get_column(SID).replace_strict(code_of, return_dtype=pl.Int64).to_numpy()
-        return np.asarray(code * span + (frame.get_column(col).to_numpy() - lo + shift))
-
-    obs_keys = np.sort(keys(obs, IDX))
-    upper = np.searchsorted(obs_keys, keys(pairs, FP), side="right")
-    lower = np.searchsorted(obs_keys, keys(pairs, FP, -fdw), side="right")
-    return (upper - lower).astype(np.int64)
+    obs_code, pair_code = series_codes(obs.get_column(SID), pairs.get_column(SID))
+    obs_idx, pair_fp = obs.get_column(IDX).to_numpy(), pairs.get_column(FP).to_numpy()
+    lo = min(int(obs_idx.min()), int(pair_fp.min()) - fdw)
+    span = max(int(obs_idx.max()), int(pair_fp.max())) - lo + 2
+    obs_keys = np.sort(obs_code * span + (obs_idx - lo))
+    keys = pair_code * span + (pair_fp - lo)
+    upper = np.searchsorted(obs_keys, keys, side="right")
+    lower = np.searchsorted(obs_keys, keys - fdw, side="right")
+    return np.asarray((upper - lower).astype(np.int64))
 
 
 def _fmt_index(spec: TimeSeriesSpec, fmt: str, offset: str | None) -> pl.Expr:
@@ -110,14 +103,14 @@ def forecast_window(
     """
     step = spec.time_step
     if forecast_point is None:
-        observed = canon.filter(pl.col(Y).is_not_null())
-        if observed.height == 0:
+        latest = canon.select(pl.col(IDX).filter(pl.col(Y).is_not_null()).max()).item()
+        if latest is None:
             msg = (
                 f"cannot infer a forecast point: no row has a value in target column {spec.target!r}; "
                 "post history rows with the target filled in, or pass forecastPoint"
             )
             raise InsufficientHistoryError(msg)
-        fp = int(observed.get_column(IDX).max())  # type: ignore[arg-type]
+        fp = int(latest)
     else:
         found = step.index_of(forecast_point)
         if found is None:
@@ -128,26 +121,33 @@ def forecast_window(
             )
             raise OffGridError(msg)
         fp = found
-    order = series_order(canon)
-    counts = _history_counts(canon, order.with_columns(pl.lit(fp, pl.Int64).alias(FP)), spec.fdw)
-    short = order.with_columns(pl.Series("__n", counts)).filter(pl.col("__n") < spec.min_history)
-    if short.height:
+    order = series_order(canon).with_columns(pl.lit(fp, pl.Int64).alias(FP))
+    counts = _history_counts(canon, order, spec.fdw)
+    if (counts < spec.min_history).any():
+        short = order.with_columns(pl.Series("__n", counts)).filter(pl.col("__n") < spec.min_history)
         fp_text = step.timestamp_of(fp).isoformat()
-        described = [f"{_label(spec, s)} has {n}" for s, _, n in short.iter_rows()]
+        described = [f"{_label(spec, s)} has {n}" for s, n in short.select(SID, "__n").iter_rows()]
         msg = (
             f"not enough history before forecast point {fp_text}: {short_list(described, quote=False)} "
             f"target value(s) in the {spec.fdw}-step feature derivation window, the model needs "
             f"{spec.min_history}; post more history rows or choose an earlier forecast point"
         )
         raise InsufficientHistoryError(msg)
-    distances = pl.DataFrame({D: list(spec.distances)}, schema={D: pl.Int64})
-    wanted = order.join(distances, how="cross").with_columns(
-        pl.lit(fp, pl.Int64).alias(FP), (pl.col(D) + fp).alias(IDX)
+    distances = np.arange(spec.forecast_window[0], spec.forecast_window[1] + 1, dtype=np.int64)
+    n_series = order.height
+    wanted = pl.DataFrame(
+        {
+            SID: order.get_column(SID).gather(np.repeat(np.arange(n_series), distances.size)),
+            FP: np.full(n_series * distances.size, fp, dtype=np.int64),
+            D: np.tile(distances, n_series),
+            IDX: np.tile(distances + fp, n_series),
+        }
     )
     kia = list(spec.known_in_advance)
+    # series-major, distance-minor by construction; the left join keeps that order
     query = wanted.join(
         canon.select(SID, IDX, ROW, ORIG, *kia), on=[SID, IDX], how="left", maintain_order="left"
-    ).sort("__rank", D)
+    )
     new_ids = pl.col(ROW).is_null().cast(pl.Int64).cum_sum() - 1 + canon.height
     query = query.with_columns(
         pl.coalesce(pl.col(ROW), new_ids).alias(ROW),
@@ -157,7 +157,7 @@ def forecast_window(
     query, warnings = _check_known_in_advance(
         query, canon, spec, relax_known_in_advance, what="forecast rows"
     )
-    return Window(query.drop("__rank"), history, warnings)
+    return Window(query, history, warnings)
 
 
 def historical_window(
