@@ -18,7 +18,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,8 +34,8 @@ from datarobot_predict import TimeSeriesType
 from datarobot_predict import deployment as dr_deployment
 
 import tsengine
-from api import Settings, create_app
-from api.server import make_server
+from api import Settings
+from api.testing import running
 
 # datarobot-predict builds a urllib3 Retry that urllib3 2.x deprecates; not ours to fix.
 pytestmark = pytest.mark.filterwarnings(
@@ -80,29 +79,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     tsengine.Registry(path).save(deployment)
     return path
-
-
-@contextlib.contextmanager
-def running(settings: Settings) -> Iterator[str]:
-    """The real server on a free loopback port, in a thread; yields its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = make_server(create_app(settings), port=port, log_level="warning")
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "the server thread died while starting"
-        assert time.monotonic() < deadline, "the server did not start within 10 s"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,7 @@ with ``tsengine humility``.
 
 from __future__ import annotations
 
-import contextlib
 import io
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,8 +23,8 @@ from datarobot_predict import deployment as dr_deployment
 from typer.testing import CliRunner
 
 import tsengine
-from api import Settings, create_app
-from api.server import make_server
+from api import Settings
+from api.testing import running
 from tsengine.cli import app
 
 pytestmark = pytest.mark.filterwarnings(
@@ -92,27 +88,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     tsengine.Registry(path).save(series)
     return path
-
-
-@contextlib.contextmanager
-def running(settings: Settings) -> Iterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = make_server(create_app(settings), port=port, log_level="warning")
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive()
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 @pytest.fixture(scope="module")
