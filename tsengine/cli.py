@@ -372,6 +372,43 @@ def serve_cmd(
     _serve(Registry(registry).path, host=host, port=port, workers=workers)
 
 
+# Options that take several columns.  The documented forms are repeating the flag
+# or separating with commas; ``--known-in-advance a b`` (several words after one
+# flag, as the usage line ``--known-in-advance COL ...`` reads) is accepted too.
+_MULTI = frozenset({"--known-in-advance", "--feature", "--models", "--passthrough"})
+
+
+def expand_multi_options(argv: list[str]) -> list[str]:
+    """``--opt a b,c`` → ``--opt a --opt b --opt c``.
+
+    Words after a multi-value flag are taken as its values up to the next option,
+    or up to a word naming an existing file once the flag has one value (DATA).
+    """
+    out: list[str] = []
+    flag: str | None = None
+    taken = 0
+    for word in argv:
+        if word.startswith("-"):
+            if flag is not None and taken == 0:
+                out.append(flag)  # a flag without values: let the parser complain
+            flag, taken = (word, 0) if word in _MULTI else (None, 0)
+            if flag is None:
+                out.append(word)
+            continue
+        if flag is not None and taken > 0 and Path(word).exists():
+            flag = None
+        if flag is None:
+            out.append(word)
+            continue
+        for value in (v.strip() for v in word.split(",")):
+            if value:
+                out += [flag, value]
+                taken += 1
+    if flag is not None and taken == 0:
+        out.append(flag)
+    return out
+
+
 def main() -> None:
     """Console-script entry point."""
-    app()
+    app(args=expand_multi_options(sys.argv[1:]))

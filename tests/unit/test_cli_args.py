@@ -1,0 +1,55 @@
+"""Multi-value CLI options: repeated flags, commas, and several words after one flag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tsengine.cli import expand_multi_options
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--known-in-advance", "a", "b"], ["--known-in-advance", "a", "--known-in-advance", "b"]),
+        (["--known-in-advance", "a,b"], ["--known-in-advance", "a", "--known-in-advance", "b"]),
+        (
+            ["--known-in-advance", "a", "--known-in-advance", "b"],
+            ["--known-in-advance", "a", "--known-in-advance", "b"],
+        ),
+        (
+            ["--models", "lightgbm, ets", "--name", "x"],
+            ["--models", "lightgbm", "--models", "ets", "--name", "x"],
+        ),
+        (["--name", "x", "--seed", "3"], ["--name", "x", "--seed", "3"]),
+        (["--known-in-advance"], ["--known-in-advance"]),
+        (["--known-in-advance", "--name", "x"], ["--known-in-advance", "--name", "x"]),
+    ],
+)
+def test_multi_value_options_expand_to_repeated_flags(argv: list[str], expected: list[str]) -> None:
+    assert expand_multi_options(argv) == expected
+
+
+def test_expansion_stops_at_the_data_file(tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("a\n1\n")
+    argv = ["train", "--known-in-advance", "promo", "holiday", str(data), "--name", "x"]
+    assert expand_multi_options(argv) == [
+        "train",
+        "--known-in-advance",
+        "promo",
+        "--known-in-advance",
+        "holiday",
+        str(data),
+        "--name",
+        "x",
+    ]
+
+
+def test_a_file_named_like_the_first_value_is_still_a_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "promo").write_text("")
+    assert expand_multi_options(["--known-in-advance", "promo"]) == ["--known-in-advance", "promo"]
