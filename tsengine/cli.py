@@ -195,12 +195,19 @@ def predict_cmd(
         list[str] | None,
         typer.Option("--passthrough", help="Input column to copy into the output (repeatable)."),
     ] = None,
+    passthrough_all: Annotated[
+        bool, typer.Option("--passthrough-all", help="Copy every input column (passthroughColumnsSet=all).")
+    ] = False,
     max_explanations: Annotated[
         int, typer.Option("--max-explanations", help="Prediction explanations per row (0: none).")
     ] = 0,
+    threshold_low: Annotated[
+        float | None, typer.Option("--threshold-low", help="Explain only predictions below this …")
+    ] = None,
+    threshold_high: Annotated[float | None, typer.Option("--threshold-high", help="… or above this.")] = None,
     registry: RegistryOpt = None,
 ) -> None:
-    """Forecast with a stored deployment; writes DataRobot's CSV or JSON shape."""
+    """Forecast (or score) with a stored deployment; writes DataRobot's CSV or JSON shape."""
     if fmt not in {"csv", "json"}:
         err.print(f"[bold red]error:[/] --format must be csv or json, got {fmt!r}")
         raise typer.Exit(EXIT_BAD_INPUT)
@@ -216,7 +223,10 @@ def predict_cmd(
             end=parse_timestamp(end, name="--end") if end else None,
             relax_known_in_advance=relax_known_in_advance,
             passthrough_columns=tuple(passthrough or ()),
+            passthrough_all=passthrough_all,
             max_explanations=max_explanations,
+            threshold_low=threshold_low,
+            threshold_high=threshold_high,
         )
         result = deployment.predict_result(frame, options)
         for warning in result.warnings:
