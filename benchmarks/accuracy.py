@@ -139,7 +139,22 @@ def run_tsengine(
         }
     )
     board = ", ".join(f"{r['model']} {r['mase']:.3f}" for r in dep.metadata["leaderboard"])
-    return pred, fit, predict, f"selected `{dep.model.kind}`; backtest MASE: {board}"
+    origins = len(dep.metadata["training"]["backtest_origins"])
+    selection = dep.metadata.get("selection", {})
+    desc = dep.model.describe()
+    if "weights" in desc:
+        members = ", ".join(
+            f"{m['kind']} {w:.2f}" for m, w in zip(desc["members"], desc["weights"], strict=True)
+        )
+        chosen = f"`{dep.model.kind}` ({members})"
+    else:
+        chosen = f"`{dep.model.kind}`"
+    return (
+        pred,
+        fit,
+        predict,
+        f"selected {chosen}: {selection.get('reason', '')}; backtest MASE at {origins} origins: {board}",
+    )
 
 
 def run_statsforecast(ds: DataSet, train: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, float, float]]:

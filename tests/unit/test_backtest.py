@@ -8,6 +8,7 @@ import pytest
 
 from tsengine.backtest import (
     Backtest,
+    auto_origins,
     backtest_origins,
     ensemble_backtest,
     run_backtest,
@@ -114,3 +115,17 @@ def test_ensemble_backtest_averages_members_row_by_row() -> None:
     out = ensemble_backtest([Backtest("x", base), Backtest("y", other)], name="ens")
     assert out.model == "ens"
     assert out.rows.get_column("yhat").to_list() == [2.0, 4.0]
+
+
+def test_weighted_ensemble_backtest_renormalises_around_missing_members() -> None:
+    base = pl.DataFrame(
+        {SID: ["a", "a"], FP: [0, 0], D: [1, 2], IDX: [1, 2], "y": [1.0, 2.0], "yhat": [1.0, np.nan]}
+    )
+    other = base.with_columns(pl.Series("yhat", [4.0, 4.0]))
+    out = ensemble_backtest([Backtest("x", base), Backtest("y", other)], name="ens", weights=[2.0, 1.0])
+    assert out.rows.get_column("yhat").to_list() == [2.0, 4.0]
+
+
+@pytest.mark.parametrize(("series", "expected"), [(1, 8), (8, 8), (12, 5), (20, 3), (500, 3)])
+def test_automatic_origins_give_small_data_more_windows(series: int, expected: int) -> None:
+    assert auto_origins(history(n=30, series=series)) == expected

@@ -6,9 +6,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import orjson
 import polars as pl
 import pytest
 
+from tsengine.errors import TrainingDataError
 from tsengine.features import FP, D
 from tsengine.models import ARIMAModel, EnsembleModel, ETSModel, ThetaModel
 from tsengine.models.base import ForecastModel
@@ -174,6 +176,23 @@ def test_ensemble_is_the_mean_of_its_members(data: pl.DataFrame) -> None:
     np.testing.assert_allclose(again.predict(data, query, spec), expected)
     refit = EnsembleModel.fit(data, spec, **ens.refit_kwargs())
     assert [m.kind for m in refit.members] == ["ets", "theta"]
+
+
+def test_weighted_ensemble_roundtrips_and_reads_unweighted_bytes(data: pl.DataFrame) -> None:
+    spec = monthly_spec()
+    members = [ETSModel.fit(data, spec), ThetaModel.fit(data, spec)]
+    ens = EnsembleModel(members, [3.0, 1.0])
+    assert ens.weights == [0.75, 0.25]
+    query = last_origin_query(data, spec)
+    expected = 0.75 * members[0].predict(data, query, spec) + 0.25 * members[1].predict(data, query, spec)
+    np.testing.assert_allclose(ens.predict(data, query, spec), expected)
+    np.testing.assert_allclose(EnsembleModel.from_bytes(ens.to_bytes()).predict(data, query, spec), expected)
+    assert EnsembleModel.fit(data, spec, **ens.refit_kwargs()).weights == [0.75, 0.25]
+    legacy = orjson.loads(ens.to_bytes())
+    del legacy["weights"]
+    assert EnsembleModel.from_bytes(orjson.dumps(legacy)).weights == [0.5, 0.5]
+    with pytest.raises(TrainingDataError, match="positive"):
+        EnsembleModel(members, [1.0, -1.0])
 
 
 def test_ets_filters_a_thousand_series_fast() -> None:

@@ -1,14 +1,15 @@
-"""Model selection: leaderboard order by backtest MASE."""
+"""Model selection: leaderboard order by backtest MASE, and the ensemble-first choice."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import polars as pl
 
 from tsengine.backtest import Backtest
 from tsengine.features import FP, D
-from tsengine.select import rank
+from tsengine.select import choose, paired_advantage, rank
 from tsengine.validate import IDX, SID
 
 
@@ -43,3 +44,55 @@ def test_lower_mase_ranks_first_and_unusable_models_last() -> None:
 
 def test_rank_of_nothing_is_empty() -> None:
     assert rank([]) == []
+
+
+def windows(name: str, errors: list[float]) -> Backtest:
+    """One window per error: series ``s<k>`` at origin 0, a single distance."""
+    n = len(errors)
+    return Backtest(
+        name,
+        pl.DataFrame(
+            {
+                SID: [f"s{k}" for k in range(n)],
+                FP: [0] * n,
+                D: [1] * n,
+                IDX: [1] * n,
+                "y": [0.0] * n,
+                "yhat": errors,
+                "scale": [1.0] * n,
+                "mase_scale": [1.0] * n,
+            }
+        ),
+    )
+
+
+def test_paired_advantage_is_positive_when_the_first_model_is_better() -> None:
+    gain, se, n = paired_advantage(windows("a", [1.0, 1.0, 1.0]), windows("b", [2.0, 3.0, 4.0]))
+    assert gain == 2.0
+    assert se == 1.0 / math.sqrt(3)
+    assert n == 3
+
+
+def test_ensemble_is_kept_when_a_single_model_leads_within_noise() -> None:
+    ens = np.random.default_rng(0).uniform(1.0, 2.0, 40)
+    single = ens + np.tile([-0.55, 0.45], 20)  # 0.05 better on average, 0.5 either way
+    results = [windows("single", list(single)), windows("ensemble", list(ens))]
+    board = rank(results)
+    assert board[0]["model"] == "single"
+    choice = choose(results, board, ensemble="ensemble")
+    assert choice.model == "ensemble"
+    assert "kept" in choice.reason
+
+
+def test_a_single_model_that_wins_clearly_replaces_the_ensemble() -> None:
+    rng = np.random.default_rng(1)
+    ens = rng.uniform(0.5, 1.5, 40)
+    results = [windows("single", list(ens * 0.7)), windows("ensemble", list(ens))]
+    choice = choose(results, rank(results), ensemble="ensemble")
+    assert choice.model == "single"
+    assert "beats the ensemble" in choice.reason
+
+
+def test_without_an_ensemble_the_lowest_mase_wins() -> None:
+    results = [windows("a", [2.0, 2.0]), windows("b", [1.0, 1.5])]
+    assert choose(results, rank(results), ensemble="ensemble").model == "b"
