@@ -9,14 +9,18 @@ worker has its own model cache, as each DataRobot prediction process does.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from api.app import create_app
 from api.settings import Settings
@@ -40,8 +44,28 @@ APP_FACTORY = "api.server:app_from_env"
 WORKER_START_TIMEOUT = 120
 """Seconds a worker may take to start before uvicorn's supervisor restarts it."""
 
+
+class NoDelayH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with Nagle's algorithm off on every connection.
+
+    asyncio turns on ``TCP_NODELAY`` only for sockets it created itself; the
+    listening socket uvicorn hands to ``--workers`` processes arrives with
+    ``proto == 0``, so asyncio skips it and each small response waited ~40 ms
+    for the client's delayed ACK (measured: 56 ms end to end vs 11 ms in the
+    server with 2 workers; 12 ms with 1).
+    """
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Disable Nagle, then proceed as uvicorn does."""
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
+
+
 _HTTP_OPTIONS: dict[str, Any] = {
-    "http": "h11",
+    "http": NoDelayH11Protocol,
     "h11_max_incomplete_event_size": DEFAULT_H11_MAX_INCOMPLETE_EVENT_SIZE,
 }
 
