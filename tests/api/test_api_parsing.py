@@ -214,6 +214,14 @@ def test_csv_keeps_override_columns_as_strings(content_type: str | None) -> None
     assert frame(CSV, content_type).equals(EXPECTED)
 
 
+def test_csv_column_changing_type_after_the_sampled_rows_still_parses() -> None:
+    body = b"series,date,y\n" + b"1,2020-01-01,3\n" * 1_500 + b"2,2020-01-02,4.5\n"
+    parsed = frame(body, "text/csv")
+    assert parsed.height == 1_501
+    assert parsed["y"].dtype == pl.Float64
+    assert parsed["y"][-1] == 4.5
+
+
 @pytest.mark.parametrize("content_type", ["application/json", "text/json", None])
 def test_json_records_and_rows_give_the_csv_frame(content_type: str | None) -> None:
     records = b'[{"series": 1, "date": "2020-01-01", "y": 3}, {"series": 2, "date": "2020-01-02", "y": 4.5}]'
