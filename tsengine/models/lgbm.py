@@ -59,6 +59,18 @@ def _params(n_rows: int, seed: int) -> dict[str, Any]:
     }
 
 
+TRANSFORMS = ("scale", "diff")
+"""Target transforms probed at training: ``y / scale`` and ``(y - last) / scale``."""
+DEFAULT_TRANSFORM = "scale"
+
+
+def _untransform(transform: str, raw: np.ndarray, last: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Model output back to target units."""
+    if transform == "diff":
+        return np.asarray(last + raw * scale)
+    return np.asarray(raw * scale)
+
+
 class LightGBMModel(ForecastModel):
     """Gradient-boosted trees on lag, window, calendar and KIA features."""
 
@@ -87,9 +99,7 @@ class LightGBMModel(ForecastModel):
         return np.asarray(design.y / design.scale)
 
     def _untransform(self, raw: np.ndarray, design: Design) -> np.ndarray:
-        if self.transform == "diff":
-            return np.asarray(design.last + raw * design.scale)
-        return np.asarray(raw * design.scale)
+        return _untransform(self.transform, raw, design.last, design.scale)
 
     @classmethod
     def fit(
@@ -98,13 +108,16 @@ class LightGBMModel(ForecastModel):
         spec: TimeSeriesSpec,
         *,
         seed: int = 0,
-        transform: str = "scale",
+        transform: str | None = None,
         rounds: int | None = None,
     ) -> Self:
         """Fit with early stopping on the last forecast window, then refit on all.
 
-        With ``rounds`` given (backtests reuse the final model's), the early
-        stopping probe is skipped: one fit instead of two per origin.
+        With ``transform`` None, each of :data:`TRANSFORMS` is probed on the
+        time-ordered validation fold (the last forecast window of the training
+        data, a one-origin backtest) and the one with the lower error in target
+        units wins.  With ``rounds`` given (backtests reuse the final model's
+        transform and rounds) the probes are skipped: one fit per origin.
 
         Raises:
             TrainingDataError: no (origin, distance) pair with enough history.
@@ -124,41 +137,53 @@ class LightGBMModel(ForecastModel):
             )
             raise TrainingDataError(msg)
         design = build_design(history, pairs, plan, spec.time_step, maps, with_target=True)
-        y = cls._target(design, transform)
-        keep = np.isfinite(y)
-        x, y = design.x[keep], y[keep]
-        target_idx = pairs.get_column(IDX).to_numpy()[keep]
         names = [n.replace(" ", "_") for n in plan.names]
         cats = [names[plan.names.index(c)] for c in plan.categorical_names]
-        params = _params(len(y), seed)
-        cutoff = target_idx.max() - len(spec.distances)
-        valid = target_idx > cutoff
+        target_idx = pairs.get_column(IDX).to_numpy()
+        valid = target_idx > target_idx.max() - len(spec.distances)
+        params = _params(int(valid.size), seed)
         if rounds is None:
-            rounds = cls._probe_rounds(x, y, valid, names, cats, params)
-        full = lgb.Dataset(x, y, feature_name=names, categorical_feature=cats, free_raw_data=False)
+            transform, rounds = cls._probe(design, valid, names, cats, params, transform)
+        transform = transform or DEFAULT_TRANSFORM
+        y = cls._target(design, transform)
+        keep = np.isfinite(y)
+        full = lgb.Dataset(
+            design.x[keep], y[keep], feature_name=names, categorical_feature=cats, free_raw_data=False
+        )
         booster = lgb.train(params, full, num_boost_round=rounds)
         return cls(booster, plan, maps, transform=transform, rounds=rounds)
 
-    @staticmethod
-    def _probe_rounds(
-        x: np.ndarray,
-        y: np.ndarray,
+    @classmethod
+    def _probe(
+        cls,
+        design: Design,
         valid: np.ndarray,
         names: list[str],
         cats: list[str],
         params: dict[str, Any],
-    ) -> int:
-        """Boosting rounds by early stopping on the time-ordered validation fold."""
-        rounds = FIXED_ROUNDS
-        if valid.sum() >= MIN_VALID_ROWS and (~valid).sum() >= MIN_VALID_ROWS:
+        transform: str | None,
+    ) -> tuple[str, int]:
+        """Transform and boosting rounds by early stopping on the validation fold.
+
+        Candidates are compared by mean absolute error in target units on the
+        validation rows every candidate can predict.
+        """
+        candidates = (transform,) if transform else TRANSFORMS
+        usable = np.isfinite(design.y) & np.isfinite(design.last)  # type: ignore[arg-type]
+        train_rows, valid_rows = usable & ~valid, usable & valid
+        if valid_rows.sum() < MIN_VALID_ROWS or train_rows.sum() < MIN_VALID_ROWS:
+            return candidates[0] if transform else DEFAULT_TRANSFORM, FIXED_ROUNDS
+        best: tuple[float, str, int] | None = None
+        for name in candidates:
+            y = cls._target(design, name)
             train_set = lgb.Dataset(
-                x[~valid],
-                y[~valid],
+                design.x[train_rows],
+                y[train_rows],
                 feature_name=names,
                 categorical_feature=cats,
                 free_raw_data=False,
             )
-            valid_set = lgb.Dataset(x[valid], y[valid], reference=train_set)
+            valid_set = lgb.Dataset(design.x[valid_rows], y[valid_rows], reference=train_set)
             probe = lgb.train(
                 params,
                 train_set,
@@ -167,7 +192,13 @@ class LightGBMModel(ForecastModel):
                 callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)],
             )
             rounds = max(20, int(probe.best_iteration or FIXED_ROUNDS))
-        return rounds
+            raw = np.asarray(probe.predict(design.x[valid_rows], num_iteration=rounds, num_threads=1))
+            yhat = _untransform(name, raw, design.last[valid_rows], design.scale[valid_rows])
+            error = float(np.mean(np.abs(yhat - design.y[valid_rows])))  # type: ignore[index]
+            if best is None or error < best[0]:
+                best = (error, name, rounds)
+        assert best is not None
+        return best[1], best[2]
 
     def refit_kwargs(self) -> dict[str, Any]:
         """Backtests refit with the same transform and boosting rounds."""
