@@ -24,7 +24,15 @@ from tsengine.validate import IDX, SID, TIME, Y, canonicalize, place_on_grid
 
 __all__ = ["DEFAULT_MODELS", "train"]
 
-DEFAULT_MODELS: tuple[str, ...] = ("lightgbm", "ets", "theta", "arima", "seasonal_naive", "ensemble")
+DEFAULT_MODELS: tuple[str, ...] = (
+    "lightgbm",
+    "lightgbm_diff",
+    "ets",
+    "theta",
+    "arima",
+    "seasonal_naive",
+    "ensemble",
+)
 # The ensemble averages this many of the best backtested base candidates,
 # weighted by inverse backtest MASE (see tsengine.models.ensemble).
 ENSEMBLE_SIZE = 4

@@ -6,7 +6,7 @@ from tsengine.models.arima import ARIMAModel
 from tsengine.models.base import ForecastModel
 from tsengine.models.ensemble import EnsembleModel
 from tsengine.models.ets import ETSModel
-from tsengine.models.lgbm import LightGBMModel
+from tsengine.models.lgbm import LightGBMDiffModel, LightGBMModel
 from tsengine.models.naive import SeasonalNaiveModel
 from tsengine.models.theta import ThetaModel
 
@@ -16,6 +16,7 @@ __all__ = [
     "ETSModel",
     "EnsembleModel",
     "ForecastModel",
+    "LightGBMDiffModel",
     "LightGBMModel",
     "SeasonalNaiveModel",
     "ThetaModel",
@@ -27,6 +28,7 @@ MODELS: dict[str, type[ForecastModel]] = {
     ETSModel.kind: ETSModel,
     EnsembleModel.kind: EnsembleModel,
     LightGBMModel.kind: LightGBMModel,
+    LightGBMDiffModel.kind: LightGBMDiffModel,
     SeasonalNaiveModel.kind: SeasonalNaiveModel,
     ThetaModel.kind: ThetaModel,
 }

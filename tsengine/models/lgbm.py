@@ -25,7 +25,7 @@ from tsengine.models.base import ForecastModel
 from tsengine.spec import TimeSeriesSpec
 from tsengine.validate import IDX, SID
 
-__all__ = ["LightGBMModel"]
+__all__ = ["LightGBMDiffModel", "LightGBMModel"]
 
 MAX_ROUNDS = 600
 EARLY_STOPPING = 30
@@ -59,8 +59,6 @@ def _params(n_rows: int, seed: int) -> dict[str, Any]:
     }
 
 
-TRANSFORMS = ("scale", "diff")
-"""Target transforms probed at training: ``y / scale`` and ``(y - last) / scale``."""
 DEFAULT_TRANSFORM = "scale"
 
 
@@ -75,6 +73,7 @@ class LightGBMModel(ForecastModel):
     """Gradient-boosted trees on lag, window, calendar and KIA features."""
 
     kind = "lightgbm"
+    default_transform = DEFAULT_TRANSFORM
 
     def __init__(
         self,
@@ -113,11 +112,11 @@ class LightGBMModel(ForecastModel):
     ) -> Self:
         """Fit with early stopping on the last forecast window, then refit on all.
 
-        With ``transform`` None, each of :data:`TRANSFORMS` is probed on the
-        time-ordered validation fold (the last forecast window of the training
-        data, a one-origin backtest) and the one with the lower error in target
-        units wins.  With ``rounds`` given (backtests reuse the final model's
-        transform and rounds) the probes are skipped: one fit per origin.
+        ``transform`` defaults to the class's (``scale`` here, ``diff`` for
+        :class:`LightGBMDiffModel`); the two compete as separate candidates in
+        the training backtests, so the transform is chosen by backtest like any
+        other model choice.  With ``rounds`` given (backtests reuse the final
+        model's) the early-stopping probe is skipped: one fit per origin.
 
         Raises:
             TrainingDataError: no (origin, distance) pair with enough history.
@@ -141,10 +140,10 @@ class LightGBMModel(ForecastModel):
         cats = [names[plan.names.index(c)] for c in plan.categorical_names]
         target_idx = pairs.get_column(IDX).to_numpy()
         valid = target_idx > target_idx.max() - len(spec.distances)
-        params = _params(int(valid.size), seed)
+        params = _params(int(np.isfinite(cls._target(design, DEFAULT_TRANSFORM)).sum()), seed)
+        transform = transform or cls.default_transform
         if rounds is None:
-            transform, rounds = cls._probe(design, valid, names, cats, params, transform)
-        transform = transform or DEFAULT_TRANSFORM
+            rounds = cls._probe(design, valid, names, cats, params, transform)
         y = cls._target(design, transform)
         keep = np.isfinite(y)
         full = lgb.Dataset(
@@ -161,44 +160,30 @@ class LightGBMModel(ForecastModel):
         names: list[str],
         cats: list[str],
         params: dict[str, Any],
-        transform: str | None,
-    ) -> tuple[str, int]:
-        """Transform and boosting rounds by early stopping on the validation fold.
-
-        Candidates are compared by mean absolute error in target units on the
-        validation rows every candidate can predict.
-        """
-        candidates = (transform,) if transform else TRANSFORMS
-        usable = np.isfinite(design.y) & np.isfinite(design.last)  # type: ignore[arg-type]
+        transform: str,
+    ) -> int:
+        """Boosting rounds by early stopping on the time-ordered validation fold."""
+        y = cls._target(design, transform)
+        usable = np.isfinite(y)
         train_rows, valid_rows = usable & ~valid, usable & valid
         if valid_rows.sum() < MIN_VALID_ROWS or train_rows.sum() < MIN_VALID_ROWS:
-            return candidates[0] if transform else DEFAULT_TRANSFORM, FIXED_ROUNDS
-        best: tuple[float, str, int] | None = None
-        for name in candidates:
-            y = cls._target(design, name)
-            train_set = lgb.Dataset(
-                design.x[train_rows],
-                y[train_rows],
-                feature_name=names,
-                categorical_feature=cats,
-                free_raw_data=False,
-            )
-            valid_set = lgb.Dataset(design.x[valid_rows], y[valid_rows], reference=train_set)
-            probe = lgb.train(
-                params,
-                train_set,
-                num_boost_round=MAX_ROUNDS,
-                valid_sets=[valid_set],
-                callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)],
-            )
-            rounds = max(20, int(probe.best_iteration or FIXED_ROUNDS))
-            raw = np.asarray(probe.predict(design.x[valid_rows], num_iteration=rounds, num_threads=1))
-            yhat = _untransform(name, raw, design.last[valid_rows], design.scale[valid_rows])
-            error = float(np.mean(np.abs(yhat - design.y[valid_rows])))  # type: ignore[index]
-            if best is None or error < best[0]:
-                best = (error, name, rounds)
-        assert best is not None
-        return best[1], best[2]
+            return FIXED_ROUNDS
+        train_set = lgb.Dataset(
+            design.x[train_rows],
+            y[train_rows],
+            feature_name=names,
+            categorical_feature=cats,
+            free_raw_data=False,
+        )
+        valid_set = lgb.Dataset(design.x[valid_rows], y[valid_rows], reference=train_set)
+        probe = lgb.train(
+            params,
+            train_set,
+            num_boost_round=MAX_ROUNDS,
+            valid_sets=[valid_set],
+            callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)],
+        )
+        return max(20, int(probe.best_iteration or FIXED_ROUNDS))
 
     def refit_kwargs(self) -> dict[str, Any]:
         """Backtests refit with the same transform and boosting rounds."""
@@ -255,3 +240,15 @@ class LightGBMModel(ForecastModel):
             "rounds": self.rounds,
             "features": self.plan.names,
         }
+
+
+class LightGBMDiffModel(LightGBMModel):
+    """The same global model predicting the change from the last value, ``(y - last) / scale``.
+
+    Trending series (employment counts, cumulative sales) extrapolate better as
+    changes than as levels; seasonal, mean-reverting ones the other way round.
+    Rather than guess, training backtests both and keeps whichever wins.
+    """
+
+    kind = "lightgbm_diff"
+    default_transform = "diff"
