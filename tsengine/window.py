@@ -58,8 +58,8 @@ def _label(spec: TimeSeriesSpec, sid: str) -> str:
 
 def series_order(canon: pl.DataFrame) -> pl.DataFrame:
     """Series keys with their rank in order of first appearance in the input."""
-    first = canon.select(pl.col(SID).unique(maintain_order=True))
-    return first.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("__rank"))
+    first = canon.get_column(SID).unique(maintain_order=True)
+    return pl.DataFrame({SID: first, "__rank": np.arange(first.len(), dtype=np.int64)})
 
 
 def _history_counts(canon: pl.DataFrame, pairs: pl.DataFrame, fdw: int) -> np.ndarray:
@@ -67,11 +67,12 @@ def _history_counts(canon: pl.DataFrame, pairs: pl.DataFrame, fdw: int) -> np.nd
 
     One sorted key array and two binary searches: no per-series Python loop.
     """
-    obs = canon.filter(pl.col(Y).is_not_null())
-    if obs.height == 0 or pairs.height == 0:
+    observed = canon.get_column(Y).is_not_null().to_numpy()
+    if not observed.any() or pairs.height == 0:
         return np.zeros(pairs.height, dtype=np.int64)
-    obs_code, pair_code = series_codes(obs.get_column(SID), pairs.get_column(SID))
-    obs_idx, pair_fp = obs.get_column(IDX).to_numpy(), pairs.get_column(FP).to_numpy()
+    all_code, pair_code = series_codes(canon.get_column(SID), pairs.get_column(SID))
+    obs_code, obs_idx = all_code[observed], canon.get_column(IDX).to_numpy()[observed]
+    pair_fp = pairs.get_column(FP).to_numpy()
     lo = min(int(obs_idx.min()), int(pair_fp.min()) - fdw)
     span = max(int(obs_idx.max()), int(pair_fp.max())) - lo + 2
     obs_keys = np.sort(obs_code * span + (obs_idx - lo))
