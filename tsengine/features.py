@@ -5,13 +5,14 @@ made as of forecast point ``fp``.  Its features come from two places:
 
 * the **origin** ``(s, fp)``: target lags and rolling statistics over the feature
   derivation window ``(fp - a, fp]``, the last values of non-KIA features; all
-  computed on a dense per-series grid so gaps are missing values, never shifts;
+  read from an :class:`~tsengine.grid.OriginGrid`, a dense per-series layout, so
+  gaps are missing values, never shifts;
 * the **target time** ``i``: calendar parts, known-in-advance values, the
   distance ``d`` and the seasonal value ``y[i - m·season]`` with ``m`` the
   smallest number of seasons that lands inside the window.
 
-No feature looks past ``fp`` or before ``fp - a + 1``: the dense grid is cut to
-exactly that span around each origin, so posting older rows changes nothing.
+No feature looks past ``fp`` or before ``fp - a + 1``: each statistic reads only
+that window of its own series, so posting older rows changes nothing.
 Training calls :func:`build_design` with every origin of the training data;
 prediction calls it with the requested origins — the same code, so predicting a
 window of the training data reproduces the training-time features exactly.
@@ -44,7 +45,6 @@ __all__ = [
     "dense_history",
     "seasonal_steps",
     "season_length",
-    "seasonal_offset",
     "training_query",
 ]
 
@@ -85,19 +85,6 @@ def season_length(step: TimeStep, fdw: int) -> int:
     if period < 2 or period != int(period) or int(period) > fdw:
         return 1
     return int(period)
-
-
-def seasonal_offset(distances: pl.Expr, season: int) -> pl.Expr:
-    """Steps back from the forecast point to the same season as ``fp + d``.
-
-    ``j = m·season - d`` with ``m = ceil(d / season)``, so ``fp - j`` is the last
-    observation inside ``(.., fp]`` that sits at the target's seasonal position.
-    With no season this is 0: the last value.
-    """
-    if season <= 1:
-        return pl.lit(0, pl.Int64) + distances * 0
-    m = (distances + season - 1) // season
-    return m * season - distances
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +256,12 @@ def _calendar(step: TimeStep, parts: tuple[str, ...]) -> list[pl.Expr]:
 
 
 def seasonal_steps(distances: np.ndarray, season: int) -> np.ndarray:
-    """:func:`seasonal_offset` on arrays: steps back from ``fp`` to ``fp + d``'s season."""
+    """Steps back from the forecast point to the same season as ``fp + d``.
+
+    ``j = m·season - d`` with ``m = ceil(d / season)``, so ``fp - j`` is the last
+    observation inside ``(.., fp]`` that sits at the target's seasonal position.
+    With no season this is 0: the last value.
+    """
     if season <= 1:
         return np.zeros_like(distances)
     m = (distances + season - 1) // season
