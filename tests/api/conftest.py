@@ -18,30 +18,9 @@ import pytest
 import tsengine
 from api import Settings, create_app
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-DEPLOYMENT_ID = "flights"
-SERIES = ["EWR-UA", "JFK-B6", "LGA-DL"]
-LAST_HISTORY = "2013-04-23"
-
-
-def _flights() -> pl.DataFrame:
-    frame = pl.read_csv(FIXTURES / "flights_daily.csv", schema_overrides={"date": pl.String})
-    return frame.filter(pl.col("series").is_in(SERIES) & (pl.col("date") < "2013-05-01"))
-
-
-def _train(deployment_id: str = DEPLOYMENT_ID) -> tsengine.Deployment:
-    return tsengine.train(
-        _flights(),
-        target="delayed",
-        datetime_column="date",
-        series_id_column="series",
-        known_in_advance=["scheduled", "holiday"],
-        models=["seasonal_naive"],
-        backtests=1,
-        forecast_window=[1, 7],
-        feature_derivation_window=[-14, 0],
-        deployment_id=deployment_id,
-    )
+from http_flights import LAST_HISTORY
+from http_flights import flights as _flights
+from http_flights import train_flights as _train
 
 
 @pytest.fixture(scope="session")

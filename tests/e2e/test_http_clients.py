@@ -37,21 +37,14 @@ import tsengine
 from api import Settings
 from api.testing import running
 
+from http_flights import DEPLOYMENT_ID, HORIZON, LAST_HISTORY, SERIES, flights, train_flights
+
 # datarobot-predict builds a urllib3 Retry that urllib3 2.x deprecates; not ours to fix.
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Using an empty collection for 'allowed_methods':FutureWarning"
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-DEPLOYMENT_ID = "flights"
-SERIES = ["EWR-UA", "JFK-B6", "LGA-DL"]
-LAST_HISTORY = "2013-04-23"
-HORIZON = 7
-
-
-def flights() -> pl.DataFrame:
-    frame = pl.read_csv(ROOT / "fixtures" / "flights_daily.csv", schema_overrides={"date": pl.String})
-    return frame.filter(pl.col("series").is_in(SERIES) & (pl.col("date") < "2013-05-01"))
 
 
 def posted() -> pl.DataFrame:
@@ -65,18 +58,7 @@ def posted() -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("registry")
-    deployment = tsengine.train(
-        flights(),
-        target="delayed",
-        datetime_column="date",
-        series_id_column="series",
-        known_in_advance=["scheduled", "holiday"],
-        models=["seasonal_naive"],
-        backtests=1,
-        forecast_window=[1, HORIZON],
-        feature_derivation_window=[-14, 0],
-        deployment_id=DEPLOYMENT_ID,
-    )
+    deployment = train_flights()
     tsengine.Registry(path).save(deployment)
     return path
 

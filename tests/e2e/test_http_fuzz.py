@@ -30,9 +30,9 @@ import tsengine
 from api import Settings, create_app
 from api.parsing import ALLOWED_QUERY_KEYS
 
+from http_flights import DEPLOYMENT_ID, LAST_HISTORY, flights, train_flights
+
 ROOT = Path(__file__).resolve().parents[2]
-DEPLOYMENT_ID = "flights"
-SERIES = ["EWR-UA", "JFK-B6", "LGA-DL"]
 EXAMPLES = int(os.environ.get("TSENGINE_FUZZ_EXAMPLES", "100"))
 FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES,
@@ -42,31 +42,15 @@ FUZZ_SETTINGS = settings(
 )
 
 
-def flights() -> pl.DataFrame:
-    frame = pl.read_csv(ROOT / "fixtures" / "flights_daily.csv", schema_overrides={"date": pl.String})
-    return frame.filter(pl.col("series").is_in(SERIES) & (pl.col("date") < "2013-05-01"))
-
-
 POSTED = flights().with_columns(
-    pl.when(pl.col("date") <= "2013-04-23").then(pl.col("delayed")).alias("delayed")
+    pl.when(pl.col("date") <= LAST_HISTORY).then(pl.col("delayed")).alias("delayed")
 )
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Any:
     path = tmp_path_factory.mktemp("registry")
-    deployment = tsengine.train(
-        flights(),
-        target="delayed",
-        datetime_column="date",
-        series_id_column="series",
-        known_in_advance=["scheduled", "holiday"],
-        models=["seasonal_naive"],
-        backtests=1,
-        forecast_window=[1, 7],
-        feature_derivation_window=[-14, 0],
-        deployment_id=DEPLOYMENT_ID,
-    )
+    deployment = train_flights()
     tsengine.Registry(path).save(deployment)
     return create_app(Settings(registry=path, max_body_bytes=1_000_000))
 
