@@ -50,14 +50,11 @@ __all__ = [
 
 FP, D = "__fp", "__d"
 
-# Seasonal cycle per unit in seconds [ours]: a day for sub-daily data, a week of
-# days, a year of months or quarters.  Weekly and yearly data get none.
-_SEASON_SECONDS: dict[str, float] = {
-    "second": 60.0,
-    "minute": 3_600.0,
-    "hour": 86_400.0,
-    "day": 7 * 86_400.0,
-}
+# Seasonal cycles to look for, longest first [ours]: a day, an hour or a minute
+# for sub-daily data, a week of days, a year of months or quarters.  Weekly and
+# yearly data get none (52.18 weeks is not a whole number of steps).
+_SEASON_SECONDS: tuple[float, ...] = (86_400.0, 3_600.0, 60.0)
+_WEEK_SECONDS = 7 * 86_400.0
 _SEASON_MONTHS: dict[str, int] = {"month": 12, "quarter": 12}
 
 _CALENDAR_BY_UNIT: dict[str, tuple[str, ...]] = {
@@ -75,16 +72,26 @@ SCALE_FLOOR = 1e-9
 
 
 def season_length(step: TimeStep, fdw: int) -> int:
-    """Seasonal period in steps, or 1 when none fits in the window."""
+    """The longest seasonal period (in steps) that fits in the window, or 1.
+
+    A period must be a whole number of at least two steps and no longer than
+    the feature derivation window, since every seasonal value is read inside it:
+    half-hourly data with a two-day window gets a daily season (48), with a
+    four-hour window an hourly one (2).
+    """
     if step.is_calendar:
         months = _SEASON_MONTHS.get(step.unit)
-        period = months / step.months if months else 1.0
+        candidates = [months / step.months] if months else []
+    elif step.unit == "day":
+        candidates = [_WEEK_SECONDS / step.seconds_approx]
+    elif step.unit == "week":
+        candidates = []
     else:
-        seconds = _SEASON_SECONDS.get(step.unit)
-        period = seconds / step.seconds_approx if seconds else 1.0
-    if period < 2 or period != int(period) or int(period) > fdw:
-        return 1
-    return int(period)
+        candidates = [seconds / step.seconds_approx for seconds in _SEASON_SECONDS]
+    for period in candidates:
+        if period >= 2 and period == int(period) and int(period) <= fdw:
+            return int(period)
+    return 1
 
 
 @dataclass(frozen=True, slots=True)
