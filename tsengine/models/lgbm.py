@@ -19,6 +19,7 @@ import numpy as np
 import orjson
 import polars as pl
 
+from tsengine.boosting import early_stopping_probe
 from tsengine.errors import TrainingDataError
 from tsengine.features import CategoryMaps, Design, FeaturePlan, build_design, training_query
 from tsengine.models.base import ForecastModel
@@ -168,20 +169,16 @@ class LightGBMModel(ForecastModel):
         train_rows, valid_rows = usable & ~valid, usable & valid
         if valid_rows.sum() < MIN_VALID_ROWS or train_rows.sum() < MIN_VALID_ROWS:
             return FIXED_ROUNDS
-        train_set = lgb.Dataset(
-            design.x[train_rows],
-            y[train_rows],
-            feature_name=names,
-            categorical_feature=cats,
-            free_raw_data=False,
-        )
-        valid_set = lgb.Dataset(design.x[valid_rows], y[valid_rows], reference=train_set)
-        probe = lgb.train(
-            params,
-            train_set,
-            num_boost_round=MAX_ROUNDS,
-            valid_sets=[valid_set],
-            callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)],
+        usable_rows = train_rows | valid_rows
+        probe = early_stopping_probe(
+            design.x[usable_rows],
+            y[usable_rows],
+            valid_rows[usable_rows],
+            params=params,
+            names=names,
+            categorical=cats,
+            max_rounds=MAX_ROUNDS,
+            patience=EARLY_STOPPING,
         )
         return max(20, int(probe.best_iteration or FIXED_ROUNDS))
 

@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 import tsengine
+from tsengine.boosting import early_stopping_probe
 from tsengine.errors import ParameterError, TrainingDataError, short_list
 from tsengine.io import to_polars
 from tsengine.tabular.deployment import TASKS, TabularDeployment
@@ -211,16 +212,15 @@ def train_tabular(
     say("choosing boosting rounds by early stopping")
     rounds, scores = FIXED_ROUNDS, {}
     if valid.sum() >= MIN_VALID_ROWS and (~valid).sum() >= MIN_VALID_ROWS:
-        train_set = lgb.Dataset(
-            x[~valid], y[~valid], feature_name=names, categorical_feature=cats, free_raw_data=False
-        )
-        valid_set = lgb.Dataset(x[valid], y[valid], reference=train_set)
-        probe = lgb.train(
-            params,
-            train_set,
-            num_boost_round=MAX_ROUNDS,
-            valid_sets=[valid_set],
-            callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)],
+        probe = early_stopping_probe(
+            x,
+            y,
+            valid,
+            params=params,
+            names=names,
+            categorical=cats,
+            max_rounds=MAX_ROUNDS,
+            patience=EARLY_STOPPING,
         )
         rounds = max(10, int(probe.best_iteration or FIXED_ROUNDS))
         scores = _metrics(task, y[valid], np.asarray(probe.predict(x[valid], num_iteration=rounds)))
