@@ -6,6 +6,14 @@ one more origin.  Forecast combination is the safer default (the M3/M4
 evidence), so :func:`choose` keeps the ensemble unless a single model beats it
 by more than :data:`SIGNIFICANCE` standard errors of the paired difference in
 per-(series, origin) MASE.  Without an ensemble the lowest mean MASE wins.
+
+Per-series selection (:func:`per_series_choice`) goes one step further: a
+series keeps the ensemble unless one of its members beat the ensemble *on that
+series* by :data:`PER_SERIES_SIGNIFICANCE` standard errors over at least
+:data:`PER_SERIES_MIN_WINDOWS` backtest windows.  Whether that wins is itself
+measured honestly: its backtest is prequential, each origin's choice made from
+the earlier origins only, so it enters the leaderboard on the same footing as
+any candidate and must beat the ensemble like one.
 """
 
 from __future__ import annotations
@@ -18,14 +26,31 @@ import numpy as np
 import polars as pl
 
 from tsengine.backtest import Backtest
-from tsengine.features import FP
+from tsengine.features import FP, D
 from tsengine.validate import SID
 
-__all__ = ["SIGNIFICANCE", "Choice", "choose", "paired_advantage", "rank"]
+__all__ = [
+    "PER_SERIES_MIN_WINDOWS",
+    "PER_SERIES_SIGNIFICANCE",
+    "SIGNIFICANCE",
+    "Choice",
+    "SeriesChoice",
+    "choose",
+    "paired_advantage",
+    "per_series_choice",
+    "rank",
+]
 
 # A single model must beat the ensemble by this many standard errors (one-sided,
 # about 97.5 % for a normal mean) to replace it.
 SIGNIFICANCE = 2.0
+# A member replaces the ensemble for one series when its mean window MASE on
+# that series is lower by this many standard errors [ours]: milder than the
+# deployment-wide rule because the prequential backtest below judges the
+# per-series choice as a whole before it is deployed.
+PER_SERIES_SIGNIFICANCE = 1.0
+# Windows (origins) of evidence a series needs before it may leave the ensemble.
+PER_SERIES_MIN_WINDOWS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +141,93 @@ def choose(results: list[Backtest], leaderboard: list[dict[str, Any]], *, ensemb
         f"{best} leads the ensemble by {gain:.3f} MASE, within {SIGNIFICANCE:g} x standard error "
         f"{se:.3f} ({n} windows): the combination is kept",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesChoice:
+    """Per-series selection: the final pick per series and its prequential backtest.
+
+    ``picks`` maps a series to the candidate it uses; series absent from it use
+    the base (the ensemble).  ``backtest`` predicts each origin with the choice
+    made from earlier origins only.
+    """
+
+    picks: dict[str, str]
+    backtest: Backtest
+
+
+def _window_table(results: list[Backtest]) -> pl.DataFrame:
+    """One row per (series, origin) window, one window-MASE column per candidate."""
+    table = _window_mase(results[0].rows, results[0].model)
+    for other in results[1:]:
+        table = table.join(_window_mase(other.rows, other.model), on=[SID, FP], how="full", coalesce=True)
+    return table.sort(SID, FP)
+
+
+def _picks(table: pl.DataFrame, base: str, names: list[str], *, prequential: bool) -> np.ndarray:
+    """Index into ``names`` (or -1 for ``base``) chosen for each window of ``table``.
+
+    Per series, each candidate's paired difference to the base over the
+    windows seen so far (all of them, or only earlier ones when
+    ``prequential``); the candidate with the lowest mean difference wins where
+    that mean is below ``-PER_SERIES_SIGNIFICANCE`` standard errors.
+    """
+    means, bounds = [], []
+    for name in names:
+        diff = pl.col(name) - pl.col(base)
+        ok = diff.is_not_null() & diff.is_not_nan()
+        parts = [
+            ok.cast(pl.Float64),
+            pl.when(ok).then(diff).otherwise(0.0),
+            pl.when(ok).then(diff**2).otherwise(0.0),
+        ]
+        cums = [p.cum_sum().over(SID) for p in parts]
+        if prequential:
+            cums = [(c - p).alias(f"__{k}") for k, (c, p) in enumerate(zip(cums, parts, strict=True))]
+        stats = table.select([c.alias(f"__{k}") for k, c in enumerate(cums)]).to_numpy()
+        n, s1, s2 = stats[:, 0], stats[:, 1], stats[:, 2]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(n > 0, s1 / np.maximum(n, 1), np.nan)
+            var = np.maximum(s2 - n * mean**2, 0.0) / np.maximum(n - 1, 1)
+            se = np.sqrt(var / np.maximum(n, 1))
+        enough = n >= PER_SERIES_MIN_WINDOWS
+        means.append(np.where(enough, mean, np.inf))
+        bounds.append(np.where(enough, mean + PER_SERIES_SIGNIFICANCE * se, np.inf))
+    if not names:
+        return np.full(table.height, -1, dtype=np.int64)
+    mean_m, bound_m = np.column_stack(means), np.column_stack(bounds)
+    mean_m = np.where(bound_m < 0, mean_m, np.inf)
+    best = np.argmin(mean_m, axis=1)
+    return np.where(np.isfinite(mean_m[np.arange(table.height), best]), best, -1).astype(np.int64)
+
+
+def per_series_choice(base: Backtest, members: list[Backtest], *, name: str) -> SeriesChoice:
+    """Per-series picks among ``members`` against ``base``, with a prequential backtest.
+
+    Args:
+        base: the ensemble's backtest (every series starts on it).
+        members: backtests of the ensemble's members, same origins.
+        name: the name of the resulting backtest.
+    """
+    names = [m.model for m in members]
+    table = _window_table([base, *members])
+    final = _picks(table, base.model, names, prequential=False)
+    last = (
+        table.select(SID).with_columns(pl.Series("__pick", final)).group_by(SID).agg(pl.col("__pick").last())
+    )
+    picks = {s: names[k] for s, k in last.iter_rows() if k >= 0}
+    early = _picks(table, base.model, names, prequential=True)
+    chosen = table.select(SID, FP).with_columns(pl.Series("__pick", early, dtype=pl.Int64))
+    keys = [SID, FP, D]
+    rows = base.rows.join(chosen, on=[SID, FP], how="left", maintain_order="left")
+    code = rows.get_column("__pick").fill_null(-1).to_numpy()
+    yhat = rows.get_column("yhat").to_numpy().copy()
+    for k, member in enumerate(members):
+        aligned = rows.select(keys).join(
+            member.rows.select(*keys, "yhat"), on=keys, how="left", maintain_order="left"
+        )
+        theirs = aligned.get_column("yhat").fill_null(np.nan).to_numpy()
+        use = (code == k) & np.isfinite(theirs)
+        yhat[use] = theirs[use]
+    out = rows.drop("__pick").with_columns(pl.Series("yhat", yhat, dtype=pl.Float64))
+    return SeriesChoice(picks, Backtest(name, out))

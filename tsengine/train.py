@@ -16,8 +16,8 @@ from tsengine.deployment import Deployment
 from tsengine.errors import ParameterError, TrainingDataError, TsEngineError
 from tsengine.intervals import DEFAULT_PERCENTILE, fit_intervals
 from tsengine.io import to_polars
-from tsengine.models import MODELS, EnsembleModel, ForecastModel
-from tsengine.select import choose, rank
+from tsengine.models import MODELS, EnsembleModel, ForecastModel, PerSeriesModel
+from tsengine.select import choose, per_series_choice, rank
 from tsengine.spec import TimeSeriesSpec, default_windows
 from tsengine.timestep import infer_time_step
 from tsengine.validate import IDX, SID, TIME, Y, canonicalize, place_on_grid
@@ -32,6 +32,7 @@ DEFAULT_MODELS: tuple[str, ...] = (
     "arima",
     "seasonal_naive",
     "ensemble",
+    "per_series",
 )
 # The ensemble averages this many of the best backtested base candidates,
 # weighted by inverse backtest MASE (see tsengine.models.ensemble).
@@ -114,13 +115,16 @@ def _fit_candidates(
     left out of the leaderboard rather than failing the run; only when none
     trains is the error raised.  The ensemble is not refitted at the origins:
     its backtest is the weighted mean of its members' backtest predictions,
-    which is what refitting each member and averaging would give.
+    which is what refitting each member and averaging would give.  The
+    per-series candidate reuses the same backtests (prequentially, see
+    :func:`tsengine.select.per_series_choice`).
     """
     fitted: dict[str, ForecastModel] = {}
     results: list[Backtest] = []
     error: TsEngineError | None = None
+    combined = (EnsembleModel.kind, PerSeriesModel.kind)
     for kind in candidates:
-        if kind == EnsembleModel.kind:
+        if kind in combined:
             continue
         say(f"fitting {kind}")
         try:
@@ -136,16 +140,22 @@ def _fit_candidates(
     if not fitted:
         assert error is not None
         raise error
-    if EnsembleModel.kind in candidates and len(fitted) >= 2:
-        board = [r for r in rank(results) if r["n"] and r["mase"] > 0][:ENSEMBLE_SIZE]
-        if len(board) >= 2:
-            ranked = [r["model"] for r in board]
-            weights = [1.0 / r["mase"] for r in board]
-            by_name = {r.model: r for r in results}
-            fitted[EnsembleModel.kind] = EnsembleModel([fitted[k] for k in ranked], weights)
-            results.append(
-                ensemble_backtest([by_name[k] for k in ranked], name=EnsembleModel.kind, weights=weights)
-            )
+    board = [r for r in rank(results) if r["n"] and r["mase"] > 0][:ENSEMBLE_SIZE]
+    if not set(combined) & set(candidates) or len(board) < 2:
+        return fitted, results
+    ranked = [r["model"] for r in board]
+    weights = [1.0 / r["mase"] for r in board]
+    by_name = {r.model: r for r in results}
+    members = [fitted[k] for k in ranked]
+    mixed = ensemble_backtest([by_name[k] for k in ranked], name=EnsembleModel.kind, weights=weights)
+    if EnsembleModel.kind in candidates:
+        fitted[EnsembleModel.kind] = EnsembleModel(members, weights)
+        results.append(mixed)
+    if PerSeriesModel.kind in candidates:
+        say("choosing per series")
+        choice = per_series_choice(mixed, [by_name[k] for k in ranked], name=PerSeriesModel.kind)
+        fitted[PerSeriesModel.kind] = PerSeriesModel(members, weights, choice.picks)
+        results.append(choice.backtest)
     return fitted, results
 
 
@@ -210,6 +220,9 @@ def train(
     unknown = [m for m in candidates if m not in MODELS]
     if unknown:
         msg = f"unknown model(s) {unknown}; choose from {sorted(MODELS)}"
+        raise ParameterError(msg)
+    if all(m in (EnsembleModel.kind, PerSeriesModel.kind) for m in candidates):
+        msg = f"models {list(candidates)} combine other models: name at least one of them too"
         raise ParameterError(msg)
     if interval_percentile is not None and not 1 <= interval_percentile <= 99:
         msg = f"interval percentile must be between 1 and 99, got {interval_percentile}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tsengine.models.arima import ARIMAModel
 from tsengine.models.base import ForecastModel
-from tsengine.models.ensemble import EnsembleModel
+from tsengine.models.ensemble import EnsembleModel, PerSeriesModel
 from tsengine.models.ets import ETSModel
 from tsengine.models.lgbm import LightGBMDiffModel, LightGBMModel
 from tsengine.models.naive import SeasonalNaiveModel
@@ -18,6 +18,7 @@ __all__ = [
     "ForecastModel",
     "LightGBMDiffModel",
     "LightGBMModel",
+    "PerSeriesModel",
     "SeasonalNaiveModel",
     "ThetaModel",
     "model_class",
@@ -29,6 +30,7 @@ MODELS: dict[str, type[ForecastModel]] = {
     EnsembleModel.kind: EnsembleModel,
     LightGBMModel.kind: LightGBMModel,
     LightGBMDiffModel.kind: LightGBMDiffModel,
+    PerSeriesModel.kind: PerSeriesModel,
     SeasonalNaiveModel.kind: SeasonalNaiveModel,
     ThetaModel.kind: ThetaModel,
 }

@@ -13,6 +13,7 @@ Where a member cannot predict a row (NaN), the others' weighted mean is used.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Self
 
 import numpy as np
@@ -22,8 +23,9 @@ import polars as pl
 from tsengine.errors import TrainingDataError
 from tsengine.models.base import ForecastModel
 from tsengine.spec import TimeSeriesSpec
+from tsengine.validate import SID
 
-__all__ = ["DEFAULT_MEMBERS", "EnsembleModel"]
+__all__ = ["DEFAULT_MEMBERS", "EnsembleModel", "PerSeriesModel"]
 
 DEFAULT_MEMBERS = ("ets", "theta", "arima")
 
@@ -103,6 +105,89 @@ class EnsembleModel(ForecastModel):
             "kind": self.kind,
             "members": [m.describe() for m in self.members],
             "weights": [round(w, 4) for w in self.weights],
+        }
+
+
+class PerSeriesModel(EnsembleModel):
+    """The ensemble, except for series whose backtest chose one of its members alone.
+
+    ``picks`` maps a series to a member kind; every other series, including
+    series unseen at training, gets the weighted ensemble.  Training decides
+    the picks and whether this beats the plain ensemble
+    (:func:`tsengine.select.per_series_choice`).
+    """
+
+    kind = "per_series"
+
+    def __init__(
+        self,
+        members: list[ForecastModel],
+        weights: list[float] | None = None,
+        picks: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(members, weights)
+        kinds = [m.kind for m in members]
+        unknown = sorted({k for k in (picks or {}).values() if k not in kinds})
+        if unknown:
+            msg = f"per-series picks name models that are not members: {unknown}"
+            raise TrainingDataError(msg)
+        self.picks = dict(picks or {})
+        self._codes = {s: kinds.index(k) for s, k in self.picks.items()}
+
+    @classmethod
+    def fit(
+        cls,
+        history: pl.DataFrame,
+        spec: TimeSeriesSpec,
+        *,
+        seed: int = 0,
+        members: list[str] | None = None,
+        member_kwargs: list[dict[str, Any]] | None = None,
+        weights: list[float] | None = None,
+        picks: dict[str, str] | None = None,
+    ) -> Self:
+        """Fit each member on the same rows; ``picks`` as decided at training (none: the ensemble)."""
+        base = EnsembleModel.fit(history, spec, seed=seed, members=members, member_kwargs=member_kwargs)
+        return cls(base.members, weights, picks)
+
+    def refit_kwargs(self) -> dict[str, Any]:
+        """The ensemble's tuning and the picks."""
+        return {**super().refit_kwargs(), "picks": dict(self.picks)}
+
+    def predict(self, history: pl.DataFrame, query: pl.DataFrame, spec: TimeSeriesSpec) -> np.ndarray:
+        """Each row from its series' pick; the ensemble where there is none or the pick is NaN."""
+        if query.height == 0:
+            return np.empty(0)
+        preds = np.vstack([m.predict(history, query, spec) for m in self.members])
+        mixed = combine(preds, self.weights)
+        if not self._codes:
+            return mixed
+        code = query.get_column(SID).replace_strict(self._codes, default=-1, return_dtype=pl.Int64).to_numpy()
+        own = preds[np.maximum(code, 0), np.arange(query.height)]
+        return np.asarray(np.where((code >= 0) & np.isfinite(own), own, mixed))
+
+    def to_bytes(self) -> bytes:
+        """The ensemble's document plus the picks."""
+        state = orjson.loads(super().to_bytes())
+        return orjson.dumps({**state, "picks": self.picks})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Inverse of :meth:`to_bytes`."""
+        from tsengine.models import MODELS
+
+        state = orjson.loads(data)
+        members = [MODELS[m["kind"]].from_bytes(m["state"].encode()) for m in state["members"]]
+        return cls(members, state.get("weights"), state.get("picks"))
+
+    def describe(self) -> dict[str, Any]:
+        """The ensemble's description, how many series use each pick, and the picks."""
+        counts = Counter(self.picks.values())
+        return {
+            **super().describe(),
+            "kind": self.kind,
+            "series_picks": dict(sorted(counts.items())),
+            "picks": self.picks,
         }
 
 
