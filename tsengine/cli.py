@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tsengine.errors import TsEngineError
+from tsengine.errors import ParameterError, TsEngineError
 from tsengine.humility_cli import humility_app
 from tsengine.io import read_table
 from tsengine.options import PredictOptions
@@ -77,12 +77,32 @@ def _train(data: Path, **kwargs: Any) -> Any:
         return train(frame, progress=lambda msg: bar.update(task, description=msg), **kwargs)
 
 
-def _train_tabular(data: Path, *, name: str, target: str, task: str, datetime: str | None, seed: int) -> Any:
+def _train_tabular(
+    data: Path,
+    *,
+    name: str,
+    target: str,
+    task: str,
+    datetime: str | None,
+    seed: int,
+    threshold: float | None,
+    positive_class: str | None,
+) -> Any:
     from tsengine.tabular.train import train_tabular  # type: ignore[import-not-found,unused-ignore]
 
+    if task != "binary" and (threshold is not None or positive_class is not None):
+        msg = f"--threshold and --positive-class apply to --task binary only, not {task!r}"
+        raise ParameterError(msg)
     frame = read_table(data)
     return train_tabular(
-        frame, target=target, task=task, deployment_id=name, datetime_column=datetime, seed=seed
+        frame,
+        target=target,
+        task=task,
+        deployment_id=name,
+        datetime_column=datetime,
+        seed=seed,
+        threshold=0.5 if threshold is None else threshold,
+        positive_class=positive_class,
     )
 
 
@@ -131,16 +151,38 @@ def train_cmd(
             help="regression, binary or multiclass: train a tabular (non-time-series) deployment.",
         ),
     ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold", help="Binary: probability above which a row is the positive class (0.5)."
+        ),
+    ] = None,
+    positive_class: Annotated[
+        str | None,
+        typer.Option("--positive-class", help="Binary: the positive label (default: the one sorting last)."),
+    ] = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Train a time series (or, with --task, tabular) deployment and store it under --name."""
     if task is not None:
         deployment = _run(
-            lambda: _train_tabular(data, name=name, target=target, task=task, datetime=datetime, seed=seed)
+            lambda: _train_tabular(
+                data,
+                name=name,
+                target=target,
+                task=task,
+                datetime=datetime,
+                seed=seed,
+                threshold=threshold,
+                positive_class=positive_class,
+            )
         )
         path = _run(lambda: Registry(registry).save(deployment))
         err.print(f"trained [bold]{deployment.id}[/] ({task}) → {path}", highlight=False)
         return
+    if threshold is not None or positive_class is not None:
+        err.print("[bold red]error:[/] --threshold and --positive-class apply to --task binary only")
+        raise typer.Exit(EXIT_BAD_INPUT)
     if datetime is None:
         err.print("[bold red]error:[/] --datetime is required for a time series deployment (or pass --task)")
         raise typer.Exit(EXIT_BAD_INPUT)

@@ -263,3 +263,46 @@ def test_humility_rules_through_the_cli_and_http(registry: Path) -> None:
     code, _, err = cli("humility", "list", "ghost", *reg)
     assert code == 2
     assert "not found" in err
+
+
+def test_binary_threshold_and_positive_class_flags(tmp_path: Path) -> None:
+    code, _, err = cli(
+        "train",
+        str(CREDIT),
+        "--name",
+        "credit-strict",
+        "--target",
+        "status",
+        "--task",
+        "binary",
+        "--threshold",
+        "0.3",
+        "--positive-class",
+        "bad",
+        "--registry",
+        str(tmp_path),
+    )
+    assert code == 0, err
+    dep = tsengine.Registry(tmp_path).load("credit-strict")
+    assert dep.threshold == 0.3
+    assert dep.positive_class == "bad"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--task", "binary", "--positive-class", "excellent"], "positive class 'excellent'"),
+        (["--task", "binary", "--threshold", "1.5"], "between 0 and 1"),
+        (["--task", "regression", "--threshold", "0.3"], "--task binary only"),
+        (["--datetime", "date", "--threshold", "0.3"], "--task binary only"),
+    ],
+)
+def test_binary_flags_reject_bad_values(tmp_path: Path, extra: list[str], message: str) -> None:
+    target = "sale_price" if "regression" in extra or "--datetime" in extra else "status"
+    data = AMES if target == "sale_price" else CREDIT
+    code, _, err = cli(
+        "train", str(data), "--name", "x", "--target", target, *extra, "--registry", str(tmp_path)
+    )
+    assert code == 2
+    assert message in " ".join(err.split())
+    assert not (tmp_path / "x").exists()
