@@ -93,6 +93,10 @@ def season_length(step: TimeStep, fdw: int) -> int:
             return int(period)
     return 1
 
+# Consecutive target lags at most [ours]: two seasons of daily, weekly, monthly
+# and quarterly data fit well inside; sub-hourly cycles use the seasonal features.
+MAX_LAGS = 60
+
 
 @dataclass(frozen=True, slots=True)
 class FeaturePlan:
@@ -110,10 +114,15 @@ class FeaturePlan:
 
     @classmethod
     def for_spec(cls, spec: TimeSeriesSpec) -> FeaturePlan:
-        """The default plan for a spec: lags up to two seasons, a few windows."""
+        """The default plan for a spec: lags up to two seasons (at most :data:`MAX_LAGS`), a few windows.
+
+        Long seasons (a day of 15-minute steps is 96) would otherwise give
+        hundreds of lag columns; beyond :data:`MAX_LAGS` the seasonal value and
+        the seasonal window statistics carry the cycle.
+        """
         a = spec.fdw
         season = season_length(spec.time_step, a)
-        lags = min(a, max(2 * season, 7))
+        lags = min(a, max(2 * season, 7), MAX_LAGS)
         windows = tuple(sorted({w for w in (max(season, 3), 2 * max(season, 3), a) if 2 <= w <= a}))
         return cls(
             fdw=a,

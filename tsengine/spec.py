@@ -32,11 +32,21 @@ _DEFAULT_WINDOWS: dict[str, tuple[int, int]] = {
 }
 
 
+# Steps from 5 minutes up to an hour see two days of history by default [ours]:
+# two hours of 15-minute data (8 steps) would hide the daily cycle that drives
+# most such data (load, traffic, calls), and 192 steps are cheap.
+_SUBHOURLY_SECONDS = (300, 3600)
+_DAY_SECONDS = 86_400
+
+
 def default_windows(step: TimeStep) -> tuple[tuple[int, int], tuple[int, int]]:
     """Default ``(feature_derivation_window, forecast_window)`` for a step."""
     a, c = _DEFAULT_WINDOWS[step.unit]
     if step.count > 1:  # 2-day or 15-minute steps: keep the span in time, at least a few steps
         a, c = max(8, a // step.count), max(1, c // step.count)
+    seconds = step.seconds_approx
+    if _SUBHOURLY_SECONDS[0] <= seconds < _SUBHOURLY_SECONDS[1]:
+        a = max(a, round(2 * _DAY_SECONDS / seconds))
     return (-a, 0), (1, c)
 
 

@@ -13,6 +13,8 @@ series at training:
   per series) over a small order set — AR lags {0, 1, 2} x MA {0, 1}, seasonal
   AR and MA lag ``m`` as subset lags — chosen by AIC, keeping only stationary
   and invertible fits;
+* seasons above :data:`MAX_ARMA_SEASON` steps keep the seasonal difference but
+  no seasonal AR/MA terms;
 * a constant (the mean of the differenced series, i.e. a drift when
   ``d + D = 1``) unless ``d + D = 2``.
 
@@ -51,6 +53,11 @@ __all__ = ["ARIMAModel", "arima_forecast"]
 SEASONAL_STRENGTH = 0.64
 ORDERS = ((0, 0), (1, 0), (0, 1), (1, 1), (2, 0))
 SEASONAL_ORDERS = ((0, 0), (1, 0), (0, 1))
+# Seasonal AR/MA terms only for seasons up to this many steps [ours]: the
+# Hannan-Rissanen long autoregression grows with the seasonal lag (a day of
+# 5-minute steps is 288: minutes per series), and such series keep their
+# seasonal difference, which carries most of the cycle.
+MAX_ARMA_SEASON = 60
 
 
 def _difference(x: np.ndarray, d: int, big_d: int, season: int) -> np.ndarray:
@@ -102,7 +109,7 @@ def _fit_arma(
     n = w.size
     best_aic = n * np.log(max(float(np.var(w)), 1e-12))
     best: tuple[list[float], list[float], list[int]] = ([], [], [0, 0, 0, 0])
-    seasonal = SEASONAL_ORDERS if season > 1 and n > 3 * season + 4 else ((0, 0),)
+    seasonal = SEASONAL_ORDERS if 1 < season <= MAX_ARMA_SEASON and n > 3 * season + 4 else ((0, 0),)
     if orders is None:
         orders = [(p, q, sp, sq) for p, q in ORDERS for sp, sq in seasonal]
     for p, q, sp, sq in orders:
