@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -14,7 +15,8 @@ from tsengine.errors import TrainingDataError
 from tsengine.features import FP, D
 from tsengine.models import ARIMAModel, EnsembleModel, ETSModel, ThetaModel
 from tsengine.models.base import ForecastModel
-from tsengine.models.ets import SeriesEts
+from tsengine.models.ets import SeriesEts, _regression_init
+from tsengine.models.theta import DRIFT_FRACTIONS, theta_forecast
 from tsengine.spec import TimeSeriesSpec
 from tsengine.timestep import TimeStep
 from tsengine.validate import IDX, ROW, SID, Y
@@ -219,3 +221,97 @@ def test_ets_filters_a_thousand_series_fast() -> None:
     elapsed = time.perf_counter() - start
     assert np.isfinite(yhat).all()
     assert elapsed < 1.5, f"{elapsed:.2f}s for 1,000 series x 28 steps"
+
+
+def test_ets_initial_state_is_a_regression_on_the_first_seasons() -> None:
+    # Level, slope and seasonal dummies come back exactly from noiseless data, even with a
+    # gap in the first season, indexed by phase (column 0 is phase 5 here).
+    pattern = np.array([3.0, -1.0, 4.0, -6.0])
+    phase0 = np.array([5 % 4])
+    t = np.arange(20)
+    y = (10.0 + 0.5 * t + pattern[(5 + t) % 4])[None, :]
+    y[0, 2] = np.nan
+    level, slope, seasonal = _regression_init(y, phase0, 4, with_trend=True)
+    np.testing.assert_allclose([level[0], slope[0]], [10.0, 0.5], atol=1e-3)
+    np.testing.assert_allclose(seasonal[0], pattern - pattern.mean(), atol=1e-3)
+
+
+def test_ets_initial_seasonal_states_average_out_noise() -> None:
+    # Averaging three seasons, not reading one, is what keeps the grid search from
+    # buying a large gamma to repair noisy initial states.
+    rng = np.random.default_rng(3)
+    pattern = np.array([5, 7, 9, 4, 3, 8, 10, 12, 6, 5, 4, 11], dtype=float)
+    t = np.arange(60)
+    y = 100 + pattern[t % 12][None, :] + rng.normal(0, 2, (200, 60))
+    _, _, seasonal = _regression_init(y, np.zeros(200, dtype=np.int64), 12, with_trend=False)
+    rms = np.sqrt(np.mean((seasonal - (pattern - pattern.mean())) ** 2))
+    assert rms < 1.4  # one season's deviations would be off by the noise, about 2
+
+
+def trending(n: int = 96, slope: float = 2.0) -> pl.DataFrame:
+    rng = np.random.default_rng(7)
+    t = np.arange(n)
+    y = 50.0 + slope * t + rng.normal(0, 1.0, n)
+    return pl.DataFrame({SID: ["a"] * n, IDX: t, Y: y, ROW: t})
+
+
+def with_series_rows(model: ThetaModel, edit: Any) -> ThetaModel:
+    state = orjson.loads(model.to_bytes())
+    state["series"] = {s: edit(row) for s, row in state["series"].items()}
+    return ThetaModel.from_bytes(orjson.dumps(state))
+
+
+def test_theta_drift_uses_the_stored_training_slope() -> None:
+    spec = monthly_spec()
+    hist = trending()
+    model = ThetaModel.fit(hist, spec)
+    stored = model.series["a"]
+    assert stored.fraction is not None
+    assert stored.fraction > 0
+    assert stored.slope == pytest.approx(2.0, abs=0.05)
+    query = last_origin_query(hist, spec)
+    base = model.predict(hist, query, spec)
+    steeper = with_series_rows(model, lambda row: [*row[:4], row[4] + 4.0])
+    lifted = steeper.predict(hist, query, spec) - base
+    # Half of the +4 stored slope enters the drift, scaled by the fraction, at every step.
+    np.testing.assert_allclose(np.diff(lifted), 0.5 * 4.0 * stored.fraction, rtol=0.05)
+    assert lifted[0] > 0
+
+
+def test_theta_stored_slope_is_a_training_constant_not_a_window_read() -> None:
+    spec = monthly_spec()
+    hist = trending()
+    model = ThetaModel.fit(hist, spec)
+    query = last_origin_query(hist, spec)
+    # Older rows, even ones that would reverse the trend, change nothing.
+    older = pl.DataFrame(
+        {SID: ["a"] * 40, IDX: np.arange(-40, 0), Y: np.linspace(2000.0, 50.0, 40), ROW: -1 - np.arange(40)}
+    )
+    np.testing.assert_allclose(
+        model.predict(pl.concat([older, hist]), query, spec), model.predict(hist, query, spec)
+    )
+
+
+def test_theta_reads_old_payloads_and_keeps_their_window_slope_rule() -> None:
+    spec = monthly_spec()
+    hist = trending()
+    model = ThetaModel.fit(hist, spec)
+    legacy = with_series_rows(model, lambda row: row[:3])
+    assert legacy.series["a"].fraction is None
+    query = last_origin_query(hist, spec)
+    window = hist.filter(pl.col(IDX) > pl.col(IDX).max() - spec.fdw).get_column(Y).to_numpy()[None, :]
+    expected = theta_forecast(window, np.array([legacy.series["a"].alpha]), 12)[0]
+    np.testing.assert_allclose(legacy.predict(hist, query, spec), expected)
+    assert not np.allclose(model.predict(hist, query, spec), expected)
+    assert ThetaModel.from_bytes(legacy.to_bytes()).to_bytes() == legacy.to_bytes()
+
+
+def test_theta_optimises_the_drift_fraction_on_a_straight_line() -> None:
+    # Standard Theta (fraction 1/2) lags a clean trend; the optimised fraction does not.
+    spec = monthly_spec()
+    t = np.arange(72)
+    hist = pl.DataFrame({SID: ["a"] * 72, IDX: t, Y: 3.0 + 2.0 * t, ROW: t})
+    model = ThetaModel.fit(hist, spec)
+    assert model.series["a"].fraction == max(DRIFT_FRACTIONS)
+    yhat = model.predict(hist, last_origin_query(hist, spec), spec)
+    np.testing.assert_allclose(np.diff(yhat), 2.0 * max(DRIFT_FRACTIONS), rtol=1e-6)

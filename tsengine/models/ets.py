@@ -20,8 +20,9 @@ Estimation is ours, not statsmodels' ``ETSModel``: a per-series ``ETSModel``
 fit costs 0.15-0.7 s (seasonal, damped), far beyond the training budget for a
 few hundred series and rolling-origin refits.  We minimise the same Gaussian
 one-step SSE over a parameter grid evaluated for every series and grid point
-at once, with a heuristic initial state (first season's mean and deviations),
-then refine the best grid point once on a finer local grid.
+at once, from the classical heuristic initial state (a static regression on
+the first three seasons), then refine the best grid point once on a finer
+local grid.
 
 Unseen series (cold start) use the deployment's fallback: the most common
 configuration among training series with the median of its parameters.
@@ -59,6 +60,10 @@ REFINE = (0.75, 1.0, 1.3)
 # level and seasonal states are collinear (only their sum is identified), the
 # ridge picks the smallest-norm split, which leaves fitted values unchanged.
 RIDGE = 1e-6
+# Initial states for estimation [Hyndman et al. 2008, sec. 2.6.1; R forecast::ets]:
+# a regression on the first three seasons, and at least ten points.
+INIT_SEASONS = 3
+INIT_MIN_POINTS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,27 +157,54 @@ def ets_forecast(
     return np.asarray(out)
 
 
-def _heuristic_init(
+def _regression_init(
     y: np.ndarray, phase0: np.ndarray, season: int, with_trend: bool
-) -> tuple[np.ndarray, ...]:
-    """Level, trend and seasonal states from the first one or two seasons."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Level, slope and seasonal states of a static regression on the first seasons.
+
+    Hyndman et al.'s heuristic (R ``forecast::ets``): fit level + slope · t +
+    seasonal dummies by least squares to the first ``INIT_SEASONS`` seasons (at
+    least ``INIT_MIN_POINTS`` points).  One season's deviations, the previous
+    heuristic, are so noisy that the grid search then prefers a large gamma to
+    repair the seasonal states quickly, and that gamma makes the forecasts from
+    a short posted window chase noise.
+
+    Args:
+        y: targets ``(B, T)``, NaN where missing.
+        phase0: ``grid index mod season`` of column 0 per row.
+        season: seasonal period (1: none).
+        with_trend: whether the slope is free (else pinned to 0).
+
+    Returns:
+        ``(level (B,), slope (B,), seasonal (B, max(season, 1)))``, seasonal
+        states indexed by phase and summing to (nearly) zero.
+    """
     b_rows = y.shape[0]
     m = max(season, 1)
-    span = max(m, 3)
-    with np.errstate(all="ignore"):
-        first = np.nanmean(y[:, :span], axis=1)
-        second = np.nanmean(y[:, span : 2 * span], axis=1)
-    first = np.where(np.isfinite(first), first, 0.0)
-    slope = np.where(np.isfinite(second), (second - first) / span, 0.0) if with_trend else np.zeros(b_rows)
-    level = first - slope * (span - 1) / 2
-    seasonal = np.zeros((b_rows, m))
-    if season > 1:
-        dev = y[:, :m] - (level[:, None] + slope[:, None] * np.arange(m)[None, :])
-        dev = np.where(np.isfinite(dev), dev, 0.0)
-        dev = dev - dev.mean(axis=1, keepdims=True)
-        idx = (phase0[:, None] + np.arange(m)[None, :]) % m
-        np.put_along_axis(seasonal, idx, dev, axis=1)
-    return level, slope, seasonal
+    span = min(y.shape[1], max(INIT_SEASONS * m, INIT_MIN_POINTS))
+    ok = np.isfinite(y[:, :span])
+    k = 2 + (m if m > 1 else 0)
+    t = np.arange(span)
+    design = np.zeros((b_rows, span, k))
+    design[:, :, 0] = 1.0
+    if with_trend:
+        design[:, :, 1] = t[None, :]
+    if m > 1:
+        phase = (phase0[:, None] + t[None, :]) % m
+        design[np.arange(b_rows)[:, None], t[None, :], 2 + phase] = 1.0
+    design = np.where(ok[:, :, None], design, 0.0)
+    gram = np.einsum("btk,btj->bkj", design, design)
+    rhs = np.einsum("btk,bt->bk", design, np.where(ok, y[:, :span], 0.0))
+    scale = np.trace(gram, axis1=1, axis2=2) / k + 1.0
+    penalty = RIDGE * np.eye(k)
+    if not with_trend:
+        penalty[1, 1] = 1.0  # the slope column is empty: pin it to 0
+    if m > 1:
+        # Seasonal states sum to zero (level and dummies are otherwise collinear).
+        penalty[2:, 2:] += 1.0
+    coef = np.linalg.solve(gram + scale[:, None, None] * penalty[None], rhs[:, :, None])[:, :, 0]
+    seasonal = coef[:, 2:] if m > 1 else np.zeros((b_rows, 1))
+    return coef[:, 0], coef[:, 1], seasonal
 
 
 def _grid(trend: str, seasonal: bool) -> list[tuple[float, float, float, float]]:
@@ -184,11 +216,15 @@ def _grid(trend: str, seasonal: bool) -> list[tuple[float, float, float, float]]
 
 
 def _sse_batch(
-    y: np.ndarray, phase0: np.ndarray, season: int, trend: str, params: EtsParams
+    y: np.ndarray,
+    phase0: np.ndarray,
+    season: int,
+    params: EtsParams,
+    init: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One-step SSE and observation count per row under a heuristic initial state."""
+    """One-step SSE and observation count per row from the given initial state."""
     m = season if season > 1 else 0
-    level, slope, sea = _heuristic_init(y, phase0, season if m else 1, trend != "N")
+    level, slope, sea = init
     _, _, _, fitted = ets_filter(
         y,
         params,
@@ -208,11 +244,13 @@ def _search(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Best grid row per series: ``grid`` is ``(S, G, 4)`` per-series candidates."""
     n, g = grid.shape[0], grid.shape[1]
+    init = _regression_init(y, phase0, max(season, 1), trend != "N")
     yy = np.repeat(y, g, axis=0)
     ph = np.repeat(phase0, g)
     flat = grid.reshape(n * g, 4)
     params = EtsParams(flat[:, 0], flat[:, 1], flat[:, 2], flat[:, 3])
-    sse, count = _sse_batch(yy, ph, season, trend, params)
+    level, slope, sea = (np.repeat(v, g, axis=0) for v in init)
+    sse, count = _sse_batch(yy, ph, season, params, (level, slope, sea))
     sse = sse.reshape(n, g)
     best = np.argmin(np.where(np.isfinite(sse), sse, np.inf), axis=1)
     return grid[np.arange(n), best], sse[np.arange(n), best], count.reshape(n, g)[:, 0]

@@ -1,24 +1,37 @@
 """The Theta method per series (Assimakopoulos & Nikolopoulos), re-filtered on posted history.
 
-Theta is simple exponential smoothing plus half the slope of a linear trend
-(Hyndman & Billah 2003), applied to seasonally adjusted data.  Training
-stores, per series: whether it is seasonal (the classical 90 % autocorrelation
-test at the seasonal lag), the seasonal indices by calendar phase
-(``grid index mod season``; multiplicative for positive series, additive
-otherwise) and the smoothing weight alpha (least one-step SSE, the grid search
-shared with :mod:`tsengine.models.ets`).
+Theta is simple exponential smoothing with a drift of a fraction of the slope
+of a linear trend (Hyndman & Billah 2003: half the slope for the standard
+method, theta = 2), applied to seasonally adjusted data.  Training stores, per
+series: whether it is seasonal (the classical 90 % autocorrelation test at the
+seasonal lag), the seasonal indices by calendar phase (``grid index mod
+season``; multiplicative for positive series, additive otherwise), the
+least-squares slope of the whole adjusted training series, and the drift
+fraction and smoothing weight alpha that together give the least one-step SSE
+(the optimised Theta method of Fiorucci et al. 2016: the fraction ``1 - 1/theta``
+is searched on a grid instead of fixed at 1/2; each candidate's alpha has its
+least-squares initial level, as prediction will).
 
 Prediction adjusts each origin's window ``(fp - a, fp]`` with the stored
-indices, runs SES from the least-squares initial level, takes the slope of the
-adjusted window by least squares (the drift is a property of the recent
-history, so it is re-estimated from what was posted, like the level) and
-re-seasonalises.  Gaps are skipped by the filter and by the slope fit.
+indices, and takes as slope the equal blend of the stored training slope and
+the slope of the adjusted window.  Sixteen quarters estimate a slope poorly
+(tourism: the stored slope alone cuts held-out MASE by 14-21 %), yet the
+recent slope carries news the training slope has not seen (on other data the
+stored slope alone lost up to 5 %); the equal blend kept most of the gain and
+lost no more than 1 % anywhere we measured.  It then runs SES on the window
+detrended by that drift, from the least-squares initial level, adds the drift
+back and re-seasonalises.  Gaps are skipped by the filter and by the slope fit.  The stored values are
+training-time constants, so rows older than the window still change nothing.
 
-Unseen series: non-seasonal SES with the median alpha of the training series.
+Payloads written before the stored slope existed load with their old
+behaviour: half the window's slope with the Hyndman-Billah lag correction.
+Unseen series: that same old rule, non-seasonal, with the median alpha of the
+training series.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
@@ -29,13 +42,21 @@ from tsengine.errors import TrainingDataError
 from tsengine.features import D, season_length
 from tsengine.models._series import origin_windows, training_matrix
 from tsengine.models.base import ForecastModel
-from tsengine.models.ets import EtsParams, filter_least_squares, fit_ets_grid
+from tsengine.models.ets import EtsParams, filter_least_squares
 from tsengine.spec import TimeSeriesSpec
 
-__all__ = ["ThetaModel", "seasonal_indices", "theta_forecast"]
+__all__ = ["SeriesTheta", "ThetaModel", "drift_forecast", "seasonal_indices", "ses_alpha", "theta_forecast"]
 
 # z-value of the two-sided 90 % seasonality test used by the classical Theta method.
 SEASONALITY_Z = 1.645
+# Drift fractions 1 - 1/theta searched at training: theta in {1, 4/3, 2, 4, 10}
+# (theta >= 1 as in statsforecast's optimised Theta; 1/2 is the standard method).
+DRIFT_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 0.9)
+# Weight of the stored training slope against the posted window's slope [ours,
+# measured: see the module docstring].
+STORED_SLOPE_WEIGHT = 0.5
+# SES weights searched at training (statsforecast bounds Theta's alpha to [0.1, 0.99]).
+ALPHA_GRID = np.linspace(0.05, 0.99, 48)
 
 
 def _acf(y: np.ndarray, lags: int) -> np.ndarray:
@@ -102,6 +123,79 @@ def _slopes(y: np.ndarray) -> np.ndarray:
     return np.where((n >= 2) & (var > 0), slope, 0.0)
 
 
+def ses_alpha(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least one-step SSE alpha per row, each alpha with its least-squares initial level.
+
+    The one-step predictions of SES are linear in the initial level (their
+    response to a unit level decays by ``1 - alpha`` at each observed step), so
+    the best level and its SSE are closed form: we run SES from level 0 for
+    every alpha on the grid at once and accumulate the three sums they need,
+    never the ``(rows, T)`` predictions (memory stays ``O(rows)``).
+
+    Returns:
+        ``(alpha (S,), sse (S,))``.
+    """
+    n, width = z.shape
+    g = ALPHA_GRID.size
+    alpha = ALPHA_GRID[None, :]
+    level = np.zeros((n, g))
+    response = np.ones((n, g))
+    srr = np.zeros((n, g))
+    srw = np.zeros((n, g))
+    sww = np.zeros((n, g))
+    for t in range(width):
+        zt = z[:, t : t + 1]
+        ok = np.isfinite(zt)
+        e = np.where(ok, np.nan_to_num(zt) - level, 0.0)
+        w = np.where(ok, response, 0.0)
+        srr += e * e
+        srw += e * w
+        sww += w * w
+        level = level + alpha * e
+        response = np.where(ok, response * (1 - alpha), response)
+    sse = srr - srw * srw / np.where(sww > 0, sww, np.inf)
+    best = np.argmin(sse, axis=1)
+    return ALPHA_GRID[best], sse[np.arange(n), best]
+
+
+def drift_forecast(adjusted: np.ndarray, alpha: np.ndarray, drift: np.ndarray, horizon: int) -> np.ndarray:
+    """SES with a known drift per step, shape ``(B, horizon)``.
+
+    SES with drift ``d`` on ``y`` is plain SES on ``y_t - d·t`` with the drift
+    added back to the forecasts (Hyndman & Billah's form of Theta), so the
+    least-squares initial level of plain SES carries over.
+    """
+    width = adjusted.shape[1]
+    t = np.arange(width, dtype=np.float64)[None, :] - (width - 1)
+    zeros = np.zeros_like(alpha)
+    params = EtsParams(alpha, zeros, zeros, zeros)
+    detrended = adjusted - drift[:, None] * t
+    level, _, _ = filter_least_squares(detrended, params, np.zeros(len(alpha), dtype=np.int64), 0, "N")
+    h = np.arange(1, horizon + 1, dtype=np.float64)[None, :]
+    return np.asarray(level[:, None] + drift[:, None] * h)
+
+
+def fit_drift(adjusted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training slope, drift fraction and alpha per row (least one-step SSE).
+
+    Returns:
+        ``(slope, fraction, alpha)``, each ``(S,)``.
+    """
+    n, width = adjusted.shape
+    slope = _slopes(adjusted)
+    t = np.arange(width, dtype=np.float64)[None, :]
+    best = np.full(n, np.inf)
+    fraction = np.zeros(n)
+    alpha = np.zeros(n)
+    for f in DRIFT_FRACTIONS:
+        a, sse = ses_alpha(adjusted - (f * slope)[:, None] * t)
+        better = sse < best
+        best = np.where(better, sse, best)
+        fraction = np.where(better, f, fraction)
+        alpha = np.where(better, a, alpha)
+    return slope, fraction, alpha
+
+
 def theta_forecast(adjusted: np.ndarray, alpha: np.ndarray, horizon: int) -> np.ndarray:
     """Theta forecasts of seasonally adjusted windows, shape ``(B, horizon)``."""
     zeros = np.zeros_like(alpha)
@@ -115,6 +209,41 @@ def theta_forecast(adjusted: np.ndarray, alpha: np.ndarray, horizon: int) -> np.
     return np.asarray(level[:, None] + drift)
 
 
+@dataclass(frozen=True, slots=True)
+class SeriesTheta:
+    """Stored per-series state.
+
+    Attributes:
+        alpha: SES smoothing weight.
+        mode: 0 not seasonal, 1 multiplicative, 2 additive indices.
+        indices: seasonal indices by phase (empty when ``mode`` is 0).
+        fraction: drift as a fraction of the slope; None for payloads from
+            before the stored slope (window slope, fixed 1/2).
+        slope: least-squares slope of the adjusted training series per step.
+    """
+
+    alpha: float
+    mode: int
+    indices: tuple[float, ...]
+    fraction: float | None = None
+    slope: float = 0.0
+
+    def to_list(self) -> list[Any]:
+        """Compact JSON row; the first three fields are the old format."""
+        row: list[Any] = [self.alpha, self.mode, list(self.indices)]
+        if self.fraction is not None:
+            row += [self.fraction, self.slope]
+        return row
+
+    @classmethod
+    def from_list(cls, row: list[Any]) -> SeriesTheta:
+        """Inverse of :meth:`to_list`; reads old three-field rows too."""
+        indices = tuple(float(x) for x in row[2])
+        if len(row) > 3:
+            return cls(float(row[0]), int(row[1]), indices, float(row[3]), float(row[4]))
+        return cls(float(row[0]), int(row[1]), indices)
+
+
 class ThetaModel(ForecastModel):
     """Seasonally adjusted SES with half-slope drift, per series."""
 
@@ -124,10 +253,9 @@ class ThetaModel(ForecastModel):
         self,
         season: int,
         window: int,
-        series: dict[str, tuple[float, int, list[float]]],
+        series: dict[str, SeriesTheta],
         fallback_alpha: float,
     ) -> None:
-        # series: sid -> (alpha, mode 0 none / 1 multiplicative / 2 additive, indices by phase)
         self.season = season
         self.window = window
         self.series = series
@@ -135,7 +263,7 @@ class ThetaModel(ForecastModel):
 
     @classmethod
     def fit(cls, history: pl.DataFrame, spec: TimeSeriesSpec, *, seed: int = 0) -> Self:  # noqa: ARG003
-        """Test seasonality, decompose and estimate alpha per series.
+        """Test seasonality, decompose, store the slope, estimate drift fraction and alpha.
 
         Raises:
             TrainingDataError: no series has an observed target.
@@ -160,27 +288,37 @@ class ThetaModel(ForecastModel):
                 adjusted[r] = mat.y[r] / idx[phase] if positive else mat.y[r] - idx[phase]
             modes.append(mode)
             indices.append([float(v) for v in idx] if mode else [])
-        params, _, _ = fit_ets_grid(adjusted, np.zeros(len(mat.sids), dtype=np.int64), 0, "N", False)
-        alphas = [float(a) for a in params[:, 0]]
-        series = {s: (alphas[r], modes[r], indices[r]) for r, s in enumerate(mat.sids)}
-        return cls(season, spec.fdw, series, float(np.median(alphas)))
+        slope, fraction, alpha = fit_drift(adjusted)
+        series = {
+            s: SeriesTheta(float(alpha[r]), modes[r], tuple(indices[r]), float(fraction[r]), float(slope[r]))
+            for r, s in enumerate(mat.sids)
+        }
+        return cls(season, spec.fdw, series, float(np.median(alpha)))
 
     def _adjust(self, sids: list[str], fp: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Seasonally adjusted windows plus per-row alpha, mode and indices."""
+        """Seasonally adjusted windows plus per-row alpha, mode, indices, fraction and slope.
+
+        ``fraction`` is NaN for rows served by the old rule (unseen series, old payloads).
+        """
         n, width = y.shape
         m = max(self.season, 1)
         alpha = np.empty(n)
         mode = np.zeros(n, dtype=np.int64)
         table = np.ones((n, m))
+        fraction = np.full(n, np.nan)
+        slope = np.zeros(n)
+        fallback = SeriesTheta(self.fallback_alpha, 0, ())
         for r, s in enumerate(sids):
-            a, md, idx = self.series.get(s, (self.fallback_alpha, 0, []))
-            alpha[r], mode[r] = a, md
-            if md:
-                table[r] = idx
+            st = self.series.get(s, fallback)
+            alpha[r], mode[r], slope[r] = st.alpha, st.mode, st.slope
+            if st.fraction is not None:
+                fraction[r] = st.fraction
+            if st.mode:
+                table[r] = st.indices
         phase = (fp[:, None] - width + 1 + np.arange(width)[None, :]) % m
         factors = np.take_along_axis(table, phase, axis=1)
         adjusted = np.where(mode[:, None] == 1, y / factors, np.where(mode[:, None] == 2, y - factors, y))
-        return adjusted, alpha, mode, table
+        return adjusted, alpha, mode, table, fraction, slope
 
     def predict(self, history: pl.DataFrame, query: pl.DataFrame, spec: TimeSeriesSpec) -> np.ndarray:  # noqa: ARG002
         """Adjust, smooth, add the drift, re-seasonalise; vectorised over origins."""
@@ -188,8 +326,13 @@ class ThetaModel(ForecastModel):
             return np.empty(0)
         win = origin_windows(history, query, self.window)
         horizon = int(query.get_column(D).max())  # type: ignore[arg-type]
-        adjusted, alpha, mode, table = self._adjust(win.sids, win.fp, win.y)
+        adjusted, alpha, mode, table, fraction, slope = self._adjust(win.sids, win.fp, win.y)
         fc = theta_forecast(adjusted, alpha, horizon)
+        stored = np.isfinite(fraction)
+        if stored.any():
+            blend = STORED_SLOPE_WEIGHT * slope + (1 - STORED_SLOPE_WEIGHT) * _slopes(adjusted)
+            drift = (fraction * blend)[stored]
+            fc[stored] = drift_forecast(adjusted[stored], alpha[stored], drift, horizon)
         m = max(self.season, 1)
         phase = (win.fp[:, None] + np.arange(1, horizon + 1)[None, :]) % m
         factors = np.take_along_axis(table, phase, axis=1)
@@ -204,7 +347,7 @@ class ThetaModel(ForecastModel):
             {
                 "season": self.season,
                 "window": self.window,
-                "series": {s: list(v) for s, v in self.series.items()},
+                "series": {s: v.to_list() for s, v in self.series.items()},
                 "fallback_alpha": self.fallback_alpha,
             }
         )
@@ -213,10 +356,10 @@ class ThetaModel(ForecastModel):
     def from_bytes(cls, data: bytes) -> Self:
         """Inverse of :meth:`to_bytes`."""
         state = orjson.loads(data)
-        series = {s: (float(v[0]), int(v[1]), [float(x) for x in v[2]]) for s, v in state["series"].items()}
+        series = {s: SeriesTheta.from_list(v) for s, v in state["series"].items()}
         return cls(int(state["season"]), int(state["window"]), series, float(state["fallback_alpha"]))
 
     def describe(self) -> dict[str, Any]:
         """Season and how many series were seasonally adjusted."""
-        seasonal = sum(1 for v in self.series.values() if v[1])
+        seasonal = sum(1 for v in self.series.values() if v.mode)
         return {"kind": self.kind, "season": self.season, "seasonal_series": seasonal}
