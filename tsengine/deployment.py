@@ -228,7 +228,9 @@ class Deployment:
             scale = origin_scale(
                 history, query.get_column(SID), query.get_column(FP).to_numpy(), self.spec.fdw
             )
-            low, high = self.intervals.apply(yhat, scale, query.get_column(D).to_numpy())
+            low, high = self.intervals.apply(
+                yhat, scale, query.get_column(D).to_numpy(), series=query.get_column(SID)
+            )
             out = out.with_columns(
                 pl.Series("predictionIntervalLow", low, dtype=pl.Float64),
                 pl.Series("predictionIntervalHigh", high, dtype=pl.Float64),

@@ -2,47 +2,157 @@
 
 Residuals of the selected model at the backtest origins, divided by each
 origin's window scale, give per-distance empirical quantiles; a prediction's
-interval is ``prediction + quantile · scale``.  Split-conformal in spirit: the
-residuals come from forecasts the model made without seeing their targets.
-Half-widths never shrink as the distance grows (a cumulative maximum): a
-forecast further out is not more certain, and small samples should not say so.
+interval is ``prediction + quantile · scale · factor``.  Split-conformal in
+spirit: the residuals come from forecasts the model made without seeing their
+targets.  Half-widths never shrink as the distance grows (a cumulative
+maximum): a forecast further out is not more certain, and small samples should
+not say so.
+
+The window scale adapts widths to each series' noise, not to how well the model
+fits that series: a series the model forecasts badly for its volatility is
+under-covered by the pooled table, a very regular one over-covered.  So each
+series also gets a width factor (see :func:`_series_factors`), and training
+uses the factors only when, inside the backtest, factors fitted on earlier
+origins evened out the per-series coverage of later ones without worsening
+their interval score (see :func:`_series_check`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from tsengine.features import D
+from tsengine.features import FP, D
+from tsengine.validate import SID
 
-__all__ = ["DEFAULT_PERCENTILE", "IntervalTable", "fit_intervals"]
+__all__ = ["DEFAULT_PERCENTILE", "IntervalTable", "SeriesCheck", "fit_intervals"]
 
 DEFAULT_PERCENTILE = 80
 # Residuals wanted per distance; fewer pool the neighbouring distances.
 MIN_RESIDUALS = 30
+# [ours] Per-series factors.  Errors within one forecast window share shocks, so
+# a window (origin), not a residual, is the unit of evidence.  A series with n
+# windows gets ``raw ** (n / (n + SERIES_PRIOR_WINDOWS))``: the pooled table
+# counts as this many windows of prior evidence that the series is typical.
+# Measured on the accuracy benchmark's fixtures, each of the last four
+# forecast windows held out in turn (trained on the data before it): mean
+# |per-series coverage - 80 %| on us_employment_monthly went 18.3 (pooled)
+# -> 10.3 at K = 1, 11.6 at K = 2, 13.6 at K = 4, 15.3 at K = 8; on
+# tourism_quarterly 20.0 -> 15.0, 16.2, 16.6, 16.2.  K = 0 (no shrinkage)
+# matched K = 1 on coverage with a worse interval score.
+SERIES_PRIOR_WINDOWS = 1
+# One window is one shock: it cannot tell a badly fitted series from bad luck.
+MIN_SERIES_WINDOWS = 2
+# Raw factors beyond this are clipped: a series whose residuals need an eight
+# times wider interval is one the pool says little about, and a residual with a
+# zero pooled half-width on its side would otherwise ask for an infinite factor.
+MAX_SERIES_FACTOR = 8.0
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesCheck:
+    """How per-series factors fitted on earlier backtest origins did on later ones.
+
+    Both numbers are (pooled table, with factors), over every row of the later
+    origins.  Coverage spread alone is a noisy judge: with identical series it
+    preferred the (pure-noise) factors in a fifth to a half of simulated
+    backtests.  The interval score also charges for the width that noisy
+    factors add; requiring both, the check preferred them in at most a quarter
+    (mostly none) of those, yet kept them on every held-out split of the
+    fixtures where they helped (employment, tourism) and dropped them on
+    flights, where they did not.
+
+    Attributes:
+        spread: mean over series of |coverage - nominal|, in percent.
+        score: mean interval (Winkler) score of the scaled residuals.
+        origins: how many later origins were scored.
+    """
+
+    spread: tuple[float, float]
+    score: tuple[float, float]
+    origins: int
+
+    @property
+    def passed(self) -> bool:
+        """Factors evened out per-series coverage and did not worsen the interval score."""
+        return self.spread[1] < self.spread[0] and self.score[1] < self.score[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"spread": list(self.spread), "score": list(self.score), "origins": self.origins}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SeriesCheck:
+        """Inverse of :meth:`to_dict`."""
+        spread, score = data["spread"], data["score"]
+        return cls(
+            (float(spread[0]), float(spread[1])), (float(score[0]), float(score[1])), int(data["origins"])
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class IntervalTable:
-    """Scaled residual quantiles per forecast distance."""
+    """Scaled residual quantiles per forecast distance, and per-series width factors.
+
+    Attributes:
+        percentile: nominal coverage in percent.
+        distances: forecast distances, ascending.
+        low: scaled lower quantile per distance (<= 0, non-increasing).
+        high: scaled upper quantile per distance (>= 0, non-decreasing).
+        series: series ids with a width factor; others get 1.
+        factors: width factor of each of ``series`` (positive).
+        per_series: whether :meth:`apply` uses the factors: at training, whether
+            ``check`` passed.
+        check: how factors did on later backtest origins; None when the
+            backtest had too few origins to check (then they are not used).
+    """
 
     percentile: int
     distances: tuple[int, ...]
     low: tuple[float, ...]
     high: tuple[float, ...]
+    series: tuple[str, ...] = ()
+    factors: tuple[float, ...] = ()
+    per_series: bool = True
+    check: SeriesCheck | None = None
 
     def apply(
-        self, prediction: np.ndarray, scale: np.ndarray, distance: np.ndarray
+        self,
+        prediction: np.ndarray,
+        scale: np.ndarray,
+        distance: np.ndarray,
+        *,
+        series: pl.Series | np.ndarray | Sequence[str] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Lower and upper bounds for each prediction."""
+        """Lower and upper bounds for each prediction.
+
+        Args:
+            prediction: point forecasts.
+            scale: window scale of each row's origin.
+            distance: forecast distance of each row.
+            series: series id of each row; None (or ids without a factor) use 1.
+        """
         pos = np.searchsorted(np.asarray(self.distances), distance)
         pos = np.clip(pos, 0, len(self.distances) - 1)
-        low = prediction + np.asarray(self.low)[pos] * scale
-        high = prediction + np.asarray(self.high)[pos] * scale
+        width = np.asarray(scale, dtype=np.float64) * self.row_factors(series, np.size(prediction))
+        low = prediction + np.asarray(self.low)[pos] * width
+        high = prediction + np.asarray(self.high)[pos] * width
         return np.minimum(low, prediction), np.maximum(high, prediction)
+
+    def row_factors(self, series: pl.Series | np.ndarray | Sequence[str] | None, n: int) -> np.ndarray:
+        """Width factor of each of ``n`` rows: the series' factor when it is used and known, else 1."""
+        if series is None or not self.per_series or not self.series:
+            return np.ones(n)
+        ids = series if isinstance(series, pl.Series) else pl.Series(SID, series)
+        return (
+            ids.cast(pl.String)
+            .replace_strict(self.series, self.factors, default=1.0, return_dtype=pl.Float64)
+            .to_numpy()
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -51,16 +161,28 @@ class IntervalTable:
             "distances": list(self.distances),
             "low": list(self.low),
             "high": list(self.high),
+            "series": {
+                "ids": list(self.series),
+                "factors": list(self.factors),
+                "used": self.per_series,
+                "check": self.check.to_dict() if self.check is not None else None,
+            },
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IntervalTable:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`; tables stored before per-series factors load with none."""
+        part = data.get("series") or {}
+        check = part.get("check")
         return cls(
             int(data["percentile"]),
             tuple(data["distances"]),
             tuple(data["low"]),
             tuple(data["high"]),
+            series=tuple(str(s) for s in part.get("ids", ())),
+            factors=tuple(float(f) for f in part.get("factors", ())),
+            per_series=bool(part.get("used", True)),
+            check=SeriesCheck.from_dict(check) if check is not None else None,
         )
 
 
@@ -79,19 +201,42 @@ def _conformal_levels(n: int, q_lo: float, q_hi: float) -> tuple[float, float]:
 def fit_intervals(
     rows: pl.DataFrame, distances: range, percentile: int = DEFAULT_PERCENTILE
 ) -> IntervalTable | None:
-    """Quantiles of ``(y - yhat) / scale`` per distance from backtest rows.
+    """Quantiles of ``(y - yhat) / scale`` per distance, and per-series factors, from backtest rows.
 
-    Returns None when the backtest has no usable residual.
+    Per-series factors need the ``__sid`` and ``__fp`` columns; without them
+    the table has none.  Returns None when the backtest has no usable residual.
     """
     valid = rows.filter(pl.col("y").is_not_null() & pl.col("yhat").is_finite())
     if valid.height == 0:
         return None
-    resid = valid.select(pl.col(D), ((pl.col("y") - pl.col("yhat")) / pl.col("scale")).alias("r"))
+    resid = valid.with_columns(((pl.col("y") - pl.col("yhat")) / pl.col("scale")).alias("r"))
+    ds = tuple(distances)
+    low, high = _pooled_quantiles(resid, ds, percentile)
+    table = IntervalTable(percentile, ds, tuple(map(float, low)), tuple(map(float, high)))
+    if SID not in resid.columns or FP not in resid.columns:
+        return table
+    ids, factors = _series_factors(resid, table)
+    check = _series_check(resid, ds, percentile)
+    return IntervalTable(
+        percentile,
+        ds,
+        table.low,
+        table.high,
+        series=ids,
+        factors=factors,
+        per_series=check is not None and check.passed,
+        check=check,
+    )
+
+
+def _pooled_quantiles(
+    resid: pl.DataFrame, ds: tuple[int, ...], percentile: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-distance conformal quantiles of the scaled residuals ``r``, widening with distance."""
     by_d = {int(d): g.get_column("r").to_numpy() for (d,), g in resid.group_by(D)}
     all_r = resid.get_column("r").to_numpy()
     q_lo, q_hi = (100 - percentile) / 200, (100 + percentile) / 200
     lows, highs = [], []
-    ds = list(distances)
     for k, d in enumerate(ds):
         sample = by_d.get(d, np.empty(0))
         radius = 1
@@ -106,4 +251,110 @@ def fit_intervals(
         highs.append(float(np.quantile(sample, hi)))
     low = np.minimum.accumulate(np.minimum(lows, 0.0))
     high = np.maximum.accumulate(np.maximum(highs, 0.0))
-    return IntervalTable(percentile, tuple(ds), tuple(map(float, low)), tuple(map(float, high)))
+    return low, high
+
+
+def _stretch(resid: pl.DataFrame, table: IntervalTable) -> pl.Series:
+    """Factor by which the pooled interval must stretch to just cover each residual.
+
+    A residual is covered by ``f · [low_d, high_d]`` exactly when its stretch
+    is at most ``f``, so a quantile of the stretches is a coverage-matching
+    factor (normalised conformal prediction).
+    """
+    r = resid.get_column("r").to_numpy()
+    pos = np.clip(
+        np.searchsorted(np.asarray(table.distances), resid.get_column(D).to_numpy()),
+        0,
+        len(table.distances) - 1,
+    )
+    half = np.where(r >= 0, np.asarray(table.high)[pos], -np.asarray(table.low)[pos])
+    stretch = np.divide(np.abs(r), half, out=np.full(r.size, np.inf), where=half > 0)
+    return pl.Series("stretch", np.where(r == 0, 0.0, stretch))
+
+
+def _conformal_quantile(values: pl.Expr, level: float) -> pl.Expr:
+    """The ``ceil((n + 1) · level)``-th smallest of ``values`` (the largest when that exceeds n)."""
+    rank = ((pl.len() + 1) * level).ceil().cast(pl.Int64).clip(1, pl.len()) - 1
+    return values.sort().gather(rank).first()
+
+
+def _series_factors(resid: pl.DataFrame, table: IntervalTable) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """Per-series width factors, relative to the pool and shrunk toward 1 by the evidence.
+
+    A series' raw factor is the conformal quantile (at the nominal level) of
+    its residuals' stretches divided by the same quantile over every series,
+    so factors move width between series and leave the pool's overall
+    calibration roughly as it was; it is shrunk in log space by
+    ``n / (n + SERIES_PRIOR_WINDOWS)`` for a series with n distinct origins.
+    Series with fewer than ``MIN_SERIES_WINDOWS`` origins, or too few
+    residuals for the quantile to be anything but their maximum, get none.
+    """
+    level = table.percentile / 100
+    frame = resid.select(SID, FP).with_columns(_stretch(resid, table))
+    pool = frame.select(_conformal_quantile(pl.col("stretch"), level)).item()
+    per = frame.group_by(SID).agg(
+        _conformal_quantile(pl.col("stretch"), level).alias("raw"),
+        pl.col(FP).n_unique().alias("windows"),
+        pl.len().alias("n"),
+    )
+    # The conformal rank ceil((n + 1) p) is below n only from n >= p / (1 - p).
+    min_n = int(np.ceil(level / (1 - level))) if level < 1 else 1
+    per = per.filter((pl.col("windows") >= MIN_SERIES_WINDOWS) & (pl.col("n") >= min_n)).sort(SID)
+    raw = per.get_column("raw").to_numpy().astype(np.float64)
+    if np.isfinite(pool) and pool > 0:
+        raw = raw / pool
+    raw = np.clip(
+        np.nan_to_num(raw, nan=1.0, posinf=MAX_SERIES_FACTOR), 1 / MAX_SERIES_FACTOR, MAX_SERIES_FACTOR
+    )
+    windows = per.get_column("windows").to_numpy().astype(np.float64)
+    factors = np.exp(np.log(raw) * windows / (windows + SERIES_PRIOR_WINDOWS))
+    return tuple(per.get_column(SID).to_list()), tuple(map(float, factors))
+
+
+def _scored(resid: pl.DataFrame, table: IntervalTable, name: str) -> list[pl.Series]:
+    """Whether ``table`` (with its factors) covers each scaled residual ``r``, and its interval score."""
+    n = resid.height
+    low, high = table.apply(
+        np.zeros(n), np.ones(n), resid.get_column(D).to_numpy(), series=resid.get_column(SID)
+    )
+    r = resid.get_column("r").to_numpy()
+    alpha = 1 - table.percentile / 100
+    score = (high - low) + 2 / alpha * (np.maximum(low - r, 0) + np.maximum(r - high, 0))
+    return [pl.Series(f"hit_{name}", (r >= low) & (r <= high)), pl.Series(f"score_{name}", score)]
+
+
+def _series_check(resid: pl.DataFrame, ds: tuple[int, ...], percentile: int) -> SeriesCheck | None:
+    """Score the pooled table against the table with factors on origins the factors did not see.
+
+    Rolling through the backtest: at each origin with at least
+    ``MIN_SERIES_WINDOWS`` earlier ones, the table and factors are fitted on
+    the earlier origins only and scored on that origin's residuals; each
+    series' coverage is taken over all its scored rows.  None when no origin
+    qualifies: factors nothing could check are not used.
+    """
+    origins = resid.get_column(FP).unique().sort().to_list()[MIN_SERIES_WINDOWS:]
+    scored = []
+    for origin in origins:
+        past = resid.filter(pl.col(FP) < origin)
+        now = resid.filter(pl.col(FP) == origin)
+        low, high = _pooled_quantiles(past, ds, percentile)
+        pooled = IntervalTable(percentile, ds, tuple(map(float, low)), tuple(map(float, high)))
+        ids, factors = _series_factors(past, pooled)
+        calibrated = IntervalTable(percentile, ds, pooled.low, pooled.high, series=ids, factors=factors)
+        scored.append(
+            now.select(SID).with_columns(*_scored(now, pooled, "p"), *_scored(now, calibrated, "c"))
+        )
+    if not scored:
+        return None
+    rows = pl.concat(scored)
+    spread = (
+        rows.group_by(SID)
+        .agg(pl.col("hit_p", "hit_c").mean() * 100)
+        .select((pl.col("hit_p", "hit_c") - percentile).abs().mean())
+    )
+    score = rows.select(pl.col("score_p", "score_c").mean())
+    return SeriesCheck(
+        (float(spread.item(0, "hit_p")), float(spread.item(0, "hit_c"))),
+        (float(score.item(0, "score_p")), float(score.item(0, "score_c"))),
+        len(origins),
+    )

@@ -1,4 +1,4 @@
-"""Interval properties: width never shrinks with distance; bounds contain the prediction."""
+"""Interval properties: width never shrinks with distance (per series); bounds contain the prediction."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tsengine.features import FP, D
-from tsengine.intervals import fit_intervals
+from tsengine.intervals import MAX_SERIES_FACTOR, MIN_SERIES_WINDOWS, IntervalTable, fit_intervals
 from tsengine.validate import IDX, SID
 
 
@@ -42,3 +42,101 @@ def test_random_walk_intervals_widen_or_stay_equal_with_distance(
     low, high = table.apply(pred, np.full(horizon, 2.0), np.arange(1, horizon + 1))
     assert np.all(low <= pred)
     assert np.all(pred <= high)
+
+
+def backtest_rows(
+    rng: np.random.Generator, sigma: np.ndarray, origins: int, horizon: int, keep: float = 1.0
+) -> pl.DataFrame:
+    """Scaled residuals ``sigma[s] · (window shock + noise)``; each (series, origin) kept with ``keep``."""
+    n = sigma.size
+    resid = sigma[:, None, None] * (
+        rng.normal(0, 0.5, (n, origins, 1)) + rng.normal(0, 1, (n, origins, horizon))
+    )
+    kept = np.repeat(rng.random((n, origins)) < keep, horizon, axis=1).ravel()
+    frame = pl.DataFrame(
+        {
+            SID: np.repeat([f"s{k}" for k in range(n)], origins * horizon),
+            FP: np.tile(np.repeat(np.arange(origins) * horizon, horizon), n),
+            D: np.tile(np.arange(1, horizon + 1), n * origins),
+            "y": resid.ravel(),
+            "yhat": np.zeros(resid.size),
+            "scale": np.ones(resid.size),
+        }
+    )
+    return frame.filter(pl.Series(kept))
+
+
+@given(
+    seed=st.integers(0, 100_000),
+    horizon=st.integers(1, 12),
+    n_series=st.integers(1, 15),
+    origins=st.integers(1, 8),
+    keep=st.sampled_from([0.5, 1.0]),
+)
+@example(seed=0, horizon=1, n_series=1, origins=1, keep=1.0)
+@example(seed=0, horizon=6, n_series=2, origins=3, keep=1.0)
+@settings(deadline=None)
+def test_series_factors_are_positive_and_keep_each_series_widths_monotone(
+    seed: int, horizon: int, n_series: int, origins: int, keep: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    sigma = np.exp(rng.normal(0, 1, n_series))
+    rows = backtest_rows(rng, sigma, origins, horizon, keep)
+    if rows.height == 0:
+        return
+    table = fit_intervals(rows, range(1, horizon + 1), 80)
+    assert table is not None
+    factors = np.asarray(table.factors)
+    assert np.all(np.isfinite(factors))
+    assert np.all((factors >= 1 / MAX_SERIES_FACTOR) & (factors <= MAX_SERIES_FACTOR))
+    windows = dict(rows.group_by(SID).agg(pl.col(FP).n_unique()).iter_rows())
+    assert all(windows[sid] >= MIN_SERIES_WINDOWS for sid in table.series)
+    # Every series (and one never seen), at every distance, with the factors in use.
+    used = IntervalTable(
+        80, table.distances, table.low, table.high, series=table.series, factors=table.factors
+    )
+    ids = [f"s{k}" for k in range(n_series)] + ["unseen"]
+    sid = np.repeat(ids, horizon)
+    dist = np.tile(np.arange(1, horizon + 1), len(ids))
+    pred = rng.normal(0, 10, sid.size)
+    low, high = used.apply(pred, np.full(sid.size, 2.0), dist, series=sid)
+    assert np.all(low <= pred)
+    assert np.all(pred <= high)
+    widths = (high - low).reshape(len(ids), horizon)
+    assert np.all(np.diff(widths, axis=1) >= -1e-9 * widths[:, 1:])
+
+
+@given(
+    seed=st.integers(0, 100_000),
+    horizon=st.integers(6, 12),
+    n_series=st.integers(2, 15),
+    origins=st.integers(6, 8),
+)
+@settings(deadline=None)
+def test_series_with_identical_residuals_get_factors_near_one(
+    seed: int, horizon: int, n_series: int, origins: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    rows = backtest_rows(rng, np.ones(n_series), origins, horizon)
+    table = fit_intervals(rows, range(1, horizon + 1), 80)
+    assert table is not None
+    assert len(table.factors) == n_series
+    assert all(0.5 <= f <= 2.0 for f in table.factors)
+    assert 0.8 <= float(np.median(table.factors)) <= 1.25
+
+
+# With fewer series the noisy one is much of the pool its factor is relative to.
+@given(seed=st.integers(0, 100_000), n_series=st.integers(6, 12))
+@settings(deadline=None)
+def test_a_series_four_times_noisier_gets_the_largest_factor_and_a_calmer_one_the_smallest(
+    seed: int, n_series: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    sigma = np.r_[4.0, np.ones(n_series - 2), 0.25]
+    table = fit_intervals(backtest_rows(rng, sigma, 6, 8), range(1, 9), 80)
+    assert table is not None
+    factor = dict(zip(table.series, table.factors, strict=True))
+    assert factor["s0"] == max(table.factors)
+    assert factor["s0"] > 1.3
+    assert factor[f"s{n_series - 1}"] == min(table.factors)
+    assert factor[f"s{n_series - 1}"] < 0.6

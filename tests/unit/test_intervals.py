@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import polars as pl
 import pytest
 
-from tsengine.features import D
-from tsengine.intervals import IntervalTable, _conformal_levels, fit_intervals
+from tsengine.features import FP, D
+from tsengine.intervals import (
+    MIN_SERIES_WINDOWS,
+    IntervalTable,
+    SeriesCheck,
+    _conformal_levels,
+    fit_intervals,
+)
+from tsengine.validate import SID
 
 
 def residual_rows(resid: np.ndarray, distances: np.ndarray, scale: float = 1.0) -> pl.DataFrame:
@@ -58,3 +67,180 @@ def test_conformal_levels_are_at_least_nominal(n: int) -> None:
     lo, hi = _conformal_levels(n, 0.1, 0.9)
     assert hi >= 0.9
     assert lo <= 0.1
+
+
+def series_rows(
+    sigma: dict[str, float], *, origins: int, horizon: int = 6, seed: int = 0, shared: float = 0.5
+) -> pl.DataFrame:
+    """Backtest rows whose scaled residuals have spread ``sigma[series]``; a window shares a shock."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for sid, s in sigma.items():
+        shock = rng.normal(0, shared, (origins, 1))
+        resid = s * (shock + rng.normal(0, 1, (origins, horizon)))
+        frames.append(
+            pl.DataFrame(
+                {
+                    SID: [sid] * resid.size,
+                    FP: np.repeat(np.arange(origins) * horizon, horizon),
+                    D: np.tile(np.arange(1, horizon + 1), origins),
+                    "y": resid.ravel(),
+                    "yhat": np.zeros(resid.size),
+                    "scale": np.ones(resid.size),
+                }
+            )
+        )
+    return pl.concat(frames)
+
+
+def factor_of(table: IntervalTable, sid: str) -> float:
+    return float(table.row_factors([sid], 1)[0])
+
+
+def test_series_with_wider_residuals_than_the_pool_get_wider_intervals() -> None:
+    sigma = {f"s{k}": 1.0 for k in range(10)} | {"wild": 3.0, "calm": 0.3}
+    table = fit_intervals(series_rows(sigma, origins=6), range(1, 7), 80)
+    assert table is not None
+    assert factor_of(table, "wild") > 1.5
+    assert factor_of(table, "calm") < 0.6
+    assert all(0.6 < factor_of(table, f"s{k}") < 1.5 for k in range(10))
+    # Earlier origins' factors evened out the later origins' coverage, so they are used.
+    assert table.per_series
+    assert table.check is not None
+    assert table.check.spread[1] < table.check.spread[0]
+    assert table.check.score[1] < table.check.score[0]
+    assert table.check.origins == 6 - MIN_SERIES_WINDOWS
+
+
+def test_apply_multiplies_half_widths_by_each_rows_factor() -> None:
+    table = IntervalTable(80, (1, 2), (-1.0, -2.0), (1.5, 2.5), series=("a", "b"), factors=(2.0, 0.5))
+    low, high = table.apply(
+        np.full(3, 10.0), np.full(3, 2.0), np.array([1, 2, 2]), series=pl.Series(["a", "b", "zz"])
+    )
+    assert low.tolist() == [6.0, 8.0, 6.0]
+    assert high.tolist() == [16.0, 12.5, 15.0]
+    # Without ids, every row keeps the pooled width.
+    pooled_low, _ = table.apply(np.full(3, 10.0), np.full(3, 2.0), np.array([1, 2, 2]))
+    assert pooled_low.tolist() == [8.0, 6.0, 6.0]
+
+
+def test_series_with_a_single_window_keeps_factor_one() -> None:
+    rows = series_rows({f"s{k}": 1.0 for k in range(10)} | {"wild": 3.0}, origins=6)
+    last = rows.get_column(FP).max()
+    rows = rows.filter((pl.col(SID) != "wild") | (pl.col(FP) == last))  # "wild" only at the last origin
+    table = fit_intervals(rows, range(1, 7), 80)
+    assert table is not None
+    assert "wild" not in table.series
+    assert factor_of(table, "wild") == 1.0
+
+
+def test_series_unseen_in_training_gets_factor_one() -> None:
+    table = fit_intervals(series_rows({"a": 3.0, "b": 0.3, "c": 1.0}, origins=6), range(1, 7), 80)
+    assert table is not None
+    assert factor_of(table, "a") != 1.0
+    low, high = table.apply(np.zeros(1), np.ones(1), np.array([3]), series=["new"])
+    assert (low[0], high[0]) == (table.low[2], table.high[2])
+
+
+def test_factors_are_not_used_when_no_later_origin_can_check_them() -> None:
+    table = fit_intervals(series_rows({"a": 3.0, "b": 0.3, "c": 1.0}, origins=2), range(1, 7), 80)
+    assert table is not None
+    assert table.check is None
+    assert not table.per_series
+    assert factor_of(table, "a") == 1.0
+
+
+def test_factors_are_not_used_when_the_check_finds_them_no_better() -> None:
+    table = IntervalTable(
+        80,
+        (1,),
+        (-1.0,),
+        (1.0,),
+        series=("a",),
+        factors=(3.0,),
+        per_series=False,
+        check=SeriesCheck((5.0, 6.0), (3.0, 2.0), 1),
+    )
+    assert table.check is not None
+    assert not table.check.passed
+    low, _ = table.apply(np.zeros(1), np.ones(1), np.array([1]), series=["a"])
+    assert low[0] == -1.0
+
+
+def test_table_with_series_factors_round_trips_through_its_dict() -> None:
+    table = fit_intervals(series_rows({"a": 3.0, "b": 0.3, "c": 1.0}, origins=6), range(1, 7), 80)
+    assert table is not None
+    assert table.series == ("a", "b", "c")
+    again = IntervalTable.from_dict(json.loads(json.dumps(table.to_dict())))
+    assert again == table
+
+
+def test_dict_stored_before_series_factors_still_loads() -> None:
+    old = {"percentile": 80, "distances": [1, 2], "low": [-1.0, -2.0], "high": [1.5, 2.5]}
+    table = IntervalTable.from_dict(old)
+    assert table.series == ()
+    assert table.factors == ()
+    low, high = table.apply(np.array([10.0]), np.array([2.0]), np.array([2]), series=["a"])
+    assert (low[0], high[0]) == (6.0, 15.0)
+
+
+def test_rows_without_series_columns_give_a_pooled_table() -> None:
+    rng = np.random.default_rng(3)
+    d = np.repeat(np.arange(1, 4), 50)
+    table = fit_intervals(residual_rows(rng.normal(0, 1, d.size), d), range(1, 4), 80)
+    assert table is not None
+    assert table.series == ()
+
+
+def test_factor_is_shrunk_more_toward_one_with_fewer_windows() -> None:
+    others = series_rows({f"s{k}": 1.0 for k in range(20)}, origins=6, seed=4)
+    wild = np.tile([-3.0, 3.0], 3)  # the same six scaled residuals in every window
+
+    def factor_with(windows: int) -> float:
+        rows = pl.DataFrame(
+            {
+                SID: ["wild"] * 6 * windows,
+                FP: np.repeat(np.arange(windows) * 6, 6),
+                D: np.tile(np.arange(1, 7), windows),
+                "y": np.tile(wild, windows),
+                "yhat": np.zeros(6 * windows),
+                "scale": np.ones(6 * windows),
+            }
+        )
+        table = fit_intervals(pl.concat([others, rows]), range(1, 7), 80)
+        assert table is not None
+        return float(table.factors[table.series.index("wild")])
+
+    assert 1.0 < factor_with(2) < factor_with(6)
+
+
+def test_identical_series_keep_the_pooled_width_when_the_check_finds_no_gain() -> None:
+    table = fit_intervals(series_rows({f"s{k}": 1.0 for k in range(30)}, origins=6), range(1, 7), 80)
+    assert table is not None
+    assert table.check is not None
+    assert not table.check.passed
+    assert not table.per_series
+    assert all(factor_of(table, f"s{k}") == 1.0 for k in range(30))
+
+
+def test_check_passes_only_when_both_spread_and_interval_score_improve() -> None:
+    assert SeriesCheck((20.0, 15.0), (8.0, 7.0), 2).passed
+    assert not SeriesCheck((20.0, 15.0), (8.0, 8.5), 2).passed  # evener coverage bought with width
+    assert not SeriesCheck((20.0, 21.0), (8.0, 7.0), 2).passed
+
+
+def test_unused_factors_round_trip_as_unused() -> None:
+    table = IntervalTable(
+        80,
+        (1, 2),
+        (-1.0, -2.0),
+        (1.5, 2.5),
+        series=("a",),
+        factors=(3.0,),
+        per_series=False,
+        check=SeriesCheck((10.0, 12.0), (5.0, 5.5), 1),
+    )
+    again = IntervalTable.from_dict(json.loads(json.dumps(table.to_dict())))
+    assert again == table
+    unchecked = IntervalTable(80, (1,), (-1.0,), (1.0,), series=("a",), factors=(2.0,), per_series=False)
+    assert IntervalTable.from_dict(unchecked.to_dict()) == unchecked
