@@ -358,6 +358,15 @@ def info_cmd(
                 str(row["n"]),
             )
         out.print(table)
+    selection = info.get("selection") or {}
+    if selection:
+        out.print(
+            f"[bold]selected[/]: {selection.get('model')} — {selection.get('reason', '')}", highlight=False
+        )
+    picks = (info.get("model") or {}).get("series_picks")
+    if picks:
+        counts = ", ".join(f"{kind} {n}" for kind, n in picks.items())
+        out.print(f"[bold]per-series picks[/] (other series use the ensemble): {counts}", highlight=False)
 
 
 def ensure_demo(registry: Path | None) -> Registry:

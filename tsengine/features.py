@@ -93,6 +93,7 @@ def season_length(step: TimeStep, fdw: int) -> int:
             return int(period)
     return 1
 
+
 # Consecutive target lags at most [ours]: two seasons of daily, weekly, monthly
 # and quarterly data fit well inside; sub-hourly cycles use the seasonal features.
 MAX_LAGS = 60

@@ -122,6 +122,7 @@ def test_info_table_names_the_fields(registry: Path) -> None:
     assert code == 0
     assert "target: delayed" in out
     assert "backtest leaderboard" in out
+    assert "selected: " in out
 
 
 def test_predict_history_only_writes_datarobot_csv(registry: Path, data: dict[str, Path]) -> None:
