@@ -93,11 +93,8 @@ class EnsembleModel(ForecastModel):
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
         """Inverse of :meth:`to_bytes` (ensembles stored before weights existed are equal-weight)."""
-        from tsengine.models import MODELS
-
         state = orjson.loads(data)
-        members = [MODELS[m["kind"]].from_bytes(m["state"].encode()) for m in state["members"]]
-        return cls(members, state.get("weights"))
+        return cls(_members(state), state.get("weights"))
 
     def describe(self) -> dict[str, Any]:
         """The members' own descriptions and weights."""
@@ -174,11 +171,8 @@ class PerSeriesModel(EnsembleModel):
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
         """Inverse of :meth:`to_bytes`."""
-        from tsengine.models import MODELS
-
         state = orjson.loads(data)
-        members = [MODELS[m["kind"]].from_bytes(m["state"].encode()) for m in state["members"]]
-        return cls(members, state.get("weights"), state.get("picks"))
+        return cls(_members(state), state.get("weights"), state.get("picks"))
 
     def describe(self) -> dict[str, Any]:
         """The ensemble's description, how many series use each pick, and the picks."""
@@ -189,6 +183,13 @@ class PerSeriesModel(EnsembleModel):
             "series_picks": dict(sorted(counts.items())),
             "picks": self.picks,
         }
+
+
+def _members(state: dict[str, Any]) -> list[ForecastModel]:
+    """Member models from an ensemble document (each member's own bytes inside)."""
+    from tsengine.models import MODELS
+
+    return [MODELS[m["kind"]].from_bytes(m["state"].encode()) for m in state["members"]]
 
 
 def combine(preds: np.ndarray, weights: list[float] | None = None) -> np.ndarray:
