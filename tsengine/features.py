@@ -71,6 +71,9 @@ _CALENDAR_BY_UNIT: dict[str, tuple[str, ...]] = {
 SCALE_FLOOR = 1e-9
 
 
+_WEEKS_PER_YEAR = 52
+
+
 def season_length(step: TimeStep, fdw: int) -> int:
     """The longest seasonal period (in steps) that fits in the window, or 1.
 
@@ -85,7 +88,8 @@ def season_length(step: TimeStep, fdw: int) -> int:
     elif step.unit == "day":
         candidates = [_WEEK_SECONDS / step.seconds_approx]
     elif step.unit == "week":
-        candidates = []
+        # A year is 52.18 weeks; 52 is the usual approximation (R's ts, statsforecast).
+        candidates = [_WEEKS_PER_YEAR / step.count]
     else:
         candidates = [seconds / step.seconds_approx for seconds in _SEASON_SECONDS]
     for period in candidates:

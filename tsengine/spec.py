@@ -19,13 +19,16 @@ SPEC_FORMAT_VERSION = 1
 # Default windows per step unit [ours]: (feature derivation window a, forecast
 # window c) with b = 1.  Each covers at least two seasonal cycles of history where
 # a season exists (a week of days, a year of months, ...) and a horizon planners
-# use (four weeks of days, a year of months, two years of quarters).
+# use (four weeks of days, a year of months, two years of quarters).  Weeks see
+# two years: the yearly season (52 weeks) needs two cycles for the statistical
+# models and year-over-year features (measured: statsmodels' weekly co2 and
+# fpp2's melsyd, held-out MASE 0.163 -> 0.134 and 0.339 -> 0.237 against 52).
 _DEFAULT_WINDOWS: dict[str, tuple[int, int]] = {
     "second": (120, 60),
     "minute": (120, 60),
     "hour": (168, 24),
     "day": (56, 28),
-    "week": (52, 13),
+    "week": (104, 13),
     "month": (36, 12),
     "quarter": (16, 8),
     "year": (10, 5),

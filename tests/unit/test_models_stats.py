@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -315,3 +316,27 @@ def test_theta_optimises_the_drift_fraction_on_a_straight_line() -> None:
     assert model.series["a"].fraction == max(DRIFT_FRACTIONS)
     yhat = model.predict(hist, last_origin_query(hist, spec), spec)
     np.testing.assert_allclose(np.diff(yhat), 2.0 * max(DRIFT_FRACTIONS), rtol=1e-6)
+
+
+def test_arima_drops_a_season_the_window_cannot_hold_twice() -> None:
+    """Weekly data with a 52-week window: a seasonal difference would leave nothing to forecast from."""
+    rng = np.random.default_rng(4)
+    t = np.arange(260)
+    hist = pl.DataFrame(
+        {SID: ["a"] * 260, IDX: t, Y: 100 + 10 * np.sin(2 * np.pi * t / 52) + rng.normal(0, 1, 260), ROW: t}
+    )
+    spec = TimeSeriesSpec(
+        datetime_column="week",
+        target="y",
+        time_step=TimeStep("week"),
+        feature_derivation_window=(-52, 0),
+        forecast_window=(1, 13),
+        series_id_column="s",
+        min_history=26,
+    )
+    model = ARIMAModel.fit(hist, spec)
+    assert model.season == 1
+    yhat = model.predict(hist, query_at(hist, {"a": [259]}, spec.distances), spec)
+    assert np.isfinite(yhat).all()
+    two_years = dataclasses.replace(spec, feature_derivation_window=(-104, 0))
+    assert ARIMAModel.fit(hist, two_years).season == 52

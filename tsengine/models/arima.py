@@ -214,6 +214,10 @@ class ARIMAModel(ForecastModel):
             TrainingDataError: no series has an observed target.
         """
         season = season_length(spec.time_step, spec.fdw)
+        if spec.fdw < 2 * season:
+            # A seasonal difference of the posted window would leave less than one
+            # season to forecast from: model this window without the season.
+            season = 1
         regs = tuple(k for k in spec.known_in_advance if k not in spec.categorical)
         observed = history.filter(pl.col(Y).is_not_null())
         if observed.height == 0:
