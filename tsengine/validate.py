@@ -90,6 +90,18 @@ def _offset_of(values: pl.Series, fmt: str) -> str | None:
     return None
 
 
+def _series_key(sid: pl.Series, column: str) -> pl.Expr:
+    """The series id as text; integral floats as integers.
+
+    JSON clients often send integer ids as floats (pandas turns an int column
+    with a gap into float64, so ``3`` arrives as ``3.0``); both must name the
+    same series, at training and at prediction.
+    """
+    if sid.dtype.is_float() and bool((sid.round(0) == sid).all()) and bool(sid.abs().max() < 2**53):  # type: ignore[operator]
+        return pl.col(column).cast(pl.Int64).cast(pl.String).alias(SID)
+    return pl.col(column).cast(pl.String).alias(SID)
+
+
 def canonicalize(
     frame: pl.DataFrame,
     *,
@@ -126,7 +138,7 @@ def canonicalize(
                 f"column {series_id_column!r} (series id) is empty in rows {short_list(_rows(sid.is_null()))}"
             )
             raise ValidationError(msg)
-        sid_expr = pl.col(series_id_column).cast(pl.String).alias(SID)
+        sid_expr = _series_key(sid, series_id_column)
     else:
         sid_expr = pl.lit(SINGLE_SERIES).alias(SID)
     orig = raw_time.cast(pl.String) if raw_time.dtype == pl.String else None

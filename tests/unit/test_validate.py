@@ -69,6 +69,11 @@ def test_integer_series_ids_become_string_keys() -> None:
     assert out[SID].to_list() == ["7", "7", "8", "8"]
 
 
+def test_integral_float_series_ids_name_the_same_series_as_integers() -> None:
+    assert _canon(_frame(store=[7.0, 7.0, 8.0, 8.0]))[SID].to_list() == ["7", "7", "8", "8"]
+    assert _canon(_frame(store=[7.5, 7.5, 8.0, 8.0]))[SID].to_list() == ["7.5", "7.5", "8.0", "8.0"]
+
+
 def test_single_series_has_one_constant_key() -> None:
     out = _canon(_frame().drop("store"), series_id_column=None)
     assert out[SID].unique().to_list() == [""]
