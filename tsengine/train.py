@@ -20,7 +20,7 @@ from tsengine.models import MODELS, EnsembleModel, ForecastModel, PerSeriesModel
 from tsengine.select import choose, per_series_choice, rank
 from tsengine.spec import TimeSeriesSpec, default_windows
 from tsengine.timestep import infer_time_step
-from tsengine.validate import IDX, SID, TIME, Y, canonicalize, place_on_grid
+from tsengine.validate import IDX, SID, TIME, Y, as_number, canonicalize, place_on_grid
 
 __all__ = ["DEFAULT_MODELS", "train"]
 
@@ -60,7 +60,7 @@ def _split_features(frame: pl.DataFrame, columns: Iterable[str]) -> tuple[tuple[
             col.dtype.is_numeric()
             or col.dtype == pl.Boolean
             or col.dtype == pl.String
-            and col.str.strip_chars().cast(pl.Float64, strict=False).null_count() == col.null_count()
+            and as_number(col).null_count() == col.null_count()
         ):
             numeric.append(c)
         else:

@@ -27,7 +27,18 @@ from tsengine.errors import (
 )
 from tsengine.timestep import TimeStep, parse_datetimes
 
-__all__ = ["ROW", "SID", "TIME", "IDX", "ORIG", "Y", "Canonical", "canonicalize", "require_columns"]
+__all__ = [
+    "ROW",
+    "SID",
+    "TIME",
+    "IDX",
+    "ORIG",
+    "Y",
+    "Canonical",
+    "as_number",
+    "canonicalize",
+    "require_columns",
+]
 
 ROW, SID, TIME, IDX, ORIG, Y = "__row", "__sid", "__t", "__i", "__orig", "__y"
 SINGLE_SERIES = ""
@@ -58,6 +69,20 @@ def _rows(mask: pl.Series) -> list[int]:
     return np.flatnonzero(mask.to_numpy()).tolist()
 
 
+_BOOLEAN_TEXT = {"true": "1", "false": "0"}
+
+
+def as_number(text: pl.Series) -> pl.Series:
+    """Text to Float64 (null where not a number); ``true``/``false`` in any case are 1/0.
+
+    Booleans written as text are how R (``TRUE``), spreadsheets and JSON-to-CSV
+    tools export flags such as a holiday indicator; a boolean column at training
+    must accept them at prediction.
+    """
+    lowered = text.str.strip_chars().str.to_lowercase()
+    return lowered.replace(_BOOLEAN_TEXT).cast(pl.Float64, strict=False)
+
+
 def _numeric(frame: pl.DataFrame, column: str, alias: str) -> pl.Expr:
     """Cast a column to Float64, failing on values that are present but not numbers."""
     col = frame.get_column(column)
@@ -66,7 +91,7 @@ def _numeric(frame: pl.DataFrame, column: str, alias: str) -> pl.Expr:
     if col.dtype == pl.Boolean:
         return pl.col(column).cast(pl.Float64).alias(alias)
     text = col.cast(pl.String).str.strip_chars()
-    cast = text.cast(pl.Float64, strict=False)
+    cast = as_number(text)
     bad = cast.is_null() & text.is_not_null() & (text != "")
     if bad.any():
         rows = _rows(bad)

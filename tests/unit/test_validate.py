@@ -74,6 +74,11 @@ def test_integral_float_series_ids_name_the_same_series_as_integers() -> None:
     assert _canon(_frame(store=[7.5, 7.5, 8.0, 8.0]))[SID].to_list() == ["7.5", "7.5", "8.0", "8.0"]
 
 
+def test_boolean_text_in_a_numeric_column_reads_as_one_and_zero() -> None:
+    out = _canon(_frame(promo=["TRUE", "false", " True ", ""]))
+    assert out["promo"].to_list() == [1.0, 0.0, 1.0, None]
+
+
 def test_single_series_has_one_constant_key() -> None:
     out = _canon(_frame().drop("store"), series_id_column=None)
     assert out[SID].unique().to_list() == [""]
