@@ -327,6 +327,16 @@ _FORMATS: tuple[str, ...] = (
     "%Y%m%d",
     "%Y-%m",
     "%Y/%m",
+    "%Y %b",
+    "%b %Y",
+    "%Y %B",
+    "%B %Y",
+    "%b-%Y",
+    "%Y-%b",
+    "%Y Q%q",
+    "%YQ%q",
+    "%Y-Q%q",
+    "Q%q %Y",
     "%Y",
 )
 _FALLBACK_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
@@ -337,8 +347,31 @@ def _has_zone(fmt: str) -> bool:
     return "%z" in fmt or "%:z" in fmt
 
 
+def _quarter_regex(fmt: str) -> str:
+    """A regex with groups (year, quarter) for a quarter-label format such as ``%Y Q%q``."""
+    body = re.escape(fmt).replace("%Y", r"(?P<y>\d{4})").replace("%q", r"(?P<q>[1-4])")
+    return f"^{body}$"
+
+
+def _parse_quarters(values: pl.Series, fmt: str) -> pl.Series:
+    """Quarter labels (``1960 Q1``: R's yearquarter, pandas' Period) to each quarter's first day.
+
+    ``%q`` is ours, not strftime's: chrono has no quarter directive.
+    """
+    parts = values.str.extract_groups(_quarter_regex(fmt)).struct.unnest()
+    return (
+        parts.select(
+            pl.date(pl.col("y").cast(pl.Int32), pl.col("q").cast(pl.Int8) * 3 - 2, 1).cast(pl.Datetime("us"))
+        )
+        .to_series()
+        .alias(values.name)
+    )
+
+
 def _parse_format(values: pl.Series, fmt: str) -> pl.Series | None:
     """Parse with one format; values that do not fit become null (None: unusable format)."""
+    if "%q" in fmt:
+        return _parse_quarters(values, fmt)
     try:
         if "%d" in fmt or "%H" in fmt:
             parsed = values.str.to_datetime(fmt, strict=False, time_unit="us", exact=True)
@@ -497,6 +530,9 @@ def format_datetimes(ts: pl.Expr, fmt: str, *, utc_offset: str | None = None) ->
     # chrono's %.f writes nothing for a zero fraction; clients that write
     # fractions write them on every value, so generated rows keep six digits.
     fmt = fmt.replace("%.f", "%.6f")
+    if "%q" in fmt:
+        quarter = ts.dt.quarter().cast(pl.String)
+        return ts.dt.strftime(fmt.replace("%q", "{q}")).str.replace("{q}", quarter, literal=True)
     if fmt.endswith("Z") or not _has_zone(fmt):
         return ts.dt.strftime(fmt)
     # Shift and write the offset as text: polars' time zones reject fixed offsets

@@ -296,3 +296,26 @@ def test_demo_data_history_only_and_explicit_forecast_rows_agree(flights_csv: Pa
     assert auto["timestamp"].max() == LAST_DT + dt.timedelta(days=c)
     explicit = deployment.predict(pl.concat([history, _forecast_rows_like_imputation(history, c)]))
     assert_frame_equal(explicit.drop("rowId"), auto.drop("rowId"))
+
+
+def test_quarter_labels_round_trip_through_training_and_autoexpansion() -> None:
+    """R's yearquarter / pandas' Period labels (``1998 Q1``) in, the same labels out."""
+    frame = pl.read_csv(Path(__file__).resolve().parents[2] / "fixtures" / "tourism_quarterly.csv")
+    frame = frame.with_columns(
+        pl.format(
+            "{} Q{}",
+            pl.col("quarter_start").str.slice(0, 4),
+            (pl.col("quarter_start").str.slice(5, 2).cast(pl.Int32) + 2) // 3,
+        ).alias("quarter")
+    ).drop("quarter_start", "occupancy", "cpi")
+    dep = tsengine.train(
+        frame, target="takings", datetime_column="quarter", series_id_column="state", models=["ets"]
+    )
+    assert dep.spec.datetime_format == "%Y Q%q"
+    assert dep.spec.time_step.describe() == "1 quarter"
+    out = dep.predict(frame.filter(pl.col("state") == frame["state"][0]))
+    assert (
+        out["originalFormatTimestamp"].to_list()
+        == ["2016 Q3", "2016 Q4", *(f"{y} Q{q}" for y in (2017, 2018) for q in range(1, 5))][:8]
+    )
+    assert out["timestamp"][0] == dt.datetime(2016, 7, 1)

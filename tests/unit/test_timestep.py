@@ -246,6 +246,16 @@ FORMAT_CASES = [
     ("%Y%m%d", ["20180109"], D(2018, 1, 9)),
     ("%Y-%m", ["2018-01", "2018-02"], D(2018, 1, 1)),
     ("%Y/%m", ["2018/01"], D(2018, 1, 1)),
+    ("%Y %b", ["1939 Jan", "1939 Feb"], D(1939, 1, 1)),
+    ("%b %Y", ["Jan 1939", "Dec 1940"], D(1939, 1, 1)),
+    ("%Y %B", ["1939 January"], D(1939, 1, 1)),
+    ("%B %Y", ["September 2020"], D(2020, 9, 1)),
+    ("%b-%Y", ["Mar-2020"], D(2020, 3, 1)),
+    ("%Y-%b", ["2020-Mar"], D(2020, 3, 1)),
+    ("%Y Q%q", ["1960 Q1", "1960 Q2", "1961 Q4"], D(1960, 1, 1)),
+    ("%YQ%q", ["1960Q3"], D(1960, 7, 1)),
+    ("%Y-Q%q", ["2020-Q4"], D(2020, 10, 1)),
+    ("Q%q %Y", ["Q2 1999"], D(1999, 4, 1)),
     ("%Y", ["2018", "2019"], D(2018, 1, 1)),
 ]
 
@@ -269,6 +279,19 @@ def test_format_datetimes_writes_values_that_parse_back(
     written = pl.select(format_datetimes(pl.lit(parsed), got, utc_offset=offset)).to_series()
     again, _ = parse_datetimes(written, column="d", preferred_format=got)
     assert again.to_list() == parsed.to_list()
+
+
+def test_quarter_labels_are_written_for_generated_rows() -> None:
+    written = pl.select(
+        format_datetimes(pl.lit(pl.Series([D(2016, 7, 1), D(2016, 10, 1)])), "%Y Q%q")
+    ).to_series()
+    assert written.to_list() == ["2016 Q3", "2016 Q4"]
+
+
+@pytest.mark.parametrize("values", [["1960 Q5"], ["1960 Q1", "1960 Q"], ["60 Q1"]])
+def test_malformed_quarter_labels_are_named(values: list[str]) -> None:
+    with pytest.raises(DatetimeParseError, match="not datetimes"):
+        parse_datetimes(pl.Series(values), column="d")
 
 
 def test_offsets_are_written_back_in_the_client_offset() -> None:
