@@ -86,10 +86,11 @@ class Deployment:
         return str(self.metadata.get("model_id", ""))
 
     def input_schema_overrides(self) -> dict[str, pl.DataType]:
-        """CSV dtypes that keep datetimes and string ids as written."""
+        """CSV dtypes that keep datetimes and ids as written (validation normalises ``3.0`` to ``3``)."""
         out: dict[str, pl.DataType] = {self.spec.datetime_column: pl.String()}
         if self.spec.series_id_column:
-            out[self.spec.series_id_column] = _SERIES_DTYPES[self.spec.series_id_type]
+            kind = self.spec.series_id_type
+            out[self.spec.series_id_column] = pl.String() if kind == "int" else _SERIES_DTYPES[kind]
         for c in self.spec.categorical:
             out[c] = pl.String()
         return out
@@ -182,6 +183,7 @@ class Deployment:
             ),
             string_features=spec.categorical,
             preferred_format=spec.datetime_format,
+            integer_ids=spec.series_id_type == "int",
         )
         canon = place_on_grid(
             canonical.frame,
@@ -214,6 +216,9 @@ class Deployment:
         window = self.window(to_polars(frame), options)
         query, history = window.query, window.history
         yhat = self.model.predict(history, query, self.spec)
+        floor = 0.0 if self.metadata.get("training", {}).get("nonnegative") else None
+        if floor is not None:
+            yhat = np.maximum(yhat, floor)  # NaN stays NaN
         step = self.spec.time_step
         out = query.select(
             pl.col(ROW).alias("rowId"),
@@ -231,6 +236,8 @@ class Deployment:
             low, high = self.intervals.apply(
                 yhat, scale, query.get_column(D).to_numpy(), series=query.get_column(SID)
             )
+            if floor is not None:
+                low = np.maximum(low, floor)
             out = out.with_columns(
                 pl.Series("predictionIntervalLow", low, dtype=pl.Float64),
                 pl.Series("predictionIntervalHigh", high, dtype=pl.Float64),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -39,6 +40,12 @@ DEFAULT_MODELS: tuple[str, ...] = (
 ENSEMBLE_SIZE = 4
 
 Progress = Callable[[str], None]
+
+
+def default_id(target: str) -> str:
+    """``<target>-forecast`` with what a registry id cannot hold replaced by ``-`` (``Total Sales``)."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", target).strip("-._")[:100]
+    return f"{slug or 'target'}-forecast"
 
 
 def _series_type(column: pl.Series) -> str:
@@ -296,6 +303,8 @@ def train(
         "time_step": step.describe(),
         "backtest_origins": [step.timestamp_of(o).isoformat() for o in origins],
         "last_index": int(canon.get_column(IDX).max()),  # type: ignore[arg-type]
+        # A target never negative in training (counts, sales) is never forecast below 0.
+        "nonnegative": bool(canon.get_column(Y).min() >= 0),  # type: ignore[operator]
     }
     metadata = {
         "model_id": model_id,
@@ -308,7 +317,7 @@ def train(
         "model": model.describe(),
     }
     return Deployment(
-        id=deployment_id or f"{target}-forecast",
+        id=deployment_id or default_id(target),
         spec=spec,
         model=model,
         intervals=intervals,

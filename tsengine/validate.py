@@ -115,15 +115,19 @@ def _offset_of(values: pl.Series, fmt: str) -> str | None:
     return None
 
 
-def _series_key(sid: pl.Series, column: str) -> pl.Expr:
+def _series_key(sid: pl.Series, column: str, *, integer_ids: bool) -> pl.Expr:
     """The series id as text; integral floats as integers.
 
-    JSON clients often send integer ids as floats (pandas turns an int column
-    with a gap into float64, so ``3`` arrives as ``3.0``); both must name the
-    same series, at training and at prediction.
+    Clients often send integer ids as floats (pandas turns an int column with
+    a gap into float64, so ``3`` arrives as ``3.0`` in JSON or CSV); both must
+    name the same series, at training and at prediction.  Text is rewritten
+    only for deployments trained on integer ids (``integer_ids``), where
+    ``"3.0"`` cannot be a different series than ``3``.
     """
     if sid.dtype.is_float() and bool((sid.round(0) == sid).all()) and bool(sid.abs().max() < 2**53):  # type: ignore[operator]
         return pl.col(column).cast(pl.Int64).cast(pl.String).alias(SID)
+    if integer_ids and sid.dtype == pl.String:
+        return pl.col(column).str.strip_chars().str.replace(r"^(-?\d+)\.0*$", "${1}").alias(SID)
     return pl.col(column).cast(pl.String).alias(SID)
 
 
@@ -136,6 +140,7 @@ def canonicalize(
     numeric_features: tuple[str, ...] = (),
     string_features: tuple[str, ...] = (),
     preferred_format: str | None = None,
+    integer_ids: bool = False,
     what: str = "the prediction dataset",
 ) -> Canonical:
     """Validate columns, parse datetimes and cast types into the canonical frame.
@@ -163,7 +168,7 @@ def canonicalize(
                 f"column {series_id_column!r} (series id) is empty in rows {short_list(_rows(sid.is_null()))}"
             )
             raise ValidationError(msg)
-        sid_expr = _series_key(sid, series_id_column)
+        sid_expr = _series_key(sid, series_id_column, integer_ids=integer_ids)
     else:
         sid_expr = pl.lit(SINGLE_SERIES).alias(SID)
     orig = raw_time.cast(pl.String) if raw_time.dtype == pl.String else None

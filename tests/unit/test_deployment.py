@@ -319,3 +319,58 @@ def test_quarter_labels_round_trip_through_training_and_autoexpansion() -> None:
         == ["2016 Q3", "2016 Q4", *(f"{y} Q{q}" for y in (2017, 2018) for q in range(1, 5))][:8]
     )
     assert out["timestamp"][0] == dt.datetime(2016, 7, 1)
+
+
+def test_integer_series_ids_posted_as_floats_name_the_same_series() -> None:
+    """pandas writes an int id column with gaps as ``3.0``: CSV (read as text) and JSON (floats) alike."""
+    from api.parsing import Payload, to_frame
+
+    frame = pl.read_csv(Path(__file__).resolve().parents[2] / "fixtures" / "tourism_quarterly.csv")
+    codes = {s: k for k, s in enumerate(frame["state"].unique(maintain_order=True).to_list())}
+    frame = frame.with_columns(pl.col("state").replace_strict(codes, return_dtype=pl.Int64)).drop(
+        "occupancy", "cpi"
+    )
+    dep = tsengine.train(
+        frame, target="takings", datetime_column="quarter_start", series_id_column="state", models=["ets"]
+    )
+    expected = dep.predict(frame)
+    as_text = frame.with_columns(pl.format("{}.0", pl.col("state")).alias("state"))
+    body = to_frame(
+        Payload(as_text.write_csv().encode(), "text/csv"), schema_overrides=dep.input_schema_overrides()
+    )
+    for posted in (body, frame.with_columns(pl.col("state").cast(pl.Float64))):
+        got = dep.predict(posted)
+        assert got["seriesId"].to_list() == expected["seriesId"].to_list()
+        np.testing.assert_allclose(got["prediction"].to_numpy(), expected["prediction"].to_numpy())
+
+
+def test_default_id_is_a_valid_registry_id(tmp_path: Path, small_flights: pl.DataFrame) -> None:
+    frame = small_flights.rename({"delayed": "Delayed flights (>15 min)"})
+    dep = tsengine.train(
+        frame,
+        target="Delayed flights (>15 min)",
+        datetime_column="date",
+        series_id_column="series",
+        models=["seasonal_naive"],
+    )
+    assert dep.id == "Delayed-flights-15-min-forecast"
+    tsengine.Registry(tmp_path).save(dep)
+
+
+def test_a_nonnegative_target_is_never_forecast_below_zero() -> None:
+    t = np.arange(120)
+    frame = pl.DataFrame(
+        {
+            "month": [f"{2000 + k // 12}-{k % 12 + 1:02d}-01" for k in t],
+            "y": np.maximum(0.0, 30.0 - 0.4 * t),  # a declining count that reaches zero
+        }
+    )
+    dep = tsengine.train(frame, target="y", datetime_column="month", models=["lightgbm_diff", "ets"])
+    assert dep.metadata["training"]["nonnegative"]
+    out = dep.predict(frame)
+    assert (out["prediction"] >= 0).all()
+    assert (out["predictionIntervalLow"] >= 0).all()
+    signed = tsengine.train(
+        frame.with_columns(pl.col("y") - 1), target="y", datetime_column="month", models=["ets"]
+    )
+    assert not signed.metadata["training"]["nonnegative"]
