@@ -325,14 +325,11 @@ def test_arima_drops_a_season_the_window_cannot_hold_twice() -> None:
     hist = pl.DataFrame(
         {SID: ["a"] * 260, IDX: t, Y: 100 + 10 * np.sin(2 * np.pi * t / 52) + rng.normal(0, 1, 260), ROW: t}
     )
-    spec = TimeSeriesSpec(
-        datetime_column="week",
-        target="y",
+    spec = dataclasses.replace(
+        monthly_spec(),
         time_step=TimeStep("week"),
         feature_derivation_window=(-52, 0),
         forecast_window=(1, 13),
-        series_id_column="s",
-        min_history=26,
     )
     model = ARIMAModel.fit(hist, spec)
     assert model.season == 1
