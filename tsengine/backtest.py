@@ -203,16 +203,27 @@ def ensemble_backtest(members: list[Backtest], *, name: str, weights: list[float
     """
     from tsengine.models.ensemble import combine
 
-    keys = [SID, FP, D]
     base = members[0].rows
-    preds = [base.get_column("yhat").to_numpy()]
-    for other in members[1:]:
-        aligned = base.select(keys).join(
-            other.rows.select(*keys, "yhat"), on=keys, how="left", maintain_order="left"
-        )
-        preds.append(aligned.get_column("yhat").fill_null(np.nan).to_numpy())
-    mean = combine(np.vstack(preds), weights)
+    mean = combine(aligned_predictions(base, members), weights)
     return Backtest(name, base.with_columns(pl.Series("yhat", mean, dtype=pl.Float64)))
+
+
+def aligned_predictions(rows: pl.DataFrame, results: list[Backtest]) -> np.ndarray:
+    """Each backtest's ``yhat`` on the (series, origin, distance) keys of ``rows``, NaN where absent.
+
+    Returns:
+        One row per backtest, one column per row of ``rows``.
+    """
+    keys = [SID, FP, D]
+    on = rows.select(keys)
+    preds = [
+        on.join(r.rows.select(*keys, "yhat"), on=keys, how="left", maintain_order="left")
+        .get_column("yhat")
+        .fill_null(np.nan)
+        .to_numpy()
+        for r in results
+    ]
+    return np.vstack(preds) if preds else np.empty((0, rows.height))
 
 
 def _metric_exprs() -> list[pl.Expr]:

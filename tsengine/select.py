@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tsengine.backtest import Backtest
-from tsengine.features import FP, D
+from tsengine.backtest import Backtest, aligned_predictions
+from tsengine.features import FP
 from tsengine.validate import SID
 
 __all__ = [
@@ -182,8 +182,8 @@ def _picks(table: pl.DataFrame, base: str, names: list[str], *, prequential: boo
             pl.when(ok).then(diff**2).otherwise(0.0),
         ]
         cums = [p.cum_sum().over(SID) for p in parts]
-        if prequential:
-            cums = [(c - p).alias(f"__{k}") for k, (c, p) in enumerate(zip(cums, parts, strict=True))]
+        if prequential:  # drop each window's own term: only earlier windows count
+            cums = [c - p for c, p in zip(cums, parts, strict=True)]
         stats = table.select([c.alias(f"__{k}") for k, c in enumerate(cums)]).to_numpy()
         n, s1, s2 = stats[:, 0], stats[:, 1], stats[:, 2]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -218,16 +218,12 @@ def per_series_choice(base: Backtest, members: list[Backtest], *, name: str) -> 
     picks = {s: names[k] for s, k in last.iter_rows() if k >= 0}
     early = _picks(table, base.model, names, prequential=True)
     chosen = table.select(SID, FP).with_columns(pl.Series("__pick", early, dtype=pl.Int64))
-    keys = [SID, FP, D]
     rows = base.rows.join(chosen, on=[SID, FP], how="left", maintain_order="left")
     code = rows.get_column("__pick").fill_null(-1).to_numpy()
     yhat = rows.get_column("yhat").to_numpy().copy()
-    for k, member in enumerate(members):
-        aligned = rows.select(keys).join(
-            member.rows.select(*keys, "yhat"), on=keys, how="left", maintain_order="left"
-        )
-        theirs = aligned.get_column("yhat").fill_null(np.nan).to_numpy()
-        use = (code == k) & np.isfinite(theirs)
-        yhat[use] = theirs[use]
+    theirs = aligned_predictions(rows, members)
+    for k in range(len(members)):
+        use = (code == k) & np.isfinite(theirs[k])
+        yhat[use] = theirs[k][use]
     out = rows.drop("__pick").with_columns(pl.Series("yhat", yhat, dtype=pl.Float64))
     return SeriesChoice(picks, Backtest(name, out))
