@@ -24,6 +24,7 @@ magnitude; the model predicts the scaled target and the caller multiplies back.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -403,6 +404,11 @@ def training_query(
     n_dist = dist.height
     if origins.height * n_dist > max_rows:
         stride = int(np.ceil(origins.height * n_dist / max_rows))
+        # A stride sharing a factor with the season (7 for days) would keep
+        # origins on only some weekdays or hours; the next coprime stride keeps all.
+        season = season_length(spec.time_step, a)
+        while season > 1 and math.gcd(stride, season) != 1:
+            stride += 1
         origins = origins.sort(SID, FP, descending=[False, True]).filter(
             (pl.int_range(pl.len()).over(SID) % stride) == 0
         )

@@ -265,6 +265,21 @@ def test_training_query_respects_origin_and_target_cuts() -> None:
     assert pairs[IDX].max() <= BASE + 35
 
 
+@pytest.mark.parametrize("wanted", [2, 3, 7, 14])
+def test_thinned_origins_keep_every_weekday(wanted: int) -> None:
+    """A stride of 7 (or 14) would keep one weekday only; the next coprime stride keeps all."""
+    t = np.arange(400)
+    history = pl.DataFrame(
+        {SID: ["a"] * 400, IDX: BASE + t, Y: np.sin(t).astype(float), ROW: t, "promo": 0.0}
+    )
+    full = training_query(history, SPEC)
+    n_origins = full[FP].n_unique()
+    thin = training_query(history, SPEC, max_rows=-(-n_origins * len(SPEC.distances) // wanted))
+    kept = thin[FP].unique()
+    assert kept.len() < n_origins
+    assert set((kept % 7).to_list()) == set(range(7))
+
+
 def test_training_query_thins_origins_deterministically_keeping_the_newest() -> None:
     history = _history(8)
     full = training_query(history, SPEC)
