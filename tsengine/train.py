@@ -228,8 +228,9 @@ def train(
     if unknown:
         msg = f"unknown model(s) {unknown}; choose from {sorted(MODELS)}"
         raise ParameterError(msg)
-    if all(m in (EnsembleModel.kind, PerSeriesModel.kind) for m in candidates):
-        msg = f"models {list(candidates)} combine other models: name at least one of them too"
+    combining = [m for m in candidates if m in (EnsembleModel.kind, PerSeriesModel.kind)]
+    if combining and len(candidates) - len(combining) < 2:
+        msg = f"models {combining} combine other models: name at least two others too, got {list(candidates)}"
         raise ParameterError(msg)
     if interval_percentile is not None and not 1 <= interval_percentile <= 99:
         msg = f"interval percentile must be between 1 and 99, got {interval_percentile}"

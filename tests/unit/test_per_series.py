@@ -201,12 +201,15 @@ def test_training_backtests_the_per_series_candidate(small_flights: pl.DataFrame
         assert "picks" in dep.metadata["model"]
 
 
-def test_combining_models_alone_is_a_parameter_error(small_flights: pl.DataFrame) -> None:
+@pytest.mark.parametrize("models", [["ensemble", "per_series"], ["ets", "per_series"], ["ensemble", "theta"]])
+def test_combining_models_without_two_others_is_a_parameter_error(
+    small_flights: pl.DataFrame, models: list[str]
+) -> None:
     with pytest.raises(ParameterError, match="combine other models"):
         tsengine.train(
             small_flights,
             target="delayed",
             datetime_column="date",
             series_id_column="series",
-            models=["ensemble", "per_series"],
+            models=models,
         )
