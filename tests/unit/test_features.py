@@ -289,3 +289,14 @@ def test_training_query_thins_origins_deterministically_keeping_the_newest() -> 
     for s in ("a", "b", "c"):
         newest = full.filter(pl.col(SID) == s)[FP].max()
         assert thin.filter(pl.col(SID) == s)[FP].max() == newest
+
+
+def test_origins_per_series_are_capped_keeping_the_newest() -> None:
+    t = np.arange(400)
+    history = pl.DataFrame(
+        {SID: ["a"] * 400, IDX: BASE + t, Y: np.sin(t).astype(float), ROW: t, "promo": 0.0}
+    )
+    full = training_query(history, SPEC)
+    capped = training_query(history, SPEC, max_origins=100)
+    assert full[FP].n_unique() > 100 >= capped[FP].n_unique() > 50
+    assert capped[FP].max() == full[FP].max()
