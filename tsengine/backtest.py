@@ -24,7 +24,9 @@ from tsengine.spec import TimeSeriesSpec
 from tsengine.validate import IDX, SID, Y
 
 __all__ = [
+    "ROWS_SCHEMA",
     "Backtest",
+    "aligned_predictions",
     "auto_origins",
     "backtest_origins",
     "ensemble_backtest",
@@ -45,6 +47,19 @@ DEFAULT_ORIGINS = 3
 # so large data keep the minimum.
 MIN_WINDOWS = 60
 MAX_ORIGINS = 8
+
+
+# Columns of :attr:`Backtest.rows`, in order.
+ROWS_SCHEMA: dict[str, pl.DataType] = {
+    SID: pl.String(),
+    FP: pl.Int64(),
+    D: pl.Int64(),
+    IDX: pl.Int64(),
+    "y": pl.Float64(),
+    "yhat": pl.Float64(),
+    "scale": pl.Float64(),
+    "mase_scale": pl.Float64(),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,19 +163,7 @@ def run_backtest(
             truth.select(SID, FP, D, IDX, pl.col(Y).alias("y")).with_columns(pl.Series("yhat", yhat))
         )
     if not frames:
-        empty = pl.DataFrame(
-            schema={
-                SID: pl.String,
-                FP: pl.Int64,
-                D: pl.Int64,
-                IDX: pl.Int64,
-                "y": pl.Float64,
-                "yhat": pl.Float64,
-                "scale": pl.Float64,
-                "mase_scale": pl.Float64,
-            }
-        )
-        return Backtest(name, empty)
+        return Backtest(name, pl.DataFrame(schema=ROWS_SCHEMA))
     rows = pl.concat(frames)
     rows = rows.join(window_scale(history, rows, spec.fdw), on=[SID, FP], how="left", maintain_order="left")
     assert scales is not None

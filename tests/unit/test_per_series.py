@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tsengine
-from tsengine.backtest import Backtest
+from tsengine.backtest import ROWS_SCHEMA, Backtest
 from tsengine.errors import ParameterError, TrainingDataError
 from tsengine.features import FP, D
 from tsengine.models import MODELS, PerSeriesModel, SeasonalNaiveModel
@@ -29,17 +29,7 @@ def backtest(name: str, errors: dict[str, list[float]], distances: int = 2) -> B
         for k, err in enumerate(errs)
         for d in range(1, distances + 1)
     ]
-    schema = {
-        SID: pl.String,
-        FP: pl.Int64,
-        D: pl.Int64,
-        IDX: pl.Int64,
-        "y": pl.Float64,
-        "yhat": pl.Float64,
-        "scale": pl.Float64,
-        "mase_scale": pl.Float64,
-    }
-    return Backtest(name, pl.DataFrame(rows, schema=schema, orient="row"))
+    return Backtest(name, pl.DataFrame(rows, schema=ROWS_SCHEMA, orient="row"))
 
 
 def window_yhat(result: Backtest, series: str) -> list[float]:
