@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from tsengine.errors import TrainingDataError
 from tsengine.grid import OriginGrid
 from tsengine.spec import TimeSeriesSpec
 from tsengine.timestep import TimeStep
@@ -46,6 +47,7 @@ __all__ = [
     "dense_history",
     "seasonal_steps",
     "season_length",
+    "too_short",
     "training_query",
 ]
 
@@ -363,6 +365,15 @@ def build_design(
             .astype(np.float64)
         )
     return Design(x=np.ascontiguousarray(x), scale=scale, last=last, seasonal=seasonal, y=target)
+
+
+def too_short(spec: TimeSeriesSpec) -> TrainingDataError:
+    """The error a global model raises when no training origin has a target ahead of it."""
+    return TrainingDataError(
+        f"no series has {spec.min_history} target values followed by a forecast window; "
+        f"the data is too short for a {spec.fdw}-step feature derivation window and "
+        f"forecast window {spec.forecast_window}"
+    )
 
 
 def training_query(

@@ -28,6 +28,7 @@ __all__ = ["DEFAULT_MODELS", "train"]
 DEFAULT_MODELS: tuple[str, ...] = (
     "lightgbm",
     "lightgbm_diff",
+    "linear",
     "ets",
     "theta",
     "arima",

@@ -1,4 +1,4 @@
-"""Statistical models (ETS, Theta, ARIMA, ensemble) behind the model contract."""
+"""Statistical models (ETS, Theta, ARIMA, linear, ensemble) behind the model contract."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from tsengine.errors import TrainingDataError
 from tsengine.features import FP, D
-from tsengine.models import ARIMAModel, EnsembleModel, ETSModel, ThetaModel
+from tsengine.models import ARIMAModel, EnsembleModel, ETSModel, LinearModel, ThetaModel
 from tsengine.models.base import ForecastModel
 from tsengine.models.ets import SeriesEts, _regression_init
 from tsengine.models.theta import DRIFT_FRACTIONS, theta_forecast
@@ -23,7 +23,7 @@ from tsengine.timestep import TimeStep
 from tsengine.validate import IDX, ROW, SID, Y
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-STATS: list[type[ForecastModel]] = [ETSModel, ThetaModel, ARIMAModel]
+STATS: list[type[ForecastModel]] = [ETSModel, ThetaModel, ARIMAModel, LinearModel]
 
 
 def monthly_spec(kia: tuple[str, ...] = ()) -> TimeSeriesSpec:

@@ -7,6 +7,7 @@ from tsengine.models.base import ForecastModel
 from tsengine.models.ensemble import EnsembleModel, PerSeriesModel
 from tsengine.models.ets import ETSModel
 from tsengine.models.lgbm import LightGBMDiffModel, LightGBMModel
+from tsengine.models.linear import LinearModel
 from tsengine.models.naive import SeasonalNaiveModel
 from tsengine.models.theta import ThetaModel
 
@@ -18,6 +19,7 @@ __all__ = [
     "ForecastModel",
     "LightGBMDiffModel",
     "LightGBMModel",
+    "LinearModel",
     "PerSeriesModel",
     "SeasonalNaiveModel",
     "ThetaModel",
@@ -30,6 +32,7 @@ MODELS: dict[str, type[ForecastModel]] = {
     EnsembleModel.kind: EnsembleModel,
     LightGBMModel.kind: LightGBMModel,
     LightGBMDiffModel.kind: LightGBMDiffModel,
+    LinearModel.kind: LinearModel,
     PerSeriesModel.kind: PerSeriesModel,
     SeasonalNaiveModel.kind: SeasonalNaiveModel,
     ThetaModel.kind: ThetaModel,

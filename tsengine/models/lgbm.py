@@ -20,8 +20,7 @@ import orjson
 import polars as pl
 
 from tsengine.boosting import early_stopping_probe
-from tsengine.errors import TrainingDataError
-from tsengine.features import CategoryMaps, Design, FeaturePlan, build_design, training_query
+from tsengine.features import CategoryMaps, Design, FeaturePlan, build_design, too_short, training_query
 from tsengine.models.base import ForecastModel
 from tsengine.spec import TimeSeriesSpec
 from tsengine.validate import IDX, SID
@@ -133,12 +132,7 @@ class LightGBMModel(ForecastModel):
         maps = CategoryMaps.learn(history, cat_cols)
         pairs = training_query(history, spec)
         if pairs.height == 0:
-            msg = (
-                f"no series has {spec.min_history} target values followed by a forecast window; "
-                f"the data is too short for a {spec.fdw}-step feature derivation window and "
-                f"forecast window {spec.forecast_window}"
-            )
-            raise TrainingDataError(msg)
+            raise too_short(spec)
         design = build_design(history, pairs, plan, spec.time_step, maps, with_target=True)
         names = [n.replace(" ", "_") for n in plan.names]
         cats = [names[plan.names.index(c)] for c in plan.categorical_names]
