@@ -46,6 +46,7 @@ __all__ = [
     "build_design",
     "dense_history",
     "seasonal_steps",
+    "relative_to_window",
     "season_length",
     "too_short",
     "training_query",
@@ -72,6 +73,9 @@ _CALENDAR_BY_UNIT: dict[str, tuple[str, ...]] = {
 }
 
 SCALE_FLOOR = 1e-9
+# Window-relative KIA values beyond this are clipped (a flag that is almost never
+# set in the window, a count waking up from zero).
+RELATIVE_CLIP = 50.0
 
 
 _WEEKS_PER_YEAR = 52
@@ -125,6 +129,9 @@ class FeaturePlan:
     features: tuple[str, ...]
     categorical: tuple[str, ...]
     with_series: bool = True
+    # Numeric KIA values also relative to their window (see :func:`relative_to_window`);
+    # False in plans stored before this feature existed, so their columns stay as fitted.
+    kia_relative: bool = False
 
     @classmethod
     def for_spec(cls, spec: TimeSeriesSpec) -> FeaturePlan:
@@ -148,7 +155,15 @@ class FeaturePlan:
             features=spec.features,
             categorical=spec.categorical,
             with_series=spec.series_id_column is not None,
+            kia_relative=True,
         )
+
+    @property
+    def numeric_known_in_advance(self) -> tuple[str, ...]:
+        """KIA features that get a window-relative column."""
+        if not self.kia_relative:
+            return ()
+        return tuple(k for k in self.known_in_advance if k not in self.categorical)
 
     @property
     def names(self) -> list[str]:
@@ -160,6 +175,7 @@ class FeaturePlan:
         out += ["target (last)", "target (seasonal)", "history rows"]
         out += [f"calendar {c}" for c in self.calendar]
         out += list(self.known_in_advance)
+        out += [f"{k} (vs window)" for k in self.numeric_known_in_advance]
         for f in self.features:
             out += [f"{f} (last)"] if f in self.categorical else [f"{f} (last)", f"{f} (mean)"]
         if self.with_series:
@@ -187,6 +203,7 @@ class FeaturePlan:
             "features": list(self.features),
             "categorical": list(self.categorical),
             "with_series": self.with_series,
+            "kia_relative": self.kia_relative,
         }
 
     @classmethod
@@ -202,6 +219,7 @@ class FeaturePlan:
             features=tuple(data["features"]),
             categorical=tuple(data["categorical"]),
             with_series=bool(data["with_series"]),
+            kia_relative=bool(data.get("kia_relative", False)),
         )
 
 
@@ -285,6 +303,19 @@ def _calendar(step: TimeStep, parts: tuple[str, ...]) -> list[pl.Expr]:
     return [table[p].cast(pl.Float64).alias(f"__cal_{p}") for p in parts]
 
 
+def relative_to_window(grid: OriginGrid, name: str, value: np.ndarray) -> np.ndarray:
+    """A KIA value at the target time as a change from its window mean, per unit of its mean size.
+
+    "20 % more flights scheduled than lately" means the same for a small and a
+    large airport, where the raw count does not; 0 when the window holds no value.
+    """
+    size = grid.mean(name, absolute=True)
+    size = np.where(size > SCALE_FLOOR, size, 1.0)
+    with np.errstate(invalid="ignore"):
+        change = (value - grid.mean(name)) / size
+    return np.asarray(np.clip(np.nan_to_num(change, nan=0.0), -RELATIVE_CLIP, RELATIVE_CLIP))
+
+
 def seasonal_steps(distances: np.ndarray, season: int) -> np.ndarray:
     """Steps back from the forecast point to the same season as ``fp + d``.
 
@@ -330,7 +361,8 @@ def build_design(
     cats = [f for f in plan.features if f in plan.categorical]
     if cats:
         history = history.with_columns(maps.encode(f, pl.col(f), unseen=_UNSEEN) for f in cats)
-    grid = OriginGrid.build(history, query.get_column(SID), fp, plan.fdw, plan.features)
+    relative = plan.numeric_known_in_advance
+    grid = OriginGrid.build(history, query.get_column(SID), fp, plan.fdw, (*plan.features, *relative))
     level = grid.mean(absolute=True)
     scale = np.where(level > SCALE_FLOOR, level, 1.0)
     last = grid.last()
@@ -346,6 +378,9 @@ def build_design(
     series = [maps.encode(SID, pl.col(SID)).alias("__series")] if plan.with_series else []
     side = query.select(*(e.alias(f"__t{n}") for n, e in enumerate(target_side)), *series)
     cols += [side.get_column(f"__t{n}").to_numpy().astype(np.float64) for n in range(len(target_side))]
+    if relative:
+        known = query.select(pl.col(k).cast(pl.Float64) for k in relative).to_numpy()
+        cols += [relative_to_window(grid, k, known[:, n]) for n, k in enumerate(relative)]
     for f in plan.features:
         if f in plan.categorical:
             code = grid.last(f)

@@ -68,9 +68,11 @@ def _oracle(history: pl.DataFrame, query: pl.DataFrame, plan: FeaturePlan, maps:
     """The slow obvious computation: per row, look values up in per-series dicts."""
     ys: dict[str, dict[int, float | None]] = {}
     prices: dict[str, dict[int, float | None]] = {}
-    for s, i, y, price in history.select(SID, IDX, Y, "price").iter_rows():
+    promos: dict[str, dict[int, float | None]] = {}
+    for s, i, y, price, promo_then in history.select(SID, IDX, Y, "price", "promo").iter_rows():
         ys.setdefault(s, {})[i] = y
         prices.setdefault(s, {})[i] = price
+        promos.setdefault(s, {})[i] = promo_then
     a, out = plan.fdw, []
     for s, fp, d, i, promo in query.select(SID, FP, D, IDX, "promo").iter_rows():
         y_at = ys[s].get
@@ -97,6 +99,12 @@ def _oracle(history: pl.DataFrame, query: pl.DataFrame, plan: FeaturePlan, maps:
         }
         row += [float(calendar[c]) for c in plan.calendar]
         row.append(val(promo))
+        # promo relative to its window: (value - mean) / mean |value|, 0 without values, clipped at 50
+        k_obs = [v for v in (promos[s].get(fp - k) for k in range(a)) if v is not None]
+        size = float(np.mean(np.abs(k_obs))) if k_obs else nan
+        size = size if size > 1e-9 else 1.0
+        rel = (val(promo) - float(np.mean(k_obs))) / size if k_obs else nan
+        row.append(0.0 if math.isnan(rel) else min(max(rel, -50.0), 50.0))
         p_window = [prices[s].get(fp - k) for k in range(a)]
         p_obs = [v for v in p_window if v is not None]
         row += [
@@ -300,3 +308,18 @@ def test_origins_per_series_are_capped_keeping_the_newest() -> None:
     capped = training_query(history, SPEC, max_origins=100)
     assert full[FP].n_unique() > 100 >= capped[FP].n_unique() > 50
     assert capped[FP].max() == full[FP].max()
+
+
+def test_plans_stored_before_window_relative_kia_keep_their_columns() -> None:
+    plan = FeaturePlan.for_spec(SPEC)
+    assert plan.kia_relative
+    assert "promo (vs window)" in plan.names
+    stored = plan.to_dict()
+    assert FeaturePlan.from_dict(stored) == plan
+    del stored["kia_relative"]
+    old = FeaturePlan.from_dict(stored)
+    assert not old.kia_relative
+    assert "promo (vs window)" not in old.names
+    history = _history(6)
+    design = build_design(history, _query(history), old, DAY, CategoryMaps.learn(history, [SID]))
+    assert design.x.shape[1] == len(old.names) == len(plan.names) - 1

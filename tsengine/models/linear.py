@@ -36,7 +36,16 @@ import numpy as np
 import orjson
 import polars as pl
 
-from tsengine.features import FP, MAX_LAGS, SCALE_FLOOR, D, FeaturePlan, too_short, training_query
+from tsengine.features import (
+    FP,
+    MAX_LAGS,
+    SCALE_FLOOR,
+    D,
+    FeaturePlan,
+    relative_to_window,
+    too_short,
+    training_query,
+)
 from tsengine.grid import OriginGrid
 from tsengine.models.base import ForecastModel
 from tsengine.spec import TimeSeriesSpec
@@ -74,11 +83,7 @@ def _rows(history: pl.DataFrame, query: pl.DataFrame, fdw: int, lags: int, kia: 
     x = np.clip(np.nan_to_num(x, nan=0.0), -CLIP, CLIP)
     if kia:
         known = query.select(pl.col(k).cast(pl.Float64) for k in kia).to_numpy()
-        rel = []
-        for n, k in enumerate(kia):
-            base = grid.mean(k, absolute=True)
-            base = np.where(base > SCALE_FLOOR, base, 1.0)
-            rel.append(np.clip(np.nan_to_num((known[:, n] - grid.mean(k)) / base, nan=0.0), -CLIP, CLIP))
+        rel = [relative_to_window(grid, k, known[:, n]) for n, k in enumerate(kia)]
         x = np.hstack([x, known, np.column_stack(rel)])
     return _Rows(x=x, last=last, scale=scale)
 
