@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import orjson
 import polars as pl
 import pytest
 
@@ -58,3 +59,25 @@ def test_forecasts_scale_with_the_posted_history(small_flights: pl.DataFrame, ki
 def test_same_data_and_seed_give_the_same_model(small_flights: pl.DataFrame) -> None:
     first, second = _train(small_flights, "lightgbm_diff"), _train(small_flights, "lightgbm_diff")
     assert first.model.to_bytes() == second.model.to_bytes()
+
+
+def test_training_on_every_core_gives_the_same_model(
+    small_flights: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large fits switch to all cores; deterministic col-wise histograms keep the model identical."""
+    import tsengine.models.lgbm as lgbm
+
+    single = _train(small_flights, "lightgbm_diff")
+    monkeypatch.setattr(lgbm, "PARALLEL_ROWS", 0)
+    parallel = _train(small_flights, "lightgbm_diff")
+    assert lgbm._params(10, 0)["num_threads"] == 0
+
+    def trees(dep: tsengine.Deployment) -> str:  # the booster text minus its recorded parameters
+        return str(orjson.loads(dep.model.to_bytes())["booster"]).split("\nparameters:")[0]
+
+    assert trees(single) == trees(parallel)
+    history = small_flights.filter(pl.col("date") <= "2013-12-20")
+    np.testing.assert_array_equal(
+        single.predict(history, relax_known_in_advance=True)["prediction"].to_numpy(),
+        parallel.predict(history, relax_known_in_advance=True)["prediction"].to_numpy(),
+    )
