@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from test_lgbm import _train as train_flights
 from test_models_stats import employment, last_origin_query, monthly_spec, query_at
 
-import tsengine
 from tsengine.errors import TrainingDataError
 from tsengine.features import D
 from tsengine.models import LinearModel
@@ -118,17 +118,7 @@ def test_too_short_data_is_a_training_error() -> None:
 
 
 def test_trains_and_serves_through_a_deployment(small_flights: pl.DataFrame) -> None:
-    dep = tsengine.train(
-        small_flights,
-        target="delayed",
-        datetime_column="date",
-        series_id_column="series",
-        known_in_advance=["scheduled", "holiday"],
-        models=["linear"],
-        forecast_window=[1, 7],
-        feature_derivation_window=[-28, 0],
-        backtests=2,
-    )
+    dep = train_flights(small_flights, "linear")
     assert dep.model.kind == "linear"
     out = dep.predict(small_flights.filter(pl.col("date") <= "2013-12-20"), relax_known_in_advance=True)
     n_series = small_flights.get_column("series").n_unique()
