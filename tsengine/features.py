@@ -45,9 +45,9 @@ __all__ = [
     "FeaturePlan",
     "build_design",
     "dense_history",
-    "seasonal_steps",
     "relative_to_window",
     "season_length",
+    "seasonal_steps",
     "too_short",
     "training_query",
 ]

@@ -163,7 +163,7 @@ class LinearModel(ForecastModel):
             TrainingDataError: no (origin, distance) pair with enough history.
         """
         plan = FeaturePlan.for_spec(spec)
-        kia = tuple(k for k in plan.known_in_advance if k not in plan.categorical)
+        kia = plan.numeric_known_in_advance
         longest = min(spec.fdw, MAX_LAGS)
         options = sorted({lags} if lags is not None else {min(plan.lags, longest), longest})
         pairs = training_query(history, spec)
