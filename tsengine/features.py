@@ -307,13 +307,17 @@ def relative_to_window(grid: OriginGrid, name: str, value: np.ndarray) -> np.nda
     """A KIA value at the target time as a change from its window mean, per unit of its mean size.
 
     "20 % more flights scheduled than lately" means the same for a small and a
-    large airport, where the raw count does not; 0 when the window holds no value.
+    large airport, where the raw count does not, and the same in any unit.  A
+    window of zeros makes any other value an unbounded change, clipped like a
+    very large one (a promotion after none lately); 0 when the window holds no
+    value or nothing changed.
     """
     size = grid.mean(name, absolute=True)
-    size = np.where(size > SCALE_FLOOR, size, 1.0)
-    with np.errstate(invalid="ignore"):
-        change = (value - grid.mean(name)) / size
-    return np.asarray(np.clip(np.nan_to_num(change, nan=0.0), -RELATIVE_CLIP, RELATIVE_CLIP))
+    change = value - grid.mean(name)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.where(change == 0, 0.0, change / np.where(size > SCALE_FLOOR, size, 0.0))
+    rel = np.nan_to_num(rel, nan=0.0, posinf=RELATIVE_CLIP, neginf=-RELATIVE_CLIP)
+    return np.asarray(np.clip(rel, -RELATIVE_CLIP, RELATIVE_CLIP))
 
 
 def seasonal_steps(distances: np.ndarray, season: int) -> np.ndarray:

@@ -8,6 +8,8 @@ import math
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tsengine.features import (
     FP,
@@ -99,12 +101,15 @@ def _oracle(history: pl.DataFrame, query: pl.DataFrame, plan: FeaturePlan, maps:
         }
         row += [float(calendar[c]) for c in plan.calendar]
         row.append(val(promo))
-        # promo relative to its window: (value - mean) / mean |value|, 0 without values, clipped at 50
+        # promo relative to its window: (value - mean) / mean |value|, 0 without values or change, clipped at 50
         k_obs = [v for v in (promos[s].get(fp - k) for k in range(a)) if v is not None]
         size = float(np.mean(np.abs(k_obs))) if k_obs else nan
-        size = size if size > 1e-9 else 1.0
-        rel = (val(promo) - float(np.mean(k_obs))) / size if k_obs else nan
-        row.append(0.0 if math.isnan(rel) else min(max(rel, -50.0), 50.0))
+        change = val(promo) - float(np.mean(k_obs)) if k_obs else nan
+        if math.isnan(change) or change == 0:
+            rel = 0.0
+        else:  # a window of zeros: an unbounded change, clipped
+            rel = change / size if size > 1e-9 else math.copysign(math.inf, change)
+        row.append(min(max(rel, -50.0), 50.0))
         p_window = [prices[s].get(fp - k) for k in range(a)]
         p_obs = [v for v in p_window if v is not None]
         row += [
@@ -323,3 +328,23 @@ def test_plans_stored_before_window_relative_kia_keep_their_columns() -> None:
     history = _history(6)
     design = build_design(history, _query(history), old, DAY, CategoryMaps.learn(history, [SID]))
     assert design.x.shape[1] == len(old.names) == len(plan.names) - 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(factor=st.floats(0.01, 1000.0), seed=st.integers(0, 1000))
+def test_window_relative_kia_is_unchanged_when_the_kia_unit_changes(factor: float, seed: int) -> None:
+    """A KIA in thousands or in units gives the same relative column (only the raw one moves)."""
+    history = _history(seed)
+    query = _query(history)
+    plan = FeaturePlan.for_spec(SPEC)
+    maps = CategoryMaps.learn(history, [SID])
+    col = plan.names.index("promo (vs window)")
+    base = build_design(history, query, plan, DAY, maps).x[:, col]
+    scaled = build_design(
+        history.with_columns(pl.col("promo") * factor),
+        query.with_columns(pl.col("promo") * factor),
+        plan,
+        DAY,
+        maps,
+    ).x[:, col]
+    np.testing.assert_allclose(scaled, base, rtol=1e-9, atol=1e-12)
