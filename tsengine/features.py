@@ -48,6 +48,7 @@ __all__ = [
     "relative_to_window",
     "season_length",
     "seasonal_steps",
+    "targets_at",
     "too_short",
     "training_query",
 ]
@@ -394,16 +395,19 @@ def build_design(
     if plan.with_series:
         cols.append(side.get_column("__series").to_numpy().astype(np.float64))
     x = np.column_stack(cols) if cols else np.empty((query.height, 0))
-    target = None
-    if with_target:
-        target = (
-            query.select(SID, IDX)
-            .join(history.select(SID, IDX, Y), on=[SID, IDX], how="left", maintain_order="left")
-            .get_column(Y)
-            .to_numpy()
-            .astype(np.float64)
-        )
+    target = targets_at(history, query) if with_target else None
     return Design(x=np.ascontiguousarray(x), scale=scale, last=last, seasonal=seasonal, y=target)
+
+
+def targets_at(history: pl.DataFrame, query: pl.DataFrame) -> np.ndarray:
+    """The target ``y[__i]`` of each query row's series, in query order (NaN where absent)."""
+    return (
+        query.select(SID, IDX)
+        .join(history.select(SID, IDX, Y), on=[SID, IDX], how="left", maintain_order="left")
+        .get_column(Y)
+        .to_numpy()
+        .astype(np.float64)
+    )
 
 
 def too_short(spec: TimeSeriesSpec) -> TrainingDataError:

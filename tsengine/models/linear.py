@@ -43,13 +43,14 @@ from tsengine.features import (
     D,
     FeaturePlan,
     relative_to_window,
+    targets_at,
     too_short,
     training_query,
 )
 from tsengine.grid import OriginGrid
 from tsengine.models.base import ForecastModel
 from tsengine.spec import TimeSeriesSpec
-from tsengine.validate import IDX, SID, Y
+from tsengine.validate import IDX, SID
 
 __all__ = ["LinearModel"]
 
@@ -89,13 +90,8 @@ def _rows(history: pl.DataFrame, query: pl.DataFrame, fdw: int, lags: int, kia: 
 
 
 def _target(history: pl.DataFrame, query: pl.DataFrame, rows: _Rows) -> np.ndarray:
-    y = (
-        query.select(SID, IDX)
-        .join(history.select(SID, IDX, Y), on=[SID, IDX], how="left", maintain_order="left")
-        .get_column(Y)
-        .cast(pl.Float64)
-        .to_numpy()
-    )
+    """The scaled change ``(y[fp + d] - last) / scale`` of each training row, clipped."""
+    y = targets_at(history, query)
     return np.asarray(np.clip((y - rows.last) / rows.scale, -CLIP, CLIP))
 
 
