@@ -148,8 +148,10 @@ def run_tsengine(
             "unique_id": out.get_column("seriesId").cast(pl.String).to_list(),
             "ds": pd.to_datetime(out.get_column("timestamp").to_list()).tz_localize(None),
             "yhat": out.get_column("prediction").to_numpy(),
-            "lo": out.get_column("predictionIntervalLow").to_numpy(),
-            "hi": out.get_column("predictionIntervalHigh").to_numpy(),
+            **{
+                key: out.get_column(col).to_numpy() if col in out.columns else np.nan
+                for key, col in (("lo", "predictionIntervalLow"), ("hi", "predictionIntervalHigh"))
+            },
         }
     )
     board = ", ".join(f"{r['model']} {r['mase']:.3f}" for r in dep.metadata["leaderboard"])

@@ -35,6 +35,7 @@ __all__ = [
     "score",
     "origin_scale",
     "window_scale",
+    "window_that_fits",
 ]
 
 DEFAULT_ORIGINS = 3
@@ -94,6 +95,25 @@ def backtest_origins(
     earliest = int(firsts.min()) + need  # type: ignore[arg-type]
     origins = [last - spec.forecast_window[1] - k * width for k in range(n_origins)]
     return sorted(o for o in origins if o >= earliest)
+
+
+def window_that_fits(history: pl.DataFrame, a: int, forecast_window: tuple[int, int], floor: int) -> int:
+    """The longest feature derivation window up to ``a`` that leaves one backtest origin.
+
+    :func:`backtest_origins` needs ``ceil(a / 2) + c`` observed rows before the
+    newest origin ``last - c``; 36 monthly points with the default 36-month
+    window and a 12-month horizon leave none, and without a backtest there is
+    nothing to select a model or calibrate intervals on.  A default window is
+    therefore shrunk (never below ``floor``) until the newest origin fits: on
+    such short data the statistical models re-filter a shorter window, which
+    costs less than choosing blind.
+    """
+    observed = history.filter(pl.col(Y).is_not_null())
+    if observed.height == 0:
+        return a
+    c = forecast_window[1]
+    room = int(observed.get_column(IDX).max()) - int(observed.get_column(IDX).min()) - 2 * c  # type: ignore[arg-type]
+    return a if 2 * room >= a else max(min(floor, a), 2 * room)
 
 
 def auto_origins(history: pl.DataFrame) -> int:

@@ -19,8 +19,10 @@ their interval score (see :func:`_series_check`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -29,7 +31,7 @@ import polars as pl
 from tsengine.features import FP, D
 from tsengine.validate import SID
 
-__all__ = ["DEFAULT_PERCENTILE", "IntervalTable", "SeriesCheck", "fit_intervals"]
+__all__ = ["DEFAULT_PERCENTILE", "IntervalTable", "SeriesCheck", "fit_intervals", "random_walk_intervals"]
 
 DEFAULT_PERCENTILE = 80
 # Residuals wanted per distance; fewer pool the neighbouring distances.
@@ -227,6 +229,21 @@ def fit_intervals(
         per_series=check is not None and check.passed,
         check=check,
     )
+
+
+def random_walk_intervals(distances: range, percentile: int = DEFAULT_PERCENTILE) -> IntervalTable:
+    """The intervals of a Gaussian random walk, for a deployment without backtest residuals.
+
+    Data too short for a backtest still deserve honest, and rather wide,
+    intervals rather than none (clients of the prediction API expect the
+    columns).  In the units of :func:`tsengine.backtest.origin_scale`, the mean
+    absolute one-step change ``sigma * sqrt(2 / pi)``, a random walk's error at
+    distance ``d`` has standard deviation ``sqrt(pi / 2) * sqrt(d)``.
+    """
+    z = NormalDist().inv_cdf(0.5 + percentile / 200)
+    ds = tuple(distances)
+    half = tuple(z * math.sqrt(math.pi / 2 * d) for d in ds)
+    return IntervalTable(percentile, ds, tuple(-h for h in half), half)
 
 
 def _pooled_quantiles(

@@ -33,6 +33,7 @@ __all__ = [
     "PER_SERIES_MIN_WINDOWS",
     "PER_SERIES_SIGNIFICANCE",
     "SIGNIFICANCE",
+    "UNTESTED_PREFERENCE",
     "Choice",
     "SeriesChoice",
     "choose",
@@ -51,6 +52,13 @@ SIGNIFICANCE = 2.0
 PER_SERIES_SIGNIFICANCE = 1.0
 # Windows (origins) of evidence a series needs before it may leave the ensemble.
 PER_SERIES_MIN_WINDOWS = 2
+
+
+# Without any backtest there is no evidence to rank on [ours]: ETS, the
+# forecaster that did best alone on short single series (benchmarks/collection.md:
+# statsforecast's AutoETS is the strongest single peer there), then the other
+# per-series models; global learners need the most data, so they come last.
+UNTESTED_PREFERENCE = ("ets", "theta", "arima", "seasonal_naive", "linear")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +133,9 @@ def choose(results: list[Backtest], leaderboard: list[dict[str, Any]], *, ensemb
     """
     usable = [row["model"] for row in leaderboard if row["n"]]
     if not usable:
-        return Choice(leaderboard[0]["model"], "no candidate could be backtested")
+        trained = [row["model"] for row in leaderboard]
+        model = next((k for k in UNTESTED_PREFERENCE if k in trained), trained[0])
+        return Choice(model, f"no candidate could be backtested (too little history): {model} by default")
     best = usable[0]
     by_name = {r.model: r for r in results}
     if ensemble not in usable or best == ensemble:

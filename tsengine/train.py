@@ -12,10 +12,18 @@ from typing import Any
 import polars as pl
 
 import tsengine
-from tsengine.backtest import Backtest, auto_origins, backtest_origins, ensemble_backtest, run_backtest
+from tsengine.backtest import (
+    Backtest,
+    auto_origins,
+    backtest_origins,
+    ensemble_backtest,
+    run_backtest,
+    window_that_fits,
+)
 from tsengine.deployment import Deployment
 from tsengine.errors import ParameterError, TrainingDataError, TsEngineError
-from tsengine.intervals import DEFAULT_PERCENTILE, fit_intervals
+from tsengine.features import season_length
+from tsengine.intervals import DEFAULT_PERCENTILE, fit_intervals, random_walk_intervals
 from tsengine.io import to_polars
 from tsengine.models import MODELS, EnsembleModel, ForecastModel, PerSeriesModel
 from tsengine.select import choose, per_series_choice, rank
@@ -264,6 +272,15 @@ def train(
         msg = f"forecast window must be [b, c] with 1 <= b <= c, got {list(fw)} (nowcasting is not supported yet)"
         raise ParameterError(msg)
     a = -fdw[0]
+    window_note = None
+    if feature_derivation_window is None and not allow_partial_history:
+        fitted_a = window_that_fits(canon, a, fw, floor=max(4, season_length(step, a) + 1))
+        if fitted_a < a:
+            window_note = (
+                f"default feature derivation window {a} shortened to {fitted_a} steps: "
+                "the training data is too short to backtest the default"
+            )
+            a, fdw = fitted_a, (-fitted_a, 0)
     spec = TimeSeriesSpec(
         datetime_column=datetime_column,
         target=target,
@@ -292,8 +309,13 @@ def train(
     model = fitted[best]
     best_rows = next((r.rows for r in results if r.model == best), None)
     intervals = None
-    if interval_percentile is not None and best_rows is not None:
-        intervals = fit_intervals(best_rows, spec.distances, interval_percentile)
+    fallback_intervals = False
+    if interval_percentile is not None:
+        if best_rows is not None:
+            intervals = fit_intervals(best_rows, spec.distances, interval_percentile)
+        if intervals is None:  # no backtest residual: uncalibrated, but never silently absent
+            intervals = random_walk_intervals(spec.distances, interval_percentile)
+            fallback_intervals = True
     model_bytes = model.to_bytes()
     model_id = hashlib.sha1(model_bytes).hexdigest()[:24]  # noqa: S324 - an id, not security
     first, last = canon.get_column(TIME).min(), canon.get_column(TIME).max()
@@ -308,6 +330,10 @@ def train(
         # A target never negative in training (counts, sales) is never forecast below 0.
         "nonnegative": bool(canon.get_column(Y).min() >= 0),  # type: ignore[operator]
     }
+    if window_note:
+        summary["window_note"] = window_note
+    if fallback_intervals:
+        summary["intervals_note"] = "random-walk intervals: the backtest left no residuals to calibrate on"
     metadata = {
         "model_id": model_id,
         "model_kind": model.kind,

@@ -1,6 +1,9 @@
-"""Backtests never use data after their origin, whatever the series look like."""
+"""Backtests never use data after their origin, whatever the series look like; short data still get one."""
 
 from __future__ import annotations
+
+import dataclasses
+import math
 
 import numpy as np
 import polars as pl
@@ -8,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tsengine.backtest import backtest_origins, run_backtest
+from tsengine.backtest import backtest_origins, run_backtest, window_that_fits
 from tsengine.features import FP
 from tsengine.models import ETSModel, LinearModel
 from tsengine.models.base import ForecastModel
@@ -61,3 +64,38 @@ def test_backtest_never_uses_data_after_its_origin(
         again = run_backtest(lambda p: cls.fit(p, SPEC), noisy, SPEC, origins, name=cls.kind)
         np.testing.assert_allclose(again.rows.get_column("yhat"), result.rows.get_column("yhat"))
         assert (result.rows.get_column(FP) <= origins[-1]).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n=st.integers(2, 150),
+    start=st.lists(st.integers(0, 40), min_size=1, max_size=3),
+    a=st.integers(1, 60),
+    c=st.integers(1, 24),
+    floor=st.integers(1, 20),
+)
+def test_a_shortened_window_is_the_longest_that_leaves_a_backtest_origin(
+    n: int, start: list[int], a: int, c: int, floor: int
+) -> None:
+    frames = [
+        pl.DataFrame({SID: [f"s{k}"] * n, IDX: np.arange(s0, s0 + n), Y: np.ones(n)})
+        for k, s0 in enumerate(start)
+    ]
+    hist = pl.concat(frames).with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW))
+
+    def has_origin(w: int) -> bool:
+        spec = dataclasses.replace(
+            SPEC, feature_derivation_window=(-w, 0), forecast_window=(1, c), min_history=math.ceil(w / 2)
+        )
+        return bool(backtest_origins(hist, spec, 1))
+
+    fitted = window_that_fits(hist, a, (1, c), floor)
+    assert min(floor, a) <= fitted <= a
+    if has_origin(a):
+        assert fitted == a  # a window that fits is never shortened
+    elif fitted > min(floor, a):
+        assert has_origin(fitted)
+        assert not has_origin(fitted + 1)
+    else:
+        assert fitted == min(floor, a)  # no longer window above the floor fits either
+        assert not any(has_origin(w) for w in range(fitted + 1, a + 1))

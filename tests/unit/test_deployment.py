@@ -374,3 +374,37 @@ def test_a_nonnegative_target_is_never_forecast_below_zero() -> None:
         frame.with_columns(pl.col("y") - 1), target="y", datetime_column="month", models=["ets"]
     )
     assert not signed.metadata["training"]["nonnegative"]
+
+
+@pytest.mark.parametrize("months", [36, 16])
+def test_short_history_still_gets_a_servable_deployment_with_intervals(
+    months: int, fixtures_dir: Path
+) -> None:
+    """Three years (or 16 months) of monthly data and a 12-month horizon: too short for the default 36-month window.
+
+    The default window is shortened until one backtest origin fits (36 months:
+    22 steps), or to the floor of one season plus one (16 months: no origin at
+    all, ETS by default with random-walk intervals); either way the deployment
+    serves the very history it was trained on, with interval columns.
+    """
+    data = pl.read_csv(fixtures_dir / "monthly_retail_single.csv").head(months)
+    dep = tsengine.train(data, target="turnover", datetime_column="month")
+    a = -dep.spec.feature_derivation_window[0]
+    info = dep.info()
+    assert a < 36
+    assert "shortened" in dep.metadata["training"]["window_note"]
+    if months == 36:
+        assert a == 22
+        assert len(dep.metadata["training"]["backtest_origins"]) == 1
+        assert "intervals_note" not in dep.metadata["training"]
+    else:
+        assert a == 13
+        assert dep.metadata["training"]["backtest_origins"] == []
+        assert dep.model.kind == "ets"
+        assert "no candidate could be backtested" in info["selection"]["reason"]
+        assert "random-walk" in dep.metadata["training"]["intervals_note"]
+    out = dep.predict(data)
+    assert out.height == 12
+    low, high = out.get_column("predictionIntervalLow"), out.get_column("predictionIntervalHigh")
+    pred = out.get_column("prediction")
+    assert ((low <= pred) & (pred <= high) & (high > low)).all()

@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from tsengine.backtest import origin_scale
 from tsengine.features import FP, D
 from tsengine.intervals import (
     MIN_SERIES_WINDOWS,
@@ -15,8 +16,9 @@ from tsengine.intervals import (
     SeriesCheck,
     _conformal_levels,
     fit_intervals,
+    random_walk_intervals,
 )
-from tsengine.validate import SID
+from tsengine.validate import IDX, SID, Y
 
 
 def residual_rows(resid: np.ndarray, distances: np.ndarray, scale: float = 1.0) -> pl.DataFrame:
@@ -244,3 +246,22 @@ def test_unused_factors_round_trip_as_unused() -> None:
     assert again == table
     unchecked = IntervalTable(80, (1,), (-1.0,), (1.0,), series=("a",), factors=(2.0,), per_series=False)
     assert IntervalTable.from_dict(unchecked.to_dict()) == unchecked
+
+
+def test_random_walk_intervals_cover_a_random_walk_at_every_distance() -> None:
+    """The no-backtest fallback: 80 % of random-walk outcomes at each distance, scale read from the window."""
+    rng = np.random.default_rng(7)
+    n_series, fdw, horizon = 4000, 40, 6
+    y = rng.normal(0, 3, (n_series, fdw + horizon)).cumsum(axis=1) + 100
+    sids = [f"s{k}" for k in range(n_series)]
+    history = pl.DataFrame(
+        {SID: np.repeat(sids, fdw), IDX: np.tile(np.arange(fdw), n_series), Y: y[:, :fdw].ravel()}
+    )
+    scale = origin_scale(history, pl.Series(sids), np.full(n_series, fdw - 1), fdw)
+    table = random_walk_intervals(range(1, horizon + 1), 80)
+    distance = np.tile(np.arange(1, horizon + 1), n_series)
+    low, high = table.apply(np.repeat(y[:, fdw - 1], horizon), np.repeat(scale, horizon), distance)
+    actual = y[:, fdw:].ravel()
+    covered = ((actual >= low) & (actual <= high)).reshape(n_series, horizon).mean(axis=0)
+    assert np.all((covered > 0.76) & (covered < 0.84)), covered
+    assert np.all(np.diff(np.asarray(table.high) - np.asarray(table.low)) > 0)
