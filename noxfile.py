@@ -61,4 +61,5 @@ def bench(session: nox.Session) -> None:
     """Accuracy and performance benchmarks; results land in benchmarks/results/."""
     session.install("-e", ".[test,bench]")
     session.run("python", "benchmarks/accuracy.py", "--windows", "3")
+    session.run("python", "benchmarks/collection.py", "--windows", "3")
     session.run("python", "benchmarks/performance.py", *session.posargs)
