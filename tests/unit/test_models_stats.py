@@ -337,3 +337,37 @@ def test_arima_drops_a_season_the_window_cannot_hold_twice() -> None:
     assert np.isfinite(yhat).all()
     two_years = dataclasses.replace(spec, feature_derivation_window=(-104, 0))
     assert ARIMAModel.fit(hist, two_years).season == 52
+
+
+def test_arima_differences_a_season_whose_amplitude_grows_with_the_level() -> None:
+    """Quarterly sales growing 5 % a quarter with a ±40 % season: the season is strong, so D = 1.
+
+    A fixed-index (classical) decomposition called this season weak, because its
+    amplitude grows tenfold over the sample; STL lets the seasonal component
+    evolve, as R's ``nsdiffs`` does.  White noise and a random walk stay undifferenced
+    seasonally.
+    """
+    rng = np.random.default_rng(11)
+    t = np.arange(96)
+    season = np.array([1.0, 1.4, 0.8, 0.6])[t % 4]
+    series = {
+        "growing": np.exp(0.05 * t) * season * np.exp(rng.normal(0, 0.03, t.size)),
+        "noise": rng.normal(100, 5, t.size),
+        "walk": 100 + rng.normal(0, 1, t.size).cumsum(),
+    }
+    hist = pl.DataFrame(
+        {
+            SID: np.repeat(list(series), t.size),
+            IDX: np.tile(t, len(series)),
+            Y: np.concatenate(list(series.values())),
+        }
+    ).with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW))
+    spec = dataclasses.replace(
+        monthly_spec(),
+        time_step=TimeStep("quarter"),
+        feature_derivation_window=(-16, 0),
+        forecast_window=(1, 8),
+    )
+    model = ARIMAModel.fit(hist, spec)
+    assert model.season == 4
+    assert {sid: model.series[sid]["D"] for sid in series} == {"growing": 1, "noise": 0, "walk": 0}
