@@ -89,8 +89,8 @@ def test_required_columns_of_single_series_have_no_series_id() -> None:
         ("day", 2, (-28, 0), (1, 14)),
         ("week", 1, (-104, 0), (1, 13)),
         ("month", 1, (-36, 0), (1, 12)),
-        ("quarter", 1, (-16, 0), (1, 8)),
-        ("year", 1, (-10, 0), (1, 5)),
+        ("quarter", 1, (-32, 0), (1, 8)),
+        ("year", 1, (-20, 0), (1, 5)),
         ("year", 10, (-8, 0), (1, 1)),
     ],
 )
