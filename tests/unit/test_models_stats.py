@@ -39,6 +39,16 @@ def monthly_spec(kia: tuple[str, ...] = ()) -> TimeSeriesSpec:
     )
 
 
+def stepped_spec(unit: str, *, fdw: int, horizon: int) -> TimeSeriesSpec:
+    """:func:`monthly_spec` with another step and windows."""
+    return dataclasses.replace(
+        monthly_spec(),
+        time_step=TimeStep(unit),
+        feature_derivation_window=(-fdw, 0),
+        forecast_window=(1, horizon),
+    )
+
+
 def employment(n_series: int = 5) -> pl.DataFrame:
     df = pl.read_csv(FIXTURES / "us_employment_monthly.csv")
     keep = df.get_column("series_id").unique(maintain_order=True).head(n_series)
@@ -325,12 +335,7 @@ def test_arima_drops_a_season_the_window_cannot_hold_twice() -> None:
     hist = pl.DataFrame(
         {SID: ["a"] * 260, IDX: t, Y: 100 + 10 * np.sin(2 * np.pi * t / 52) + rng.normal(0, 1, 260), ROW: t}
     )
-    spec = dataclasses.replace(
-        monthly_spec(),
-        time_step=TimeStep("week"),
-        feature_derivation_window=(-52, 0),
-        forecast_window=(1, 13),
-    )
+    spec = stepped_spec("week", fdw=52, horizon=13)
     model = ARIMAModel.fit(hist, spec)
     assert model.season == 1
     yhat = model.predict(hist, query_at(hist, {"a": [259]}, spec.distances), spec)
@@ -362,12 +367,6 @@ def test_arima_differences_a_season_whose_amplitude_grows_with_the_level() -> No
             Y: np.concatenate(list(series.values())),
         }
     ).with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW))
-    spec = dataclasses.replace(
-        monthly_spec(),
-        time_step=TimeStep("quarter"),
-        feature_derivation_window=(-16, 0),
-        forecast_window=(1, 8),
-    )
-    model = ARIMAModel.fit(hist, spec)
+    model = ARIMAModel.fit(hist, stepped_spec("quarter", fdw=16, horizon=8))
     assert model.season == 4
     assert {sid: model.series[sid]["D"] for sid in series} == {"growing": 1, "noise": 0, "walk": 0}
