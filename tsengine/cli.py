@@ -6,6 +6,7 @@ message to stderr and exit with status 2 (bad input), as the issue asks.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -206,10 +207,12 @@ def train_cmd(
         )
     )
     path = _run(lambda: Registry(registry).save(deployment))
-    best = deployment.metadata["leaderboard"][0] if deployment.metadata.get("leaderboard") else {}
+    board = {row["model"]: row["mase"] for row in deployment.metadata.get("leaderboard") or []}
+    mase = board.get(deployment.model.kind, math.nan)
+    scored = f"backtest MASE {mase:.3f}" if math.isfinite(mase) else "no backtest: too little history"
     err.print(
         f"trained [bold]{deployment.id}[/] ({deployment.model.kind}, step {deployment.spec.time_step.describe()}, "
-        f"FW {list(deployment.spec.forecast_window)}, backtest MASE {best.get('mase', float('nan')):.3f}) → {path}",
+        f"FW {list(deployment.spec.forecast_window)}, {scored}) → {path}",
         highlight=False,
     )
 
@@ -352,9 +355,9 @@ def info_cmd(
             table.add_row(
                 str(k),
                 row["model"],
-                f"{row['mase']:.4f}",
-                f"{row['smape']:.2f}",
-                f"{row['rmse']:.4f}",
+                _metric(row["mase"], 4),
+                _metric(row["smape"], 2),
+                _metric(row["rmse"], 4),
                 str(row["n"]),
             )
         out.print(table)
@@ -367,6 +370,11 @@ def info_cmd(
     if picks:
         counts = ", ".join(f"{kind} {n}" for kind, n in picks.items())
         out.print(f"[bold]per-series picks[/] (other series use the ensemble): {counts}", highlight=False)
+
+
+def _metric(value: float | None, digits: int) -> str:
+    """A leaderboard number; a model without backtest (NaN, stored as null) shows a dash."""
+    return f"{value:.{digits}f}" if value is not None and math.isfinite(value) else "–"
 
 
 def ensure_demo(registry: Path | None) -> Registry:

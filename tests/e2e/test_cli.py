@@ -312,3 +312,28 @@ def test_installed_console_script_predicts_and_reports_errors(registry: Path, da
     assert bad.returncode == 2
     assert bad.stdout == b""
     assert b"deployment 'unknown-id' not found" in bad.stderr
+
+
+def test_sixteen_months_train_without_backtest_and_predict_with_intervals(
+    tmp_path: Path, fixtures_dir: Path
+) -> None:
+    """Too little history for any backtest: the CLI says so, and predictions still carry intervals."""
+    short = tmp_path / "short.csv"
+    pl.read_csv(fixtures_dir / "monthly_retail_single.csv").head(16).write_csv(short)
+    reg = tmp_path / "reg"
+    code, _, err = _run(
+        reg, "train", str(short), "--name", "short", "--target", "turnover", "--datetime", "month"
+    )
+    assert code == 0, err
+    assert "no backtest: too little history" in err
+    assert "ets" in err
+    code, out, err = _run(reg, "predict", "short", str(short))
+    assert code == 0, err
+    frame = _csv(out)
+    assert len(frame) == 12
+    low, high = frame["PREDICTION_80_PERCENTILE_LOW"], frame["PREDICTION_80_PERCENTILE_HIGH"]
+    assert (low < high).all()
+    code, out, _ = _run(reg, "info", "short")
+    assert code == 0
+    assert "random-walk intervals" in out
+    assert "shortened to 13 steps" in out
