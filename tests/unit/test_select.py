@@ -96,3 +96,15 @@ def test_a_single_model_that_wins_clearly_replaces_the_ensemble() -> None:
 def test_without_an_ensemble_the_lowest_mase_wins() -> None:
     results = [windows("a", [2.0, 2.0]), windows("b", [1.0, 1.5])]
     assert choose(results, rank(results), ensemble="ensemble").model == "b"
+
+
+def test_without_any_backtest_ets_is_preferred_over_the_global_learners() -> None:
+    """Too little history for one origin: the leaderboard has no evidence, so ETS is the default."""
+    results = [
+        backtest(k, []) for k in ("lightgbm", "lightgbm_diff", "linear", "ets", "theta", "seasonal_naive")
+    ]
+    choice = choose(results, rank(results), ensemble="ensemble")
+    assert choice.model == "ets"
+    assert "no candidate could be backtested" in choice.reason
+    only_global = [backtest(k, []) for k in ("lightgbm", "linear")]
+    assert choose(only_global, rank(only_global), ensemble="ensemble").model == "linear"
