@@ -20,7 +20,7 @@ import polars as pl
 from tsengine.features import FP, D, dense_history, season_length, training_query
 from tsengine.grid import OriginGrid
 from tsengine.models.base import ForecastModel
-from tsengine.spec import TimeSeriesSpec
+from tsengine.spec import TimeSeriesSpec, min_history_for
 from tsengine.validate import IDX, SID, Y
 
 __all__ = [
@@ -100,20 +100,23 @@ def backtest_origins(
 def window_that_fits(history: pl.DataFrame, a: int, forecast_window: tuple[int, int], floor: int) -> int:
     """The longest feature derivation window up to ``a`` that leaves one backtest origin.
 
-    :func:`backtest_origins` needs ``ceil(a / 2) + c`` observed rows before the
-    newest origin ``last - c``; 36 monthly points with the default 36-month
-    window and a 12-month horizon leave none, and without a backtest there is
-    nothing to select a model or calibrate intervals on.  A default window is
-    therefore shrunk (never below ``floor``) until the newest origin fits: on
-    such short data the statistical models re-filter a shorter window, which
-    costs less than choosing blind.
+    :func:`backtest_origins` keeps the newest origin ``last - c`` when a series
+    has ``min_history + c`` observed rows before it; 36 monthly points with the
+    default 36-month window (min history 18) and a 12-month horizon leave none,
+    and without a backtest there is nothing to select a model or calibrate
+    intervals on.  A default window is therefore shrunk (never below ``floor``)
+    until the newest origin fits: on such short data the statistical models
+    re-filter a shorter window, which costs less than choosing blind.
     """
     observed = history.filter(pl.col(Y).is_not_null())
     if observed.height == 0:
         return a
     c = forecast_window[1]
     room = int(observed.get_column(IDX).max()) - int(observed.get_column(IDX).min()) - 2 * c  # type: ignore[arg-type]
-    return a if 2 * room >= a else max(min(floor, a), 2 * room)
+    for w in range(a, min(floor, a), -1):
+        if min_history_for(w) <= room:
+            return w
+    return min(floor, a)
 
 
 def auto_origins(history: pl.DataFrame) -> int:

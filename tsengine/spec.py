@@ -7,12 +7,13 @@ windows, formats) and nothing about the model's internals.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from tsengine.timestep import TimeStep
 
-__all__ = ["SPEC_FORMAT_VERSION", "TimeSeriesSpec", "default_windows"]
+__all__ = ["SPEC_FORMAT_VERSION", "TimeSeriesSpec", "default_windows", "min_history_for"]
 
 SPEC_FORMAT_VERSION = 1
 
@@ -48,6 +49,15 @@ _DEFAULT_WINDOWS: dict[str, tuple[int, int]] = {
 # most such data (load, traffic, calls), and 192 steps are cheap.
 _SUBHOURLY_SECONDS = (300, 3600)
 _DAY_SECONDS = 86_400
+
+
+def min_history_for(a: int, *, allow_partial_history: bool = False) -> int:
+    """Observed rows a series needs inside a window of ``a`` steps [ours].
+
+    Half the window, so gaps are tolerated but a forecast is never built from a
+    handful of points; one row when the deployment allows partial history.
+    """
+    return 1 if allow_partial_history else max(1, math.ceil(a / 2))
 
 
 def default_windows(step: TimeStep) -> tuple[tuple[int, int], tuple[int, int]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -27,7 +26,7 @@ from tsengine.intervals import DEFAULT_PERCENTILE, fit_intervals, random_walk_in
 from tsengine.io import to_polars
 from tsengine.models import MODELS, EnsembleModel, ForecastModel, PerSeriesModel
 from tsengine.select import choose, per_series_choice, rank
-from tsengine.spec import TimeSeriesSpec, default_windows
+from tsengine.spec import TimeSeriesSpec, default_windows, min_history_for
 from tsengine.timestep import infer_time_step
 from tsengine.validate import IDX, SID, TIME, Y, as_number, canonicalize, place_on_grid
 
@@ -292,9 +291,7 @@ def train(
         features=other,
         datetime_format=canonical.datetime_format,
         allow_partial_history=allow_partial_history,
-        # [ours] a series needs half its window observed, so gaps are tolerated
-        # but a forecast is never built from a handful of points.
-        min_history=1 if allow_partial_history else max(1, math.ceil(a / 2)),
+        min_history=min_history_for(a, allow_partial_history=allow_partial_history),
         series_id_type=_series_type(frame.get_column(series_id_column)) if series_id_column else "str",
         utc_offset=canonical.utc_offset,
         kia_fill=_kia_fill(canon, kia_num, kia_cat),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import polars as pl
@@ -15,7 +14,7 @@ from tsengine.backtest import backtest_origins, run_backtest, window_that_fits
 from tsengine.features import FP
 from tsengine.models import ETSModel, LinearModel
 from tsengine.models.base import ForecastModel
-from tsengine.spec import TimeSeriesSpec
+from tsengine.spec import TimeSeriesSpec, min_history_for
 from tsengine.timestep import TimeStep
 from tsengine.validate import IDX, ROW, SID, Y
 
@@ -85,7 +84,7 @@ def test_a_shortened_window_is_the_longest_that_leaves_a_backtest_origin(
 
     def has_origin(w: int) -> bool:
         spec = dataclasses.replace(
-            SPEC, feature_derivation_window=(-w, 0), forecast_window=(1, c), min_history=math.ceil(w / 2)
+            SPEC, feature_derivation_window=(-w, 0), forecast_window=(1, c), min_history=min_history_for(w)
         )
         return bool(backtest_origins(hist, spec, 1))
 
