@@ -11,6 +11,7 @@ import numpy as np
 import orjson
 import polars as pl
 import pytest
+from statsmodels.tsa.arima_process import arma2ma
 
 from tsengine.errors import TrainingDataError
 from tsengine.features import FP, D
@@ -370,3 +371,37 @@ def test_arima_differences_a_season_whose_amplitude_grows_with_the_level() -> No
     model = ARIMAModel.fit(hist, stepped_spec("quarter", fdw=16, horizon=8))
     assert model.season == 4
     assert {sid: model.series[sid]["D"] for sid in series} == {"growing": 1, "noise": 0, "walk": 0}
+
+
+def test_arima_on_a_single_series_estimates_by_exact_likelihood_and_keeps_it_in_backtests() -> None:
+    """One series is within the exact-MLE budget: an ARMA(1, 1) is recovered, and refits stay exact."""
+    rng = np.random.default_rng(5)
+    n = 400
+    e = rng.normal(0, 1, n)
+    u = np.zeros(n)
+    for t in range(1, n):
+        u[t] = 0.7 * u[t - 1] + e[t] + 0.4 * e[t - 1]
+    hist = pl.DataFrame({SID: ["a"] * n, IDX: np.arange(n), Y: 50 + u, ROW: np.arange(n)})
+    spec = stepped_spec("year", fdw=40, horizon=5)
+    model = ARIMAModel.fit(hist, spec)
+    assert model.exact
+    assert model.describe()["estimator"] == "exact MLE"
+    fitted = model.series["a"]
+    assert fitted["d"] == 0
+    # The same dynamics whatever order AICc settles on: the first impulse responses match.
+    psi = arma2ma(np.r_[1, -np.asarray(fitted["ar"])], np.r_[1, fitted["ma"]], lags=6)
+    true = arma2ma(np.r_[1, -0.7], np.r_[1, 0.4], lags=6)
+    np.testing.assert_allclose(psi, true, atol=0.1)
+    assert model.refit_kwargs()["exact"] is True
+    restored = ARIMAModel.from_bytes(model.to_bytes())
+    assert restored.exact
+    refit = ARIMAModel.fit(hist.head(300), spec, **model.refit_kwargs())
+    assert refit.exact
+    assert refit.series["a"]["orders"] == fitted["orders"]
+
+
+def test_arima_on_a_panel_beyond_the_budget_keeps_hannan_rissanen() -> None:
+    model = ARIMAModel.fit(employment(5), monthly_spec())
+    assert not model.exact
+    assert model.describe()["estimator"] == "Hannan-Rissanen"
+    assert ARIMAModel.from_bytes(model.to_bytes()).exact is False
