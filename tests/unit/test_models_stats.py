@@ -400,6 +400,27 @@ def test_arima_on_a_single_series_estimates_by_exact_likelihood_and_keeps_it_in_
     assert refit.series["a"]["orders"] == fitted["orders"]
 
 
+@pytest.mark.parametrize(
+    ("step", "season", "n"),
+    [(TimeStep("minute", 30), 48, 960), (TimeStep("week"), 52, 600), (TimeStep("month"), 12, 2400)],
+)
+def test_arima_on_a_single_series_keeps_hannan_rissanen_where_exact_fits_cost_seconds(
+    step: TimeStep, season: int, n: int
+) -> None:
+    """A long season (a state-space fit per order takes seconds) or long data stay on Hannan-Rissanen."""
+    rng = np.random.default_rng(3)
+    t = np.arange(n)
+    y = 100 + 10 * np.sin(2 * np.pi * t / season) + rng.normal(0, 1, n).cumsum() * 0.3
+    hist = pl.DataFrame({SID: ["a"] * n, IDX: t, Y: y, ROW: t})
+    spec = dataclasses.replace(
+        monthly_spec(), time_step=step, feature_derivation_window=(-3 * season, 0), forecast_window=(1, 6)
+    )
+    model = ARIMAModel.fit(hist, spec)
+    assert model.season == season
+    assert not model.exact
+    assert model.describe()["estimator"] == "Hannan-Rissanen"
+
+
 def test_arima_on_a_panel_beyond_the_budget_keeps_hannan_rissanen() -> None:
     model = ARIMAModel.fit(employment(5), monthly_spec())
     assert not model.exact
