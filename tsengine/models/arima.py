@@ -13,7 +13,7 @@ series at training:
   per series) over a small order set — AR lags {0, 1, 2} x MA {0, 1}, seasonal
   AR and MA lag ``m`` as subset lags — chosen by AIC, keeping only stationary
   and invertible fits.  Where series x orders fit :data:`EXACT_BUDGET` (a
-  single series, a tiny panel; seasons up to 12 steps, up to 2,000 points),
+  single series, a tiny panel; seasons up to 12 steps, up to 1,000 points),
   AR {0..3} x MA {0..2} are ranked by
   Hannan-Rissanen and the best :data:`SHORTLIST` re-estimated by exact
   likelihood (SARIMAX), chosen by AICc as auto.arima does;
@@ -77,7 +77,7 @@ EXACT_BUDGET = 40
 # the backtest refits that turned a 20-second single-series training into
 # minutes.  Longer seasons and longer data keep Hannan-Rissanen.
 EXACT_MAX_SEASON = 12
-EXACT_MAX_POINTS = 2000
+EXACT_MAX_POINTS = 1000
 # Orders estimated exactly: the best few by Hannan-Rissanen's AIC (a state-space
 # fit with a seasonal MA costs up to a second on long monthly series).
 SHORTLIST = 4
@@ -207,7 +207,11 @@ def _fit_arma_exact(
     """AICc-best ARMA by exact Gaussian likelihood (statsmodels' SARIMAX), as auto.arima.
 
     Stationarity and invertibility are enforced by the parametrisation, so
-    every fit is a usable model; the white-noise model is the baseline.
+    every fit is a usable model; the white-noise model is the baseline.  The
+    innovation variance is concentrated out of the likelihood: the same
+    optimum with one parameter fewer, which on seasonal orders converged in
+    about half the iterations (measured: 0.18 s instead of 0.66 s, at the
+    iteration cap, for a SARIMA(3,0,1)(0,0,1,12) of 367 points).
     """
     from statsmodels.tsa.statespace.sarimax import SARIMAX
 
@@ -226,10 +230,11 @@ def _fit_arma_exact(
                     order=(p, 0, q),
                     seasonal_order=(sp, 0, sq, season) if sp or sq else (0, 0, 0, 0),
                     trend="n",
+                    concentrate_scale=True,
                 ).fit(disp=False, maxiter=50)
         except (ValueError, np.linalg.LinAlgError):
             continue
-        if not np.isfinite(fit.llf) or not float(fit.params[-1]) > 0:
+        if not np.isfinite(fit.llf) or not float(fit.scale) > 0:
             continue
         aicc = -2 * float(fit.llf) + 2 * k + 2 * k * (k + 1) / (n - k - 1)
         if aicc < best_aicc or len(orders) == 1:
