@@ -108,16 +108,21 @@ def evaluate(
     for k in range(1, windows + 1):
         train, test = split(df, horizon, k)
         scales = acc.mase_scale(train, season)
-        pred, *_ = acc.run_tsengine(ds, train, test)
-        scores.setdefault("tsengine", []).append(acc.score(test, pred, scales))
-        for name, (p, *_) in acc.run_statsforecast(ds, train).items():
-            scores.setdefault(name, []).append(acc.score(test, p, scales))
+        pred, fit, *_ = acc.run_tsengine(ds, train, test)
+        scores.setdefault("tsengine", []).append({**acc.score(test, pred, scales), "fit": fit})
+        for name, (p, fit, _) in acc.run_statsforecast(ds, train).items():
+            scores.setdefault(name, []).append({**acc.score(test, p, scales), "fit": fit})
         try:
-            p, *_ = acc.run_mlforecast(ds, train, test)
-            scored = acc.score(test, p, scales)
+            p, fit, _ = acc.run_mlforecast(ds, train, test)
+            scored = {**acc.score(test, p, scales), "fit": fit}
         except ValueError as exc:  # too short for its lags and conformal windows
             print(f"  {item} window {k}: mlforecast failed: {exc}", file=sys.stderr)
-            scored = {"mase": float("nan"), "smape": float("nan"), "coverage": float("nan")}
+            scored = {
+                "mase": float("nan"),
+                "smape": float("nan"),
+                "coverage": float("nan"),
+                "fit": float("nan"),
+            }
         scores.setdefault("mlforecast LightGBM", []).append(scored)
     return scores
 
@@ -140,8 +145,8 @@ def report(results: dict[str, dict[str, list[dict[str, float]]]], windows: int) 
         "",
         "| series | tsengine | "
         + " | ".join(p.split(" ", 1)[1] for p in PEERS)
-        + " | / best peer | tsengine 80% cov |",
-        "|---|---:|" + "---:|" * len(PEERS) + "---:|---:|",
+        + " | / best peer | tsengine 80% cov | tsengine fit s |",
+        "|---|---:|" + "---:|" * len(PEERS) + "---:|---:|---:|",
     ]
     ratios: dict[str, list[float]] = {p: [] for p in (*PEERS, "best peer")}
     cover = []
@@ -155,8 +160,9 @@ def report(results: dict[str, dict[str, list[dict[str, float]]]], windows: int) 
         cov = float(np.mean([s["coverage"] for s in scores["tsengine"]]))
         cover.append(cov)
         cells = " | ".join(f"{mase[p]:.3f}" for p in PEERS)
+        fit = float(np.mean([s["fit"] for s in scores["tsengine"]]))
         lines.append(
-            f"| {item} | {mase['tsengine']:.3f} | {cells} | {mase['tsengine'] / best:.3f} | {cov:.1f} |"
+            f"| {item} | {mase['tsengine']:.3f} | {cells} | {mase['tsengine'] / best:.3f} | {cov:.1f} | {fit:.2f} |"
         )
     lines += [
         "",
@@ -174,7 +180,18 @@ def report(results: dict[str, dict[str, list[dict[str, float]]]], windows: int) 
     lines += [
         "",
         f"Mean 80% interval coverage of tsengine over all series and windows: {np.mean(cover):.1f} %.",
+        "",
+        "Fit time per series and window in seconds (tsengine's includes the backtests of every candidate):",
+        "",
+        "| method | median | 90th percentile | max |",
+        "|---|---:|---:|---:|",
     ]
+    for method in ("tsengine", *PEERS):
+        fits = np.asarray([s["fit"] for scores in results.values() for s in scores[method]], dtype=float)
+        fits = fits[np.isfinite(fits)]
+        lines.append(
+            f"| {method} | {np.median(fits):.2f} | {np.quantile(fits, 0.9):.2f} | {fits.max():.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -156,6 +156,21 @@ def test_ets_extrapolates_a_straight_line_exactly() -> None:
     np.testing.assert_allclose(yhat, 3.0 + 2.0 * (59 + np.arange(1, 13)), rtol=1e-4)
 
 
+def test_ets_on_the_log_scale_never_extrapolates_an_exponential_trend() -> None:
+    """Exponential growth is fitted, on the log scale, with a damped trend at most (as R's ets)."""
+    rng = np.random.default_rng(11)
+    t = np.arange(120)
+    y = 100 * np.exp(0.02 * t) * (1 + 0.1 * np.sin(2 * np.pi * t / 12)) * np.exp(rng.normal(0, 0.01, t.size))
+    hist = pl.DataFrame({SID: ["a"] * t.size, IDX: t, Y: y, ROW: t})
+    chosen = ETSModel.fit(hist, monthly_spec()).series["a"]
+    assert not (chosen.log and chosen.trend == "A")
+    # A deployment stored before keeps its exponential trend when served.
+    old = ETSModel(12, 36, {"a": SeriesEts("A", True, True, 0.3, 0.01, 0.1, 1.0)}, chosen)
+    yhat = old.predict(hist, last_origin_query(hist, monthly_spec()), monthly_spec())
+    assert np.all(np.isfinite(yhat))
+    assert yhat[-1] > yhat[0]
+
+
 def test_ets_repeats_a_pure_seasonal_pattern() -> None:
     spec = monthly_spec()
     t = np.arange(72)

@@ -3,7 +3,8 @@
 Training estimates, per series, an additive-error ETS model: trend none,
 additive or damped; seasonality none or additive; on the raw target or on its
 logarithm (the log model is ETS with multiplicative error, trend and season in
-disguise, and is only tried on positive series).  The configuration with the
+disguise, and is only tried on positive series, with no trend or a damped one:
+see :func:`_configs`).  The configuration with the
 lowest AIC wins; its smoothing parameters are stored.
 
 Prediction never refits.  For each forecast origin it takes the posted window
@@ -300,9 +301,21 @@ class SeriesEts:
 
 
 def _configs(season: int, allow_log: bool) -> list[tuple[str, bool, bool]]:
+    """Candidate ``(trend, seasonal, log)``; on the log scale the trend is none or damped.
+
+    A linear trend in the logarithm is a multiplicative (exponential) trend,
+    which R's ``ets`` leaves out by default because its forecasts explode
+    (Hyndman et al. 2008); a damped one levels off.  Measured, mean held-out
+    MASE over three horizons: ETS alone, geometric mean over
+    ``benchmarks/collection.py``'s 26 series 0.981 of before (auscafe
+    0.912 -> 0.603), tourism_quarterly 1.506 -> 1.494, us_employment_monthly
+    0.464 -> 0.463, flights unchanged; the default deployment 0.996 on the
+    collection (better on 20 of 26), tourism 1.352 -> 1.340, employment
+    0.427 -> 0.426.
+    """
     seasonal = (False, True) if season > 1 else (False,)
     logs = (False, True) if allow_log else (False,)
-    return list(itertools.product(TRENDS, seasonal, logs))
+    return [(t, s, lg) for t, s, lg in itertools.product(TRENDS, seasonal, logs) if not (lg and t == "A")]
 
 
 def estimate_series(
