@@ -164,6 +164,9 @@ def test_ets_on_the_log_scale_never_extrapolates_an_exponential_trend() -> None:
     hist = pl.DataFrame({SID: ["a"] * t.size, IDX: t, Y: y, ROW: t})
     chosen = ETSModel.fit(hist, monthly_spec()).series["a"]
     assert not (chosen.log and chosen.trend == "A")
+    # Backtest refits keep a given configuration even outside the search set.
+    refit = ETSModel.fit(hist, monthly_spec(), configs={"a": ["A", True, True]}).series["a"]
+    assert (refit.trend, refit.seasonal, refit.log) == ("A", True, True)
     # A deployment stored before keeps its exponential trend when served.
     old = ETSModel(12, 36, {"a": SeriesEts("A", True, True, 0.3, 0.01, 0.1, 1.0)}, chosen)
     yhat = old.predict(hist, last_origin_query(hist, monthly_spec()), monthly_spec())

@@ -342,7 +342,9 @@ def estimate_series(
         log_jac = 2 * np.nansum(np.where(np.isfinite(logy), logy, 0.0), axis=1)
     best_aic = np.full(n, np.inf)
     chosen: list[SeriesEts | None] = [None] * n
-    for trend, seasonal, use_log in _configs(season, allow_log=bool(positive.any())):
+    # Refits honour the given configurations even outside today's search set.
+    configs = _configs(season, allow_log=bool(positive.any())) if only is None else sorted(set(only))
+    for trend, seasonal, use_log in configs:
         rows = np.arange(n)
         if only is not None:
             rows = np.asarray([r for r in rows if only[r] == (trend, seasonal, use_log)], dtype=np.int64)
