@@ -40,11 +40,11 @@ def monthly_spec(kia: tuple[str, ...] = ()) -> TimeSeriesSpec:
     )
 
 
-def stepped_spec(unit: str, *, fdw: int, horizon: int) -> TimeSeriesSpec:
-    """:func:`monthly_spec` with another step and windows."""
+def stepped_spec(unit: str | TimeStep, *, fdw: int, horizon: int) -> TimeSeriesSpec:
+    """:func:`monthly_spec` with another step (a unit name or a whole step) and windows."""
     return dataclasses.replace(
         monthly_spec(),
-        time_step=TimeStep(unit),
+        time_step=unit if isinstance(unit, TimeStep) else TimeStep(unit),
         feature_derivation_window=(-fdw, 0),
         forecast_window=(1, horizon),
     )
@@ -431,10 +431,7 @@ def test_arima_on_a_single_series_keeps_hannan_rissanen_where_exact_fits_cost_se
     t = np.arange(n)
     y = 100 + 10 * np.sin(2 * np.pi * t / season) + rng.normal(0, 1, n).cumsum() * 0.3
     hist = pl.DataFrame({SID: ["a"] * n, IDX: t, Y: y, ROW: t})
-    spec = dataclasses.replace(
-        monthly_spec(), time_step=step, feature_derivation_window=(-3 * season, 0), forecast_window=(1, 6)
-    )
-    model = ARIMAModel.fit(hist, spec)
+    model = ARIMAModel.fit(hist, stepped_spec(step, fdw=3 * season, horizon=6))
     assert model.season == season
     assert not model.exact
     assert model.describe()["estimator"] == "Hannan-Rissanen"
