@@ -6,7 +6,15 @@ interval is ``prediction + quantile · scale · factor``.  Split-conformal in
 spirit: the residuals come from forecasts the model made without seeing their
 targets.  Half-widths never shrink as the distance grows (a cumulative
 maximum): a forecast further out is not more certain, and small samples should
-not say so.
+not say so.  A running median first removes lone blips that the maximum would
+otherwise carry to every later distance (see :func:`_running_median`).
+
+Residuals of one backtest origin share its shocks (a recession, a storm move
+every series at once), so a backtest of n origins has seen only about n draws
+of the common part of the error, however many series it scores.  An empirical
+quantile over few draws understates a new one's spread; each distance's
+quantiles are therefore widened on their common share by the Student-t
+predictive factor of a random-effects model (see :func:`_few_shocks_factor`).
 
 The window scale adapts widths to each series' noise, not to how well the model
 fits that series: a series the model forecasts badly for its volatility is
@@ -27,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from scipy import stats
 
 from tsengine.features import FP, D
 from tsengine.validate import SID
@@ -250,25 +259,99 @@ def _pooled_quantiles(
     resid: pl.DataFrame, ds: tuple[int, ...], percentile: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-distance conformal quantiles of the scaled residuals ``r``, widening with distance."""
-    by_d = {int(d): g.get_column("r").to_numpy() for (d,), g in resid.group_by(D)}
-    all_r = resid.get_column("r").to_numpy()
+    keep = [c for c in (FP, "r") if c in resid.columns]
+    by_d = {int(d): g.select(keep) for (d,), g in resid.group_by(D)}
     q_lo, q_hi = (100 - percentile) / 200, (100 + percentile) / 200
+    shocks = _common_shocks(resid) if FP in resid.columns else math.inf
     lows, highs = [], []
     for k, d in enumerate(ds):
-        sample = by_d.get(d, np.empty(0))
+        sample = by_d.get(d)
         radius = 1
-        while sample.size < MIN_RESIDUALS and radius < len(ds):
-            near = ds[max(0, k - radius) : k + radius + 1]
-            sample = np.concatenate([by_d.get(x, np.empty(0)) for x in near])
+        while (sample is None or sample.height < MIN_RESIDUALS) and radius < len(ds):
+            near = [by_d[x] for x in ds[max(0, k - radius) : k + radius + 1] if x in by_d]
+            sample = pl.concat(near) if near else None
             radius += 1
-        if sample.size == 0:
-            sample = all_r
-        lo, hi = _conformal_levels(sample.size, q_lo, q_hi)
-        lows.append(float(np.quantile(sample, lo)))
-        highs.append(float(np.quantile(sample, hi)))
-    low = np.minimum.accumulate(np.minimum(lows, 0.0))
-    high = np.maximum.accumulate(np.maximum(highs, 0.0))
+        if sample is None:
+            sample = resid.select(keep)
+        r = sample.get_column("r").to_numpy()
+        lo, hi = _conformal_levels(r.size, q_lo, q_hi)
+        widen = _few_shocks_factor(sample, shocks, q_hi) if FP in sample.columns else 1.0
+        lows.append(float(np.quantile(r, lo)) * widen)
+        highs.append(float(np.quantile(r, hi)) * widen)
+    low = np.minimum.accumulate(np.minimum(_running_median(lows), 0.0))
+    high = np.maximum.accumulate(np.maximum(_running_median(highs), 0.0))
     return low, high
+
+
+def _running_median(values: Sequence[float]) -> np.ndarray:
+    """Tukey's running median of three, end points kept: a lone spike goes, a step stays.
+
+    Each distance's quantile comes from its own few dozen residuals, and the
+    running maximum that keeps half-widths from shrinking turns every upward
+    blip into a floor for all later distances: with 28 daily distances of
+    identically distributed residuals it covered about 90 % at a nominal 80 %.
+    A median of neighbours removes isolated blips before the maximum and keeps
+    a rise that lasts two distances or more.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.size < 3:
+        return x
+    padded = np.pad(x, 1, mode="edge")
+    return np.asarray(np.median(np.lib.stride_tricks.sliding_window_view(padded, 3), axis=1))
+
+
+def _common_shocks(resid: pl.DataFrame) -> float:
+    """How many independent draws of the common (all-series) error the backtest holds.
+
+    Each origin's mean residual per distance is that origin's common shock at
+    that distance.  A shock that persists over the window (a level shift, as in
+    quarterly tourism) is one draw per origin; shocks that come and go from one
+    step to the next (a stormy day in daily flight delays) are up to one per
+    distance.  The ratio of the cell means' variance to the variance of their
+    per-origin averages measures which: 1 when shocks persist, the window's
+    length when they are independent.
+    """
+    cells = resid.group_by(FP, D, maintain_order=True).agg(pl.col("r").mean().alias("c"))
+    per_origin = cells.group_by(FP, maintain_order=True).agg(
+        pl.col("c").mean().alias("m"), (pl.col("c") - pl.col("c").mean()).pow(2).mean().alias("w"), pl.len()
+    )
+    origins = per_origin.height
+    between = per_origin.get_column("m").var() if origins > 1 else None
+    within = per_origin.get_column("w").mean()
+    length = per_origin.get_column("len").mean()
+    if not isinstance(between, float) or between <= 0 or not isinstance(within, float):
+        return float(origins)
+    return origins * float(np.clip((within + between) / between, 1.0, length))  # type: ignore[arg-type]
+
+
+def _few_shocks_factor(sample: pl.DataFrame, shocks: float, q: float) -> float:
+    """Widening of one distance's quantiles for a common shock seen only ``shocks`` times.
+
+    A random-effects view of the scaled residuals: ``r = c_origin + e``.  The
+    between-origin variance ``s_b^2`` (one-way ANOVA: the origin means'
+    variance less the within-origin variance they carry) is estimated from
+    ``shocks`` draws, so a new window's common shock has the Student-t
+    predictive spread ``t_{n-1}(q) sqrt(1 + 1/n) s_b`` rather than ``z(q) s_b``
+    (as for a new study in random-effects meta-analysis, Higgins, Thompson and
+    Spiegelhalter 2009).  Only the common share ``rho`` of the variance is
+    widened: ``sqrt(rho k^2 + 1 - rho)`` with ``k`` the ratio of the two
+    quantiles.  Many origins, or residuals without a common part, give 1.
+    """
+    groups = sample.group_by(FP, maintain_order=True).agg(
+        pl.col("r").mean().alias("m"), pl.col("r").var().alias("v"), pl.len()
+    )
+    if groups.height < 2 or shocks < 2:
+        return 1.0
+    within = groups.get_column("v").drop_nulls().mean()
+    within = float(within) if isinstance(within, float) else 0.0
+    size = float(groups.get_column("len").mean())  # type: ignore[arg-type]
+    spread = float(groups.get_column("m").var())  # type: ignore[arg-type]
+    between = max(spread - within / size, 0.0)
+    if between + within <= 0:
+        return 1.0
+    rho = between / (between + within)
+    k = float(stats.t.ppf(q, shocks - 1)) * math.sqrt(1 + 1 / shocks) / NormalDist().inv_cdf(q)
+    return math.sqrt(rho * k * k + 1 - rho)
 
 
 def _stretch(resid: pl.DataFrame, table: IntervalTable) -> pl.Series:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -14,7 +15,10 @@ from tsengine.intervals import (
     MIN_SERIES_WINDOWS,
     IntervalTable,
     SeriesCheck,
+    _common_shocks,
     _conformal_levels,
+    _few_shocks_factor,
+    _running_median,
     fit_intervals,
     random_walk_intervals,
 )
@@ -265,3 +269,96 @@ def test_random_walk_intervals_cover_a_random_walk_at_every_distance() -> None:
     covered = ((actual >= low) & (actual <= high)).reshape(n_series, horizon).mean(axis=0)
     assert np.all((covered > 0.76) & (covered < 0.84)), covered
     assert np.all(np.diff(np.asarray(table.high) - np.asarray(table.low)) > 0)
+
+
+def shock_panel(
+    rng: np.random.Generator, *, origins: int, series: int, horizon: int, common: float, persistent: bool
+) -> pl.DataFrame:
+    """Backtest rows ``r = common * shock + N(0, 1)``; the shock is one per origin or one per (origin, distance)."""
+    shape = (origins, 1, 1) if persistent else (origins, 1, horizon)
+    r = common * rng.normal(0, 1, shape) + rng.normal(0, 1, (origins, series, horizon))
+    o, s, d = np.meshgrid(np.arange(origins), np.arange(series), np.arange(1, horizon + 1), indexing="ij")
+    return pl.DataFrame(
+        {
+            SID: s.ravel().astype(str),
+            FP: o.ravel() * horizon,
+            D: d.ravel(),
+            "y": r.ravel(),
+            "yhat": np.zeros(r.size),
+            "scale": np.ones(r.size),
+        }
+    )
+
+
+def new_window_coverage(reps: int, seed: int = 0, **panel: Any) -> float:
+    """Mean coverage of a fresh window by tables fitted on ``reps`` simulated backtests."""
+    rng = np.random.default_rng(seed)
+    horizon = panel["horizon"]
+    hits = []
+    for _ in range(reps):
+        table = fit_intervals(shock_panel(rng, **panel), range(1, horizon + 1), 80)
+        assert table is not None
+        new = shock_panel(rng, **{**panel, "origins": 1})
+        low, high = table.apply(np.zeros(new.height), np.ones(new.height), new[D].to_numpy(), series=new[SID])
+        y = new.get_column("y").to_numpy()
+        hits.append(np.mean((y >= low) & (y <= high)))
+    return float(np.mean(hits))
+
+
+def scaled(rows: pl.DataFrame) -> pl.DataFrame:
+    return rows.with_columns(((pl.col("y") - pl.col("yhat")) / pl.col("scale")).alias("r"))
+
+
+def test_a_common_shock_seen_at_two_origins_is_widened_to_nominal_coverage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Eight series share one level shock per window; two backtest origins have seen two shocks.
+    panel = {"origins": 2, "series": 8, "horizon": 4, "common": 1.0, "persistent": True}
+    widened = new_window_coverage(100, **panel)
+    monkeypatch.setattr("tsengine.intervals._few_shocks_factor", lambda *_: 1.0)
+    plain = new_window_coverage(100, **panel)
+    assert plain <= 0.76  # the empirical quantile of two shocks under-covers a third
+    assert 0.78 <= widened <= 0.88
+
+
+def test_residuals_without_a_common_part_are_not_widened() -> None:
+    rows = scaled(
+        shock_panel(np.random.default_rng(3), origins=3, series=30, horizon=4, common=0.0, persistent=True)
+    )
+    assert 1.0 <= _few_shocks_factor(rows.filter(pl.col(D) == 1), _common_shocks(rows), 0.9) < 1.05
+
+
+def test_a_common_shock_at_few_origins_widens_more_than_at_many() -> None:
+    rng = np.random.default_rng(4)
+    factors = []
+    for origins in (2, 4, 8):
+        rows = scaled(shock_panel(rng, origins=origins, series=10, horizon=4, common=2.0, persistent=True))
+        factors.append(_few_shocks_factor(rows.filter(pl.col(D) == 1), _common_shocks(rows), 0.9))
+    assert factors[0] > factors[1] > factors[2] > 1.0
+
+
+def test_persistent_shocks_count_once_per_origin_transient_ones_once_per_distance() -> None:
+    rng = np.random.default_rng(5)
+    persistent = scaled(shock_panel(rng, origins=4, series=10, horizon=12, common=2.0, persistent=True))
+    transient = scaled(shock_panel(rng, origins=4, series=10, horizon=12, common=2.0, persistent=False))
+    assert _common_shocks(persistent) < 4 * 1.5
+    assert _common_shocks(transient) > 4 * 6
+
+
+def test_running_median_drops_a_lone_blip_and_keeps_a_lasting_rise() -> None:
+    assert _running_median([1.0, 1.0, 5.0, 1.0, 1.0]).tolist() == [1.0] * 5
+    assert _running_median([1.0, 1.0, 5.0, 5.0, 5.0]).tolist() == [1.0, 1.0, 5.0, 5.0, 5.0]
+    assert _running_median([1.0, 2.0, 3.0, 4.0]).tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert _running_median([2.0, 1.0]).tolist() == [2.0, 1.0]
+
+
+def test_long_horizons_of_identical_residuals_are_not_over_covered_by_the_running_maximum(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 28 daily distances, 60 residuals each: the maximum of 28 noisy quantiles overstates them.
+    panel = {"origins": 5, "series": 12, "horizon": 28, "common": 0.0, "persistent": False}
+    smoothed = new_window_coverage(30, **panel)
+    monkeypatch.setattr("tsengine.intervals._running_median", lambda v: np.asarray(v, dtype=np.float64))
+    raw = new_window_coverage(30, **panel)
+    assert raw - smoothed >= 0.015
+    assert 0.78 <= smoothed <= 0.89
