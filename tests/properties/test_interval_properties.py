@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import numpy as np
 import polars as pl
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tsengine.features import FP, D
-from tsengine.intervals import MAX_SERIES_FACTOR, MIN_SERIES_WINDOWS, IntervalTable, fit_intervals
+from tsengine.intervals import (
+    MAX_SERIES_FACTOR,
+    MIN_SERIES_WINDOWS,
+    IntervalTable,
+    _common_shocks,
+    _few_shocks_factor,
+    fit_intervals,
+)
 from tsengine.validate import IDX, SID
 
 
@@ -140,3 +149,30 @@ def test_a_series_four_times_noisier_gets_the_largest_factor_and_a_calmer_one_th
     assert factor["s0"] > 1.3
     assert factor[f"s{n_series - 1}"] == min(table.factors)
     assert factor[f"s{n_series - 1}"] < 0.6
+
+
+@given(
+    seed=st.integers(0, 100_000),
+    horizon=st.integers(1, 12),
+    n_series=st.integers(1, 15),
+    origins=st.integers(1, 8),
+    shock=st.sampled_from([0.0, 0.5, 3.0]),
+)
+@example(seed=0, horizon=1, n_series=1, origins=2, shock=3.0)
+@settings(deadline=None, max_examples=60)
+def test_the_common_shock_widening_never_narrows_an_interval(
+    seed: int, horizon: int, n_series: int, origins: int, shock: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    rows = backtest_rows(rng, np.ones(n_series), origins, horizon)
+    rows = rows.with_columns(pl.col("y") + shock * pl.col(FP).hash(seed).cast(pl.Float64) / 2.0**64)
+    widened = fit_intervals(rows, range(1, horizon + 1), 80)
+    assert widened is not None
+    with patch("tsengine.intervals._few_shocks_factor", lambda *_: 1.0):
+        plain = fit_intervals(rows, range(1, horizon + 1), 80)
+    assert plain is not None
+    assert np.all(np.asarray(widened.high) >= np.asarray(plain.high) - 1e-12)
+    assert np.all(np.asarray(widened.low) <= np.asarray(plain.low) + 1e-12)
+    shocks = _common_shocks(rows.with_columns(pl.col("y").alias("r")))
+    assert 1 <= shocks <= origins * horizon
+    assert _few_shocks_factor(rows.with_columns(pl.col("y").alias("r")), shocks, 0.9) >= 1.0
