@@ -259,23 +259,26 @@ def _pooled_quantiles(
     resid: pl.DataFrame, ds: tuple[int, ...], percentile: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-distance conformal quantiles of the scaled residuals ``r``, widening with distance."""
-    keep = [c for c in (FP, "r") if c in resid.columns]
-    by_d = {int(d): g.select(keep) for (d,), g in resid.group_by(D)}
+    dist = resid.get_column(D).to_numpy()
+    r_all = resid.get_column("r").to_numpy()
+    has_origin = FP in resid.columns
+    origin = np.unique(resid.get_column(FP).to_numpy(), return_inverse=True)[1] if has_origin else None
+    shocks = _common_shocks(resid) if has_origin else math.inf
+    count = {int(d): int(n) for d, n in zip(*np.unique(dist, return_counts=True), strict=True)}
     q_lo, q_hi = (100 - percentile) / 200, (100 + percentile) / 200
-    shocks = _common_shocks(resid) if FP in resid.columns else math.inf
     lows, highs = [], []
-    for k, d in enumerate(ds):
-        sample = by_d.get(d)
-        radius = 1
-        while (sample is None or sample.height < MIN_RESIDUALS) and radius < len(ds):
-            near = [by_d[x] for x in ds[max(0, k - radius) : k + radius + 1] if x in by_d]
-            sample = pl.concat(near) if near else None
+    for k in range(len(ds)):
+        radius = 0
+        while sum(count.get(x, 0) for x in ds[max(0, k - radius) : k + radius + 1]) < MIN_RESIDUALS:
+            if radius >= len(ds) - 1:
+                break
             radius += 1
-        if sample is None:
-            sample = resid.select(keep)
-        r = sample.get_column("r").to_numpy()
+        near = np.isin(dist, ds[max(0, k - radius) : k + radius + 1])
+        if not near.any():
+            near = np.ones(dist.size, dtype=bool)
+        r = r_all[near]
         lo, hi = _conformal_levels(r.size, q_lo, q_hi)
-        widen = _few_shocks_factor(sample, shocks, q_hi) if FP in sample.columns else 1.0
+        widen = _few_shocks_factor(origin[near], r, shocks, q_hi) if origin is not None else 1.0
         lows.append(float(np.quantile(r, lo)) * widen)
         highs.append(float(np.quantile(r, hi)) * widen)
     low = np.minimum.accumulate(np.minimum(_running_median(lows), 0.0))
@@ -324,7 +327,7 @@ def _common_shocks(resid: pl.DataFrame) -> float:
     return origins * float(np.clip((within + between) / between, 1.0, length))  # type: ignore[arg-type]
 
 
-def _few_shocks_factor(sample: pl.DataFrame, shocks: float, q: float) -> float:
+def _few_shocks_factor(origin: np.ndarray, r: np.ndarray, shocks: float, q: float) -> float:
     """Widening of one distance's quantiles for a common shock seen only ``shocks`` times.
 
     A random-effects view of the scaled residuals: ``r = c_origin + e``.  The
@@ -337,16 +340,16 @@ def _few_shocks_factor(sample: pl.DataFrame, shocks: float, q: float) -> float:
     widened: ``sqrt(rho k^2 + 1 - rho)`` with ``k`` the ratio of the two
     quantiles.  Many origins, or residuals without a common part, give 1.
     """
-    groups = sample.group_by(FP, maintain_order=True).agg(
-        pl.col("r").mean().alias("m"), pl.col("r").var().alias("v"), pl.len()
-    )
-    if groups.height < 2 or shocks < 2:
+    size = np.bincount(origin).astype(np.float64)
+    held = size > 0
+    if held.sum() < 2 or shocks < 2:
         return 1.0
-    within = groups.get_column("v").drop_nulls().mean()
-    within = float(within) if isinstance(within, float) else 0.0
-    size = float(groups.get_column("len").mean())  # type: ignore[arg-type]
-    spread = float(groups.get_column("m").var())  # type: ignore[arg-type]
-    between = max(spread - within / size, 0.0)
+    mean_of = np.bincount(origin, weights=r) / np.maximum(size, 1)
+    squares = np.bincount(origin, weights=(r - mean_of[origin]) ** 2)
+    n, mean = size[held], mean_of[held]
+    several = n > 1
+    within = float(np.mean(squares[held][several] / (n[several] - 1))) if several.any() else 0.0
+    between = max(float(np.var(mean, ddof=1)) - within / float(n.mean()), 0.0)
     if between + within <= 0:
         return 1.0
     rho = between / (between + within)

@@ -309,6 +309,13 @@ def scaled(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.with_columns(((pl.col("y") - pl.col("yhat")) / pl.col("scale")).alias("r"))
 
 
+def first_distance_factor(rows: pl.DataFrame) -> float:
+    """The common-shock widening at distance 1 of scaled backtest rows."""
+    near = rows.filter(pl.col(D) == 1)
+    origin = np.unique(near.get_column(FP).to_numpy(), return_inverse=True)[1]
+    return _few_shocks_factor(origin, near.get_column("r").to_numpy(), _common_shocks(rows), 0.9)
+
+
 def test_a_common_shock_seen_at_two_origins_is_widened_to_nominal_coverage(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -325,7 +332,7 @@ def test_residuals_without_a_common_part_are_not_widened() -> None:
     rows = scaled(
         shock_panel(np.random.default_rng(3), origins=3, series=30, horizon=4, common=0.0, persistent=True)
     )
-    assert 1.0 <= _few_shocks_factor(rows.filter(pl.col(D) == 1), _common_shocks(rows), 0.9) < 1.05
+    assert 1.0 <= first_distance_factor(rows) < 1.05
 
 
 def test_a_common_shock_at_few_origins_widens_more_than_at_many() -> None:
@@ -333,7 +340,7 @@ def test_a_common_shock_at_few_origins_widens_more_than_at_many() -> None:
     factors = []
     for origins in (2, 4, 8):
         rows = scaled(shock_panel(rng, origins=origins, series=10, horizon=4, common=2.0, persistent=True))
-        factors.append(_few_shocks_factor(rows.filter(pl.col(D) == 1), _common_shocks(rows), 0.9))
+        factors.append(first_distance_factor(rows))
     assert factors[0] > factors[1] > factors[2] > 1.0
 
 
