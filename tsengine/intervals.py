@@ -291,10 +291,12 @@ def _running_median(values: Sequence[float]) -> np.ndarray:
 
     Each distance's quantile comes from its own few dozen residuals, and the
     running maximum that keeps half-widths from shrinking turns every upward
-    blip into a floor for all later distances: with 28 daily distances of
-    identically distributed residuals it covered about 90 % at a nominal 80 %.
-    A median of neighbours removes isolated blips before the maximum and keeps
-    a rise that lasts two distances or more.
+    blip into a floor for all later distances: simulated backtests of 12
+    series at 5 origins, with 28 distances of identically distributed
+    residuals, covered 90 % of fresh windows at a nominal 80 %, and 87 % with
+    this median first (``tests/unit/test_intervals.py``).  A median of
+    neighbours removes isolated blips before the maximum and keeps a rise that
+    lasts two distances or more.
     """
     x = np.asarray(values, dtype=np.float64)
     if x.size < 3:
