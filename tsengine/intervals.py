@@ -263,7 +263,7 @@ def _pooled_quantiles(
     r_all = resid.get_column("r").to_numpy()
     has_origin = FP in resid.columns
     origin = np.unique(resid.get_column(FP).to_numpy(), return_inverse=True)[1] if has_origin else None
-    shocks = _common_shocks(resid) if has_origin else math.inf
+    shocks = _common_shocks(origin, dist, r_all) if origin is not None else math.inf
     count = {int(d): int(n) for d, n in zip(*np.unique(dist, return_counts=True), strict=True)}
     q_lo, q_hi = (100 - percentile) / 200, (100 + percentile) / 200
     lows, highs = [], []
@@ -305,7 +305,7 @@ def _running_median(values: Sequence[float]) -> np.ndarray:
     return np.asarray(np.median(np.lib.stride_tricks.sliding_window_view(padded, 3), axis=1))
 
 
-def _common_shocks(resid: pl.DataFrame) -> float:
+def _common_shocks(origin: np.ndarray, dist: np.ndarray, r: np.ndarray) -> float:
     """How many independent draws of the common (all-series) error the backtest holds.
 
     Each origin's mean residual per distance is that origin's common shock at
@@ -316,17 +316,27 @@ def _common_shocks(resid: pl.DataFrame) -> float:
     per-origin averages measures which: 1 when shocks persist, the window's
     length when they are independent.
     """
-    cells = resid.group_by(FP, D, maintain_order=True).agg(pl.col("r").mean().alias("c"))
-    per_origin = cells.group_by(FP, maintain_order=True).agg(
-        pl.col("c").mean().alias("m"), (pl.col("c") - pl.col("c").mean()).pow(2).mean().alias("w"), pl.len()
-    )
-    origins = per_origin.height
-    between = per_origin.get_column("m").var() if origins > 1 else None
-    within = per_origin.get_column("w").mean()
-    length = per_origin.get_column("len").mean()
-    if not isinstance(between, float) or between <= 0 or not isinstance(within, float):
-        return float(origins)
-    return origins * float(np.clip((within + between) / between, 1.0, length))  # type: ignore[arg-type]
+    d_code = np.unique(dist, return_inverse=True)[1]
+    width = int(d_code.max()) + 1
+    cells = origin * width + d_code
+    _, shock, _ = _group_moments(cells, r)
+    size, mean, squares = _group_moments(np.unique(cells) // width, shock)
+    if size.size < 2:
+        return float(size.size)
+    between = float(np.var(mean, ddof=1))
+    if between <= 0:
+        return float(size.size)
+    within = float(np.mean(squares / size))
+    return size.size * float(np.clip((within + between) / between, 1.0, size.mean()))
+
+
+def _group_moments(codes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Size, mean and sum of squared deviations of ``values`` per group code, for the codes present."""
+    size = np.bincount(codes).astype(np.float64)
+    mean = np.bincount(codes, weights=values) / np.maximum(size, 1)
+    squares = np.bincount(codes, weights=(values - mean[codes]) ** 2)
+    held = size > 0
+    return size[held], mean[held], squares[held]
 
 
 def _few_shocks_factor(origin: np.ndarray, r: np.ndarray, shocks: float, q: float) -> float:
@@ -342,15 +352,11 @@ def _few_shocks_factor(origin: np.ndarray, r: np.ndarray, shocks: float, q: floa
     widened: ``sqrt(rho k^2 + 1 - rho)`` with ``k`` the ratio of the two
     quantiles.  Many origins, or residuals without a common part, give 1.
     """
-    size = np.bincount(origin).astype(np.float64)
-    held = size > 0
-    if held.sum() < 2 or shocks < 2:
+    n, mean, squares = _group_moments(origin, r)
+    if n.size < 2 or shocks < 2:
         return 1.0
-    mean_of = np.bincount(origin, weights=r) / np.maximum(size, 1)
-    squares = np.bincount(origin, weights=(r - mean_of[origin]) ** 2)
-    n, mean = size[held], mean_of[held]
     several = n > 1
-    within = float(np.mean(squares[held][several] / (n[several] - 1))) if several.any() else 0.0
+    within = float(np.mean(squares[several] / (n[several] - 1))) if several.any() else 0.0
     between = max(float(np.var(mean, ddof=1)) - within / float(n.mean()), 0.0)
     if between + within <= 0:
         return 1.0

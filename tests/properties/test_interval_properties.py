@@ -173,7 +173,8 @@ def test_the_common_shock_widening_never_narrows_an_interval(
     assert plain is not None
     assert np.all(np.asarray(widened.high) >= np.asarray(plain.high) - 1e-12)
     assert np.all(np.asarray(widened.low) <= np.asarray(plain.low) + 1e-12)
-    shocks = _common_shocks(rows.with_columns(pl.col("y").alias("r")))
-    assert 1 <= shocks <= origins * horizon
     origin = np.unique(rows.get_column(FP).to_numpy(), return_inverse=True)[1]
-    assert _few_shocks_factor(origin, rows.get_column("y").to_numpy(), shocks, 0.9) >= 1.0
+    r = rows.get_column("y").to_numpy()
+    shocks = _common_shocks(origin, rows.get_column(D).to_numpy(), r)
+    assert 1 <= shocks <= origins * horizon
+    assert _few_shocks_factor(origin, r, shocks, 0.9) >= 1.0

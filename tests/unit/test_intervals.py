@@ -309,11 +309,19 @@ def scaled(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.with_columns(((pl.col("y") - pl.col("yhat")) / pl.col("scale")).alias("r"))
 
 
+def origin_codes(rows: pl.DataFrame) -> np.ndarray:
+    return np.unique(rows.get_column(FP).to_numpy(), return_inverse=True)[1]
+
+
+def shocks_of(rows: pl.DataFrame) -> float:
+    """:func:`_common_shocks` of scaled backtest rows."""
+    return _common_shocks(origin_codes(rows), rows.get_column(D).to_numpy(), rows.get_column("r").to_numpy())
+
+
 def first_distance_factor(rows: pl.DataFrame) -> float:
     """The common-shock widening at distance 1 of scaled backtest rows."""
     near = rows.filter(pl.col(D) == 1)
-    origin = np.unique(near.get_column(FP).to_numpy(), return_inverse=True)[1]
-    return _few_shocks_factor(origin, near.get_column("r").to_numpy(), _common_shocks(rows), 0.9)
+    return _few_shocks_factor(origin_codes(near), near.get_column("r").to_numpy(), shocks_of(rows), 0.9)
 
 
 def test_a_common_shock_seen_at_two_origins_is_widened_to_nominal_coverage(
@@ -348,8 +356,8 @@ def test_persistent_shocks_count_once_per_origin_transient_ones_once_per_distanc
     rng = np.random.default_rng(5)
     persistent = scaled(shock_panel(rng, origins=4, series=10, horizon=12, common=2.0, persistent=True))
     transient = scaled(shock_panel(rng, origins=4, series=10, horizon=12, common=2.0, persistent=False))
-    assert _common_shocks(persistent) < 4 * 1.5
-    assert _common_shocks(transient) > 4 * 6
+    assert shocks_of(persistent) < 4 * 1.5
+    assert shocks_of(transient) > 4 * 6
 
 
 def test_running_median_drops_a_lone_blip_and_keeps_a_lasting_rise() -> None:
