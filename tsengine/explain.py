@@ -222,14 +222,12 @@ def forecast_contributions(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Contributions in target units, the base value of each row, and the display values.
 
-    ``strengths.sum(axis=1) + base`` is the model's prediction: the scaled
-    model's output times the row's scale, plus the last value when the model
-    predicts differences.
+    ``strengths.sum(axis=1) + base`` is the model's prediction, whatever the
+    target transform (see :meth:`LightGBMModel.contributions`).
     """
     design = model.design(history, query, spec)
-    contrib = model.contributions(design)
-    base = contrib[:, -1] + (design.last if model.transform == "diff" else 0.0)
-    return contrib[:, :-1], base, _forecast_values(model, design.x, design.scale)
+    strengths, base = model.contributions(design)
+    return strengths, base, _forecast_values(model, design.x, design.scale)
 
 
 def forecast_explanations(

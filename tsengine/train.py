@@ -35,6 +35,7 @@ __all__ = ["DEFAULT_MODELS", "train"]
 DEFAULT_MODELS: tuple[str, ...] = (
     "lightgbm",
     "lightgbm_diff",
+    "lightgbm_log",
     "linear",
     "ets",
     "theta",
@@ -123,12 +124,13 @@ def _fit_candidates(
     origins: list[int],
     seed: int,
     say: Progress,
-) -> tuple[dict[str, ForecastModel], list[Backtest]]:
+) -> tuple[dict[str, ForecastModel], list[Backtest], dict[str, str]]:
     """Fit and backtest each base candidate, then the ensemble of the best few.
 
-    A candidate that cannot train on this data (too short for its needs) is
-    left out of the leaderboard rather than failing the run; only when none
-    trains is the error raised.  The ensemble is not refitted at the origins:
+    A candidate that cannot train on this data (too short for its needs, a log
+    transform on negative targets) is left out of the leaderboard rather than
+    failing the run, and the third return value says why, per candidate; only
+    when none trains is the error raised.  The ensemble is not refitted at the origins:
     its backtest is the weighted mean of its members' backtest predictions,
     which is what refitting each member and averaging would give.  The
     per-series candidate reuses the same backtests (prequentially, see
@@ -136,6 +138,7 @@ def _fit_candidates(
     """
     fitted: dict[str, ForecastModel] = {}
     results: list[Backtest] = []
+    skipped: dict[str, str] = {}
     error: TsEngineError | None = None
     combined = (EnsembleModel.kind, PerSeriesModel.kind)
     for kind in candidates:
@@ -146,6 +149,7 @@ def _fit_candidates(
             final = MODELS[kind].fit(canon, spec, seed=seed)
         except TsEngineError as exc:
             error = error or exc
+            skipped[kind] = str(exc)
             continue
         fitted[kind] = final
         say(f"backtesting {kind} at {len(origins)} origin(s)")
@@ -157,7 +161,7 @@ def _fit_candidates(
         raise error
     board = [r for r in rank(results) if r["n"] and r["mase"] > 0][:ENSEMBLE_SIZE]
     if not set(combined) & set(candidates) or len(board) < 2:
-        return fitted, results
+        return fitted, results, skipped
     ranked = [r["model"] for r in board]
     weights = [1.0 / r["mase"] for r in board]
     by_name = {r.model: r for r in results}
@@ -171,7 +175,7 @@ def _fit_candidates(
         choice = per_series_choice(mixed, [by_name[k] for k in ranked], name=PerSeriesModel.kind)
         fitted[PerSeriesModel.kind] = PerSeriesModel(members, weights, choice.picks)
         results.append(choice.backtest)
-    return fitted, results
+    return fitted, results, skipped
 
 
 def train(
@@ -299,7 +303,7 @@ def train(
     )
     n_origins = auto_origins(canon) if backtests is None else backtests
     origins = backtest_origins(canon, spec, n_origins)
-    fitted, results = _fit_candidates(canon, spec, candidates, origins, seed, say)
+    fitted, results, skipped = _fit_candidates(canon, spec, candidates, origins, seed, say)
     leaderboard = rank(results)
     choice = choose(results, leaderboard, ensemble=EnsembleModel.kind) if leaderboard else None
     best = choice.model if choice and choice.model in fitted else next(iter(fitted))
@@ -316,7 +320,7 @@ def train(
     model_bytes = model.to_bytes()
     model_id = hashlib.sha1(model_bytes).hexdigest()[:24]  # noqa: S324 - an id, not security
     first, last = canon.get_column(TIME).min(), canon.get_column(TIME).max()
-    summary = {
+    summary: dict[str, Any] = {
         "rows": canon.height,
         "series": canon.get_column(SID).n_unique(),
         "start": first.isoformat() if isinstance(first, dt.datetime) else None,
@@ -329,6 +333,8 @@ def train(
     }
     if window_note:
         summary["window_note"] = window_note
+    if skipped:
+        summary["skipped_models"] = skipped
     if fallback_intervals:
         summary["intervals_note"] = "random-walk intervals: the backtest left no residuals to calibrate on"
     metadata = {

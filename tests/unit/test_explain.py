@@ -103,7 +103,7 @@ def elec() -> pl.DataFrame:
     return pl.read_csv(ELEC, schema_overrides={"date": pl.String}).drop("temperature")
 
 
-@pytest.fixture(scope="module", params=["lightgbm", "seasonal_naive"])
+@pytest.fixture(scope="module", params=["lightgbm", "lightgbm_diff", "lightgbm_log", "seasonal_naive"])
 def forecaster(request: pytest.FixtureRequest, elec: pl.DataFrame) -> tsengine.Deployment:
     return tsengine.train(
         elec.head(300),
@@ -131,7 +131,7 @@ def test_forecast_explanations_add_up_and_read_well(
     table = pl.read_csv(to_csv(forecaster, result, posted, options))
     assert "EXPLANATION_3_ACTUAL_VALUE" in table.columns
     assert table.height == 7
-    if forecaster.model.kind != "lightgbm":
+    if not forecaster.model.kind.startswith("lightgbm"):
         assert all(row["predictionExplanations"] == [] for row in data)
         assert any("no per-feature contributions" in w for w in result.warnings)
         return

@@ -1,4 +1,4 @@
-"""The LightGBM candidates: scale and diff transforms, determinism, storage."""
+"""The LightGBM candidates: scale, diff and log transforms, determinism, storage."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 
 import tsengine
-from tsengine.models import LightGBMDiffModel, LightGBMModel
+from tsengine.errors import TrainingDataError
+from tsengine.models import LightGBMDiffModel, LightGBMLogModel, LightGBMModel
 
 
 def _train(frame: pl.DataFrame, model: str, seed: int = 0) -> tsengine.Deployment:
@@ -28,7 +29,11 @@ def _train(frame: pl.DataFrame, model: str, seed: int = 0) -> tsengine.Deploymen
 
 @pytest.mark.parametrize(
     ("kind", "cls", "transform"),
-    [("lightgbm", LightGBMModel, "scale"), ("lightgbm_diff", LightGBMDiffModel, "diff")],
+    [
+        ("lightgbm", LightGBMModel, "scale"),
+        ("lightgbm_diff", LightGBMDiffModel, "diff"),
+        ("lightgbm_log", LightGBMLogModel, "log"),
+    ],
 )
 def test_each_candidate_trains_with_its_transform_and_round_trips(
     small_flights: pl.DataFrame, tmp_registry: tsengine.Registry, kind: str, cls: type, transform: str
@@ -45,7 +50,7 @@ def test_each_candidate_trains_with_its_transform_and_round_trips(
     np.testing.assert_array_equal(before["prediction"].to_numpy(), after["prediction"].to_numpy())
 
 
-@pytest.mark.parametrize("kind", ["lightgbm", "lightgbm_diff"])
+@pytest.mark.parametrize("kind", ["lightgbm", "lightgbm_diff", "lightgbm_log"])
 def test_forecasts_scale_with_the_posted_history(small_flights: pl.DataFrame, kind: str) -> None:
     """Target features are divided by each origin's scale: a series 3x larger gets 3x the forecast."""
     dep = _train(small_flights, kind)
@@ -81,3 +86,92 @@ def test_training_on_every_core_gives_the_same_model(
         single.predict(history, relax_known_in_advance=True)["prediction"].to_numpy(),
         parallel.predict(history, relax_known_in_advance=True)["prediction"].to_numpy(),
     )
+
+
+def test_the_log_transform_learns_a_multiplicative_effect_across_levels() -> None:
+    """Demand doubled on promotion days, for series 100x apart: the log model forecasts the ratio.
+
+    On the log scale a promotion adds log 2 whatever the level, so one tree
+    split serves every series; the forecast for a promotion day is about twice
+    the forecast for a normal day of the same series.
+    """
+    rng = np.random.default_rng(3)
+    days = 200
+    frames = []
+    for k, level in enumerate((5.0, 50.0, 500.0)):
+        promo = (rng.random(days) < 0.3).astype(np.int64)
+        y = level * (1 + promo) * rng.lognormal(0.0, 0.05, days)
+        frames.append(
+            pl.DataFrame(
+                {
+                    "store": f"s{k}",
+                    "day": pl.date_range(pl.date(2024, 1, 1), pl.date(2024, 7, 18), eager=True),
+                    "sales": y,
+                    "promo": promo,
+                }
+            )
+        )
+    frame = pl.concat(frames)
+    dep = tsengine.train(
+        frame,
+        target="sales",
+        datetime_column="day",
+        series_id_column="store",
+        known_in_advance=["promo"],
+        models=["lightgbm_log"],
+        forecast_window=[1, 4],
+        feature_derivation_window=[-14, 0],
+        backtests=2,
+        interval_percentile=None,
+    )
+    assert dep.model.describe()["transform"] == "log"
+    history = frame.filter(pl.col("day") <= pl.date(2024, 7, 14))
+    future = frame.filter(pl.col("day") > pl.date(2024, 7, 14)).with_columns(
+        pl.Series("promo", [0, 1, 0, 1] * 3), pl.lit(None, pl.Float64).alias("sales")
+    )
+    out = dep.predict(pl.concat([history, future]))
+    for store, level in (("s0", 5.0), ("s1", 50.0), ("s2", 500.0)):
+        pred = out.filter(pl.col("seriesId") == store).sort("forecastDistance")["prediction"].to_numpy()
+        ratio = (pred[1] + pred[3]) / (pred[0] + pred[2])
+        assert 1.7 < ratio < 2.3, (store, pred)
+        assert 0.8 * level < pred[0] < 1.25 * level, (store, pred)
+
+
+def test_the_log_transform_keeps_zeros_and_never_forecasts_below_them(small_flights: pl.DataFrame) -> None:
+    """log(1 + y / scale) is defined at 0: intermittent counts train, forecasts stay >= 0."""
+    sparse = small_flights.with_columns(
+        pl.when(pl.int_range(pl.len()) % 3 == 0).then(0).otherwise(pl.col("delayed")).alias("delayed")
+    )
+    dep = _train(sparse, "lightgbm_log")
+    assert dep.metadata["leaderboard"][0]["model"] == "lightgbm_log"
+    out = dep.predict(sparse.filter(pl.col("date") <= "2013-12-20"), relax_known_in_advance=True)
+    assert out.height > 0
+    assert (out["prediction"] >= 0).all()
+
+
+def test_the_log_candidate_steps_aside_on_negative_targets_and_says_why(small_flights: pl.DataFrame) -> None:
+    """A negative target has no log: the candidate is skipped (with the reason stored), never clipped."""
+    series = small_flights.get_column("series").unique().sort()[1]
+    negative = small_flights.with_columns(
+        pl.when((pl.col("series") == series) & (pl.col("date") == "2013-10-02"))
+        .then(-4)
+        .otherwise(pl.col("delayed"))
+        .alias("delayed")
+    )
+    with pytest.raises(TrainingDataError, match=f"series '{series}' has -4") as err:
+        _train(negative, "lightgbm_log")
+    assert "lightgbm_log" in str(err.value)
+    assert "2013-10-02" in str(err.value)
+    dep = tsengine.train(
+        negative,
+        target="delayed",
+        datetime_column="date",
+        series_id_column="series",
+        known_in_advance=["scheduled", "holiday"],
+        models=["lightgbm_log", "lightgbm"],
+        forecast_window=[1, 7],
+        feature_derivation_window=[-28, 0],
+        backtests=2,
+    )
+    assert [row["model"] for row in dep.metadata["leaderboard"]] == ["lightgbm"]
+    assert "at least 0" in dep.metadata["training"]["skipped_models"]["lightgbm_log"]

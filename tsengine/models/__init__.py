@@ -6,7 +6,7 @@ from tsengine.models.arima import ARIMAModel
 from tsengine.models.base import ForecastModel
 from tsengine.models.ensemble import EnsembleModel, PerSeriesModel
 from tsengine.models.ets import ETSModel
-from tsengine.models.lgbm import LightGBMDiffModel, LightGBMModel
+from tsengine.models.lgbm import LightGBMDiffModel, LightGBMLogModel, LightGBMModel
 from tsengine.models.linear import LinearModel
 from tsengine.models.naive import SeasonalNaiveModel
 from tsengine.models.theta import ThetaModel
@@ -18,6 +18,7 @@ __all__ = [
     "EnsembleModel",
     "ForecastModel",
     "LightGBMDiffModel",
+    "LightGBMLogModel",
     "LightGBMModel",
     "LinearModel",
     "PerSeriesModel",
@@ -32,6 +33,7 @@ MODELS: dict[str, type[ForecastModel]] = {
     EnsembleModel.kind: EnsembleModel,
     LightGBMModel.kind: LightGBMModel,
     LightGBMDiffModel.kind: LightGBMDiffModel,
+    LightGBMLogModel.kind: LightGBMLogModel,
     LinearModel.kind: LinearModel,
     PerSeriesModel.kind: PerSeriesModel,
     SeasonalNaiveModel.kind: SeasonalNaiveModel,

@@ -7,7 +7,11 @@ answer from every distance's rows at once (and costs one fit, one file, one
 ``predict`` call per request).  Targets and target features are divided by a
 per-origin scale (see :mod:`tsengine.features`), so series of different
 magnitudes share one model; ``transform="diff"`` predicts the change from the
-last value instead, which suits trending data better.
+last value instead, which suits trending data better, and ``transform="log"``
+the logarithm ``log(1 + y / scale)``, which turns multiplicative effects
+(a holiday that doubles demand whatever its level) into additive ones and
+damps the pull of spikes on a squared loss.  Each transform is its own
+candidate, so the training backtest chooses among them.
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ import orjson
 import polars as pl
 
 from tsengine.boosting import early_stopping_probe
+from tsengine.errors import TrainingDataError
 from tsengine.features import CategoryMaps, Design, FeaturePlan, build_design, too_short, training_query
 from tsengine.models.base import ForecastModel
 from tsengine.spec import TimeSeriesSpec
-from tsengine.validate import IDX, SID
+from tsengine.validate import IDX, SID, TIME, Y
 
-__all__ = ["LightGBMDiffModel", "LightGBMModel"]
+__all__ = ["LightGBMDiffModel", "LightGBMLogModel", "LightGBMModel"]
 
 MAX_ROUNDS = 600
 EARLY_STOPPING = 30
@@ -73,7 +78,25 @@ def _untransform(transform: str, raw: np.ndarray, last: np.ndarray, scale: np.nd
     """Model output back to target units."""
     if transform == "diff":
         return np.asarray(last + raw * scale)
+    if transform == "log":
+        return np.asarray(np.expm1(raw) * scale)
     return np.asarray(raw * scale)
+
+
+def _require_nonnegative(history: pl.DataFrame) -> None:
+    """The log transform is defined for targets of at least 0 (counts, sales, demand).
+
+    Raises:
+        TrainingDataError: naming the first series and time with a negative target.
+    """
+    negative = history.filter(pl.col(Y) < 0)
+    if negative.height:
+        row = negative.sort(TIME).row(0, named=True)
+        msg = (
+            f"model 'lightgbm_log' needs a target of at least 0 (it models log(1 + y / scale)): "
+            f"series {row[SID]!r} has {row[Y]} at {row[TIME]}"
+        )
+        raise TrainingDataError(msg)
 
 
 class LightGBMModel(ForecastModel):
@@ -102,6 +125,8 @@ class LightGBMModel(ForecastModel):
         assert design.y is not None
         if transform == "diff":
             return np.asarray((design.y - design.last) / design.scale)
+        if transform == "log":  # fit checked y >= 0; missing targets stay NaN
+            return np.asarray(np.log1p(design.y / design.scale))
         return np.asarray(design.y / design.scale)
 
     def _untransform(self, raw: np.ndarray, design: Design) -> np.ndarray:
@@ -120,14 +145,19 @@ class LightGBMModel(ForecastModel):
         """Fit with early stopping on the last forecast window, then refit on all.
 
         ``transform`` defaults to the class's (``scale`` here, ``diff`` for
-        :class:`LightGBMDiffModel`); the two compete as separate candidates in
-        the training backtests, so the transform is chosen by backtest like any
-        other model choice.  With ``rounds`` given (backtests reuse the final
-        model's) the early-stopping probe is skipped: one fit per origin.
+        :class:`LightGBMDiffModel`, ``log`` for :class:`LightGBMLogModel`); they
+        compete as separate candidates in the training backtests, so the
+        transform is chosen by backtest like any other model choice.  With
+        ``rounds`` given (backtests reuse the final model's) the early-stopping
+        probe is skipped: one fit per origin.
 
         Raises:
-            TrainingDataError: no (origin, distance) pair with enough history.
+            TrainingDataError: no (origin, distance) pair with enough history,
+                or a negative target for the log transform.
         """
+        transform = transform or cls.default_transform
+        if transform == "log":
+            _require_nonnegative(history)
         plan = FeaturePlan.for_spec(spec)
         cat_cols = [
             SID,
@@ -143,7 +173,6 @@ class LightGBMModel(ForecastModel):
         target_idx = pairs.get_column(IDX).to_numpy()
         valid = target_idx > target_idx.max() - len(spec.distances)
         params = _params(int(np.isfinite(cls._target(design, DEFAULT_TRANSFORM)).sum()), seed)
-        transform = transform or cls.default_transform
         if rounds is None:
             rounds = cls._probe(design, valid, names, cats, params, transform)
         y = cls._target(design, transform)
@@ -200,10 +229,27 @@ class LightGBMModel(ForecastModel):
         raw = self._booster.predict(design.x, num_threads=threads)
         return np.asarray(self._untransform(np.asarray(raw, dtype=np.float64), design))
 
-    def contributions(self, design: Design) -> np.ndarray:
-        """Per-feature contributions (SHAP) plus the base value, in target units."""
-        contrib = np.asarray(self._booster.predict(design.x, pred_contrib=True, num_threads=1))
-        return np.asarray(contrib * design.scale[:, None])
+    def contributions(self, design: Design) -> tuple[np.ndarray, np.ndarray]:
+        """Per-feature contributions (SHAP) and each row's base value, in target units.
+
+        They add up to the prediction.  SHAP values are additive in the model's
+        output; for the level and the change that output is linear in the
+        target, but for the log transform it is not: the prediction
+        ``scale * expm1(b + S)`` (base ``b``, contributions summing to ``S``)
+        is split into the base's own ``scale * expm1(b)`` and a remainder
+        ``scale * exp(b) * expm1(S)`` shared in proportion to each ``s_i / S``,
+        which keeps every contribution's sign and ranking.
+        """
+        raw = np.asarray(self._booster.predict(design.x, pred_contrib=True, num_threads=1))
+        parts, base = raw[:, :-1], raw[:, -1]
+        if self.transform == "log":
+            total = parts.sum(axis=1)
+            safe = np.where(total == 0.0, 1.0, total)
+            per_unit = np.where(total == 0.0, 1.0, np.expm1(total) / safe)
+            weight = design.scale * np.exp(base) * per_unit
+            return parts * weight[:, None], design.scale * np.expm1(base)
+        offset = design.last if self.transform == "diff" else 0.0
+        return parts * design.scale[:, None], base * design.scale + offset
 
     def to_bytes(self) -> bytes:
         """JSON header with the plan and codes, LightGBM's own text model inside."""
@@ -250,3 +296,18 @@ class LightGBMDiffModel(LightGBMModel):
 
     kind = "lightgbm_diff"
     default_transform = "diff"
+
+
+class LightGBMLogModel(LightGBMModel):
+    """The same global model on ``log(1 + y / scale)``, for targets of at least 0.
+
+    Demand and counts grow and shrink by ratios: a promotion or a holiday
+    multiplies sales, and their noise grows with their level.  On the log scale
+    those effects add up, so trees share them across series and levels, and a
+    spike pulls a squared loss less.  The ``1 +`` keeps zeros (intermittent
+    demand) usable; on data with negative values this candidate does not train
+    and training notes why.
+    """
+
+    kind = "lightgbm_log"
+    default_transform = "log"
