@@ -25,6 +25,7 @@ from tsengine.options import PredictOptions
 from tsengine.registry import Registry
 from tsengine.render import to_csv, to_json
 from tsengine.timestep import parse_timestamp
+from tsengine.train import DEFAULT_MODELS
 
 __all__ = ["DEMO_ID", "app", "main"]
 
@@ -136,7 +137,13 @@ def train_cmd(
     ] = None,
     models: Annotated[
         list[str] | None,
-        typer.Option("--models", help="Candidate models (repeatable or comma-separated)."),
+        typer.Option(
+            "--models",
+            help=(
+                f"Candidate models (repeatable or comma-separated) of {', '.join(DEFAULT_MODELS)} "
+                "(default: all)."
+            ),
+        ),
     ] = None,
     interval_percentile: Annotated[
         int, typer.Option("--interval-percentile", help="Prediction interval width.")

@@ -35,7 +35,6 @@ __all__ = ["DEFAULT_MODELS", "train"]
 DEFAULT_MODELS: tuple[str, ...] = (
     "lightgbm",
     "lightgbm_diff",
-    "lightgbm_log",
     "linear",
     "ets",
     "theta",

@@ -30,20 +30,27 @@ def _train(frame: pl.DataFrame, model: str, seed: int = 0) -> tsengine.Deploymen
 @pytest.mark.parametrize(
     ("kind", "cls", "transform"),
     [
-        ("lightgbm", LightGBMModel, "scale"),
-        ("lightgbm_diff", LightGBMDiffModel, "diff"),
-        ("lightgbm_log", LightGBMLogModel, "log"),
+        ("lightgbm", LightGBMModel, ("scale", "log")),
+        ("lightgbm_diff", LightGBMDiffModel, ("diff",)),
+        ("lightgbm_log", LightGBMLogModel, ("log",)),
     ],
 )
 def test_each_candidate_trains_with_its_transform_and_round_trips(
-    small_flights: pl.DataFrame, tmp_registry: tsengine.Registry, kind: str, cls: type, transform: str
+    small_flights: pl.DataFrame,
+    tmp_registry: tsengine.Registry,
+    kind: str,
+    cls: type,
+    transform: tuple[str, ...],
 ) -> None:
     dep = _train(small_flights, kind)
     assert type(dep.model) is cls
-    assert dep.model.describe()["transform"] == transform
+    described = dep.model.describe()
+    assert described["transform"] in transform
+    assert set(described["validation_mae"]) == set(transform)
     tmp_registry.save(dep)
     loaded = tmp_registry.load(dep.id)
     assert type(loaded.model) is cls
+    assert loaded.model.describe() == described
     history = small_flights.filter(pl.col("date") <= "2013-12-20")
     before = dep.predict(history, relax_known_in_advance=True)
     after = loaded.predict(history, relax_known_in_advance=True)
@@ -175,3 +182,32 @@ def test_the_log_candidate_steps_aside_on_negative_targets_and_says_why(small_fl
     )
     assert [row["model"] for row in dep.metadata["leaderboard"]] == ["lightgbm"]
     assert "at least 0" in dep.metadata["training"]["skipped_models"]["lightgbm_log"]
+
+
+def test_the_level_model_keeps_the_transform_with_the_lower_validation_error(
+    small_flights: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scale and log are both early-stopped on the last window; the lower MAE wins, and backtests reuse it."""
+    import tsengine.models.lgbm as lgbm
+
+    dep = _train(small_flights, "lightgbm")
+    errors = dep.model.describe()["validation_mae"]
+    assert dep.model.transform == min(errors, key=errors.__getitem__)
+    assert errors["scale"] != errors["log"]
+    # Tilt the comparison: the same data, the log's error made worse, so scale must win.
+    real = lgbm._untransform
+
+    def worse_log(transform: str, raw: np.ndarray, last: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        out = real(transform, raw, last, scale)
+        return out * 3 if transform == "log" else out
+
+    monkeypatch.setattr(lgbm, "_untransform", worse_log)
+    assert _train(small_flights, "lightgbm").model.transform == "scale"
+
+
+def test_the_level_model_tries_only_the_scale_on_negative_targets(small_flights: pl.DataFrame) -> None:
+    shifted = small_flights.with_columns(pl.col("delayed") - 10)
+    assert shifted.get_column("delayed").min() < 0
+    model = _train(shifted, "lightgbm").model
+    assert model.transform == "scale"
+    assert set(model.describe()["validation_mae"]) == {"scale"}

@@ -10,8 +10,10 @@ magnitudes share one model; ``transform="diff"`` predicts the change from the
 last value instead, which suits trending data better, and ``transform="log"``
 the logarithm ``log(1 + y / scale)``, which turns multiplicative effects
 (a holiday that doubles demand whatever its level) into additive ones and
-damps the pull of spikes on a squared loss.  Each transform is its own
-candidate, so the training backtest chooses among them.
+damps the pull of spikes on a squared loss.  The level model (``lightgbm``)
+tries the scaled level and its log on its validation fold, the last forecast
+window, and keeps the better; the change (``lightgbm_diff``) competes as its
+own candidate in the training backtest.
 """
 
 from __future__ import annotations
@@ -103,7 +105,9 @@ class LightGBMModel(ForecastModel):
     """Gradient-boosted trees on lag, window, calendar and KIA features."""
 
     kind = "lightgbm"
-    default_transform = DEFAULT_TRANSFORM
+    # Transforms this candidate chooses between on its validation fold (the
+    # last forecast window): the level model tries the scaled level and its log.
+    transforms: tuple[str, ...] = ("scale", "log")
 
     def __init__(
         self,
@@ -113,12 +117,14 @@ class LightGBMModel(ForecastModel):
         *,
         transform: str,
         rounds: int,
+        validation: dict[str, float] | None = None,
     ) -> None:
         self._booster = booster
         self.plan = plan
         self.maps = maps
         self.transform = transform
         self.rounds = rounds
+        self.validation = validation or {}
 
     @staticmethod
     def _target(design: Design, transform: str) -> np.ndarray:
@@ -144,20 +150,26 @@ class LightGBMModel(ForecastModel):
     ) -> Self:
         """Fit with early stopping on the last forecast window, then refit on all.
 
-        ``transform`` defaults to the class's (``scale`` here, ``diff`` for
-        :class:`LightGBMDiffModel`, ``log`` for :class:`LightGBMLogModel`); they
-        compete as separate candidates in the training backtests, so the
-        transform is chosen by backtest like any other model choice.  With
-        ``rounds`` given (backtests reuse the final model's) the early-stopping
-        probe is skipped: one fit per origin.
+        Without ``transform``, the class's transforms compete on that window
+        (``scale`` and ``log`` here, the log only for targets of at least 0;
+        ``diff`` alone for :class:`LightGBMDiffModel`, ``log`` alone for
+        :class:`LightGBMLogModel`): each is early-stopped and the lowest mean
+        absolute error in target units wins.  The level and the change compete
+        as separate candidates in the training backtests instead, because they
+        suit different data (trending or mean-reverting) and an ensemble gains
+        from holding both.  With ``transform`` and ``rounds`` given (backtests
+        refit with the final model's) nothing is probed: one fit per origin.
 
         Raises:
             TrainingDataError: no (origin, distance) pair with enough history,
-                or a negative target for the log transform.
+                or a negative target for a model that only has the log.
         """
-        transform = transform or cls.default_transform
-        if transform == "log":
-            _require_nonnegative(history)
+        options = (transform,) if transform else cls.transforms
+        if "log" in options:
+            if len(options) == 1:
+                _require_nonnegative(history)
+            elif history.get_column(Y).min() < 0:  # type: ignore[operator]
+                options = tuple(t for t in options if t != "log")
         plan = FeaturePlan.for_spec(spec)
         cat_cols = [
             SID,
@@ -173,15 +185,17 @@ class LightGBMModel(ForecastModel):
         target_idx = pairs.get_column(IDX).to_numpy()
         valid = target_idx > target_idx.max() - len(spec.distances)
         params = _params(int(np.isfinite(cls._target(design, DEFAULT_TRANSFORM)).sum()), seed)
+        chosen = options[0]
+        validation: dict[str, float] = {}
         if rounds is None:
-            rounds = cls._probe(design, valid, names, cats, params, transform)
-        y = cls._target(design, transform)
+            chosen, rounds, validation = cls._probe(design, valid, names, cats, params, options)
+        y = cls._target(design, chosen)
         keep = np.isfinite(y)
         full = lgb.Dataset(
             design.x[keep], y[keep], feature_name=names, categorical_feature=cats, free_raw_data=False
         )
         booster = lgb.train(params, full, num_boost_round=rounds)
-        return cls(booster, plan, maps, transform=transform, rounds=rounds)
+        return cls(booster, plan, maps, transform=chosen, rounds=rounds, validation=validation)
 
     @classmethod
     def _probe(
@@ -191,26 +205,41 @@ class LightGBMModel(ForecastModel):
         names: list[str],
         cats: list[str],
         params: dict[str, Any],
-        transform: str,
-    ) -> int:
-        """Boosting rounds by early stopping on the time-ordered validation fold."""
-        y = cls._target(design, transform)
-        usable = np.isfinite(y)
+        options: tuple[str, ...],
+    ) -> tuple[str, int, dict[str, float]]:
+        """The transform and boosting rounds by early stopping on the time-ordered validation fold.
+
+        Returns the winning transform, its rounds and each transform's
+        validation MAE (empty when the fold is too small to probe: then the
+        first transform with a fixed budget).
+        """
+        assert design.y is not None
+        targets = {t: cls._target(design, t) for t in options}
+        usable = np.logical_and.reduce([np.isfinite(y) for y in targets.values()])
         train_rows, valid_rows = usable & ~valid, usable & valid
         if valid_rows.sum() < MIN_VALID_ROWS or train_rows.sum() < MIN_VALID_ROWS:
-            return FIXED_ROUNDS
+            return options[0], FIXED_ROUNDS, {}
         usable_rows = train_rows | valid_rows
-        probe = early_stopping_probe(
-            design.x[usable_rows],
-            y[usable_rows],
-            valid_rows[usable_rows],
-            params=params,
-            names=names,
-            categorical=cats,
-            max_rounds=MAX_ROUNDS,
-            patience=EARLY_STOPPING,
-        )
-        return max(20, int(probe.best_iteration or FIXED_ROUNDS))
+        held = valid_rows[usable_rows]
+        truth, last, scale = design.y[valid_rows], design.last[valid_rows], design.scale[valid_rows]
+        results: dict[str, tuple[float, int]] = {}
+        for t, y in targets.items():
+            probe = early_stopping_probe(
+                design.x[usable_rows],
+                y[usable_rows],
+                held,
+                params=params,
+                names=names,
+                categorical=cats,
+                max_rounds=MAX_ROUNDS,
+                patience=EARLY_STOPPING,
+            )
+            best = int(probe.best_iteration or FIXED_ROUNDS)
+            raw = np.asarray(probe.predict(design.x[valid_rows], num_iteration=best, num_threads=1))
+            mae = float(np.mean(np.abs(_untransform(t, raw, last, scale) - truth)))
+            results[t] = (mae, max(20, best))
+        chosen = min(results, key=lambda t: results[t][0])
+        return chosen, results[chosen][1], {t: mae for t, (mae, _) in results.items()}
 
     def refit_kwargs(self) -> dict[str, Any]:
         """Backtests refit with the same transform and boosting rounds."""
@@ -259,6 +288,7 @@ class LightGBMModel(ForecastModel):
                 "maps": self.maps.to_dict(),
                 "transform": self.transform,
                 "rounds": self.rounds,
+                "validation": self.validation,
                 "booster": self._booster.model_to_string(),
             }
         )
@@ -274,13 +304,15 @@ class LightGBMModel(ForecastModel):
             CategoryMaps(state["maps"]),
             transform=state["transform"],
             rounds=int(state["rounds"]),
+            validation=state.get("validation"),
         )
 
     def describe(self) -> dict[str, Any]:
-        """Kind, transform, rounds and the feature names."""
+        """Kind, transform (with each tried transform's validation MAE), rounds and the feature names."""
         return {
             "kind": self.kind,
             "transform": self.transform,
+            "validation_mae": self.validation,
             "rounds": self.rounds,
             "features": self.plan.names,
         }
@@ -295,7 +327,7 @@ class LightGBMDiffModel(LightGBMModel):
     """
 
     kind = "lightgbm_diff"
-    default_transform = "diff"
+    transforms = ("diff",)
 
 
 class LightGBMLogModel(LightGBMModel):
@@ -310,4 +342,4 @@ class LightGBMLogModel(LightGBMModel):
     """
 
     kind = "lightgbm_log"
-    default_transform = "log"
+    transforms = ("log",)
