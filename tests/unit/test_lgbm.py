@@ -12,6 +12,11 @@ from tsengine.errors import TrainingDataError
 from tsengine.models import LightGBMDiffModel, LightGBMLogModel, LightGBMModel
 
 
+def _trees(dep: tsengine.Deployment) -> str:
+    """The booster text minus its recorded parameters (which name the thread count)."""
+    return str(orjson.loads(dep.model.to_bytes())["booster"]).split("\nparameters:")[0]
+
+
 def _train(frame: pl.DataFrame, model: str, seed: int = 0) -> tsengine.Deployment:
     return tsengine.train(
         frame,
@@ -84,10 +89,7 @@ def test_training_on_every_core_gives_the_same_model(
     parallel = _train(small_flights, "lightgbm_diff")
     assert lgbm._params(10, 0)["num_threads"] == 0
 
-    def trees(dep: tsengine.Deployment) -> str:  # the booster text minus its recorded parameters
-        return str(orjson.loads(dep.model.to_bytes())["booster"]).split("\nparameters:")[0]
-
-    assert trees(single) == trees(parallel)
+    assert _trees(single) == _trees(parallel)
     history = small_flights.filter(pl.col("date") <= "2013-12-20")
     np.testing.assert_array_equal(
         single.predict(history, relax_known_in_advance=True)["prediction"].to_numpy(),
@@ -211,3 +213,22 @@ def test_the_level_model_tries_only_the_scale_on_negative_targets(small_flights:
     model = _train(shifted, "lightgbm").model
     assert model.transform == "scale"
     assert set(model.describe()["validation_mae"]) == {"scale"}
+
+
+def test_bagging_on_large_data_keeps_training_deterministic_on_any_core_count(
+    small_flights: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large fits subsample rows per round (seeded): the same data and seed still give the same model."""
+    import tsengine.models.lgbm as lgbm
+
+    assert "bagging_fraction" not in lgbm._params(lgbm.BAGGING_ROWS - 1, 0)
+    monkeypatch.setattr(lgbm, "BAGGING_ROWS", 0)
+    assert lgbm._params(10, 0)["bagging_fraction"] == 0.5
+    first, second = _train(small_flights, "lightgbm_diff"), _train(small_flights, "lightgbm_diff")
+    assert first.model.to_bytes() == second.model.to_bytes()
+    monkeypatch.setattr(lgbm, "PARALLEL_ROWS", 0)
+    parallel = _train(small_flights, "lightgbm_diff")
+
+    assert _trees(first) == _trees(parallel)
+    other_seed = _train(small_flights, "lightgbm_diff", seed=1)
+    assert _trees(other_seed) != _trees(first)

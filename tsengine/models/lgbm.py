@@ -43,11 +43,20 @@ FIXED_ROUNDS = 300
 SINGLE_THREAD_ROWS = 20_000
 # From this many training rows LightGBM trains on every core (as tabular training does).
 PARALLEL_ROWS = 50_000
+# From this many training rows each boosting round fits a seeded random half of
+# them (bagging) [measured: us_employment_monthly, 147 series, three held-out
+# windows: LightGBM training 18-43 % faster; backtest MASE of the change model
+# 0.503/0.570/0.612 -> 0.500/0.557/0.600, of the level model 0.583/0.731/0.700
+# -> 0.591/0.740/0.711; held-out MASE within 0.02 either way].  Below it a
+# round is cheap and every row counts.
+BAGGING_ROWS = 50_000
 
 
 def _params(n_rows: int, seed: int) -> dict[str, Any]:
-    """Defaults that hold up on small data (few series, short history)."""
+    """Defaults that hold up on small data (few series, short history), and bagging on large data."""
+    bagging = {"bagging_fraction": 0.5, "bagging_freq": 1} if n_rows >= BAGGING_ROWS else {}
     return {
+        **bagging,
         "objective": "l2",
         # 0.05 rather than 0.1 [measured: mean MASE over the last three horizons
         # of the accuracy benchmark's sets improved on 5 of 6 (data set, transform)
