@@ -17,14 +17,14 @@ def _trees(dep: tsengine.Deployment) -> str:
     return str(orjson.loads(dep.model.to_bytes())["booster"]).split("\nparameters:")[0]
 
 
-def _train(frame: pl.DataFrame, model: str, seed: int = 0) -> tsengine.Deployment:
+def _train(frame: pl.DataFrame, model: str | list[str], seed: int = 0) -> tsengine.Deployment:
     return tsengine.train(
         frame,
         target="delayed",
         datetime_column="date",
         series_id_column="series",
         known_in_advance=["scheduled", "holiday"],
-        models=[model],
+        models=[model] if isinstance(model, str) else model,
         forecast_window=[1, 7],
         feature_derivation_window=[-28, 0],
         backtests=2,
@@ -171,17 +171,7 @@ def test_the_log_candidate_steps_aside_on_negative_targets_and_says_why(small_fl
         _train(negative, "lightgbm_log")
     assert "lightgbm_log" in str(err.value)
     assert "2013-10-02" in str(err.value)
-    dep = tsengine.train(
-        negative,
-        target="delayed",
-        datetime_column="date",
-        series_id_column="series",
-        known_in_advance=["scheduled", "holiday"],
-        models=["lightgbm_log", "lightgbm"],
-        forecast_window=[1, 7],
-        feature_derivation_window=[-28, 0],
-        backtests=2,
-    )
+    dep = _train(negative, ["lightgbm_log", "lightgbm"])
     assert [row["model"] for row in dep.metadata["leaderboard"]] == ["lightgbm"]
     assert "at least 0" in dep.metadata["training"]["skipped_models"]["lightgbm_log"]
 
