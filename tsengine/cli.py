@@ -373,10 +373,27 @@ def info_cmd(
         out.print(
             f"[bold]selected[/]: {selection.get('model')} — {selection.get('reason', '')}", highlight=False
         )
+    for line in transform_lines(info.get("model") or {}):
+        out.print(f"[bold]target transform[/] {line}", highlight=False)
     picks = (info.get("model") or {}).get("series_picks")
     if picks:
         counts = ", ".join(f"{kind} {n}" for kind, n in picks.items())
         out.print(f"[bold]per-series picks[/] (other series use the ensemble): {counts}", highlight=False)
+
+
+def transform_lines(model: dict[str, Any]) -> list[str]:
+    """Each LightGBM model in the deployed model (alone or as a member): its target transform.
+
+    With the validation errors behind the choice where there was one, so a
+    user can see why the level model predicts the log, or not.
+    """
+    lines = []
+    for m in (model, *model.get("members", [])):
+        if "transform" not in m:
+            continue
+        errors = ", ".join(f"{t} {mae:.4g}" for t, mae in (m.get("validation_mae") or {}).items())
+        lines.append(f"{m['kind']}: {m['transform']}" + (f" (validation MAE: {errors})" if errors else ""))
+    return lines
 
 
 def _metric(value: float | None, digits: int) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tsengine.cli import expand_multi_options
+from tsengine.cli import expand_multi_options, transform_lines
 
 
 @pytest.mark.parametrize(
@@ -53,3 +53,26 @@ def test_a_file_named_like_the_first_value_is_still_a_value(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "promo").write_text("")
     assert expand_multi_options(["--known-in-advance", "promo"]) == ["--known-in-advance", "promo"]
+
+
+def test_info_names_each_lightgbm_transform_and_the_errors_behind_it() -> None:
+    alone = {
+        "kind": "lightgbm",
+        "transform": "log",
+        "validation_mae": {"scale": 4.25, "log": 3.9},
+        "rounds": 80,
+    }
+    assert transform_lines(alone) == ["lightgbm: log (validation MAE: scale 4.25, log 3.9)"]
+    ensemble = {
+        "kind": "ensemble",
+        "members": [
+            {"kind": "ets", "configurations": {"A": 3}},
+            alone,
+            {"kind": "lightgbm_diff", "transform": "diff", "validation_mae": {}, "rounds": 40},
+        ],
+    }
+    assert transform_lines(ensemble) == [
+        "lightgbm: log (validation MAE: scale 4.25, log 3.9)",
+        "lightgbm_diff: diff",
+    ]
+    assert transform_lines({"kind": "seasonal_naive"}) == []
