@@ -94,20 +94,10 @@ def _untransform(transform: str, raw: np.ndarray, last: np.ndarray, scale: np.nd
     return np.asarray(raw * scale)
 
 
-def _require_nonnegative(history: pl.DataFrame) -> None:
-    """The log transform is defined for targets of at least 0 (counts, sales, demand).
-
-    Raises:
-        TrainingDataError: naming the first series and time with a negative target.
-    """
+def _first_negative(history: pl.DataFrame) -> dict[str, Any] | None:
+    """The earliest row with a target below 0, where the log transform is undefined."""
     negative = history.filter(pl.col(Y) < 0)
-    if negative.height:
-        row = negative.sort(TIME).row(0, named=True)
-        msg = (
-            f"model 'lightgbm_log' needs a target of at least 0 (it models log(1 + y / scale)): "
-            f"series {row[SID]!r} has {row[Y]} at {row[TIME]}"
-        )
-        raise TrainingDataError(msg)
+    return negative.sort(TIME).row(0, named=True) if negative.height else None
 
 
 class LightGBMModel(ForecastModel):
@@ -174,11 +164,14 @@ class LightGBMModel(ForecastModel):
                 or a negative target for a model that only has the log.
         """
         options = (transform,) if transform else cls.transforms
-        if "log" in options:
-            if len(options) == 1:
-                _require_nonnegative(history)
-            elif history.get_column(Y).min() < 0:  # type: ignore[operator]
-                options = tuple(t for t in options if t != "log")
+        if "log" in options and (row := _first_negative(history)) is not None:
+            if options == ("log",):
+                msg = (
+                    f"model {cls.kind!r} needs a target of at least 0 (it models log(1 + y / scale)): "
+                    f"series {row[SID]!r} has {row[Y]} at {row[TIME]}"
+                )
+                raise TrainingDataError(msg)
+            options = tuple(t for t in options if t != "log")
         plan = FeaturePlan.for_spec(spec)
         cat_cols = [
             SID,
