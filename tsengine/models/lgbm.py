@@ -32,7 +32,7 @@ from tsengine.models.base import ForecastModel
 from tsengine.spec import TimeSeriesSpec
 from tsengine.validate import IDX, SID, TIME, Y
 
-__all__ = ["LightGBMDiffModel", "LightGBMLogModel", "LightGBMModel"]
+__all__ = ["LightGBMDiffModel", "LightGBMLogModel", "LightGBMModel", "log_shares"]
 
 MAX_ROUNDS = 600
 EARLY_STOPPING = 30
@@ -98,6 +98,20 @@ def _first_negative(history: pl.DataFrame) -> dict[str, Any] | None:
     """The earliest row with a target below 0, where the log transform is undefined."""
     negative = history.filter(pl.col(Y) < 0)
     return negative.sort(TIME).row(0, named=True) if negative.height else None
+
+
+def log_shares(parts: np.ndarray, base: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Log-scale contributions as target-unit shares of ``scale * expm1(base + parts.sum(1))``.
+
+    The base keeps ``scale * expm1(base)``; the remainder ``scale * exp(base) *
+    expm1(S)`` is shared in proportion to each part of ``S``, so the shares
+    keep the parts' signs and order and add up exactly.
+    """
+    total = parts.sum(axis=1)
+    safe = np.where(total == 0.0, 1.0, total)
+    per_unit = np.where(total == 0.0, 1.0, np.expm1(total) / safe)
+    weight = scale * np.exp(base) * per_unit
+    return parts * weight[:, None], scale * np.expm1(base)
 
 
 class LightGBMModel(ForecastModel):
@@ -274,11 +288,7 @@ class LightGBMModel(ForecastModel):
         raw = np.asarray(self._booster.predict(design.x, pred_contrib=True, num_threads=1))
         parts, base = raw[:, :-1], raw[:, -1]
         if self.transform == "log":
-            total = parts.sum(axis=1)
-            safe = np.where(total == 0.0, 1.0, total)
-            per_unit = np.where(total == 0.0, 1.0, np.expm1(total) / safe)
-            weight = design.scale * np.exp(base) * per_unit
-            return parts * weight[:, None], design.scale * np.expm1(base)
+            return log_shares(parts, base, design.scale)
         offset = design.last if self.transform == "diff" else 0.0
         return parts * design.scale[:, None], base * design.scale + offset
 
