@@ -8,7 +8,9 @@ series is held out; every method trains on the rest in this same run and
 forecasts the held-out window from the same forecast point.  Scores: MASE
 (scaled by the in-sample seasonal-naive MAE of each series, mean over series),
 sMAPE (mean over rows), empirical coverage of the 80 % interval, fit and
-predict wall time.  The table is printed and written to
+predict wall time.  Every method is scored by ``tsengine.backtest.score`` on
+``tsengine.backtest.naive_scales``, the functions behind tsengine's own
+backtest leaderboard, so the table and ``tsengine info`` measure alike.  The table is printed and written to
 ``benchmarks/results/accuracy.md`` with the machine, date and package versions.
 
 One held-out window of 8 to 147 series is a noisy verdict (the best of five
@@ -40,6 +42,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import polars as pl
+
+from tsengine.backtest import naive_scales
+from tsengine.backtest import score as backtest_score
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures"
@@ -94,30 +99,39 @@ def load(ds: DataSet, k: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
-def mase_scale(train: pd.DataFrame, season: int) -> pd.Series:
-    """In-sample seasonal-naive MAE per series (lag-1 if zero)."""
-
-    def one(g: pd.Series) -> float:
-        v = g.to_numpy(dtype=float)
-        s = np.mean(np.abs(v[season:] - v[:-season])) if v.size > season else np.nan
-        if not s > 0:
-            s = np.mean(np.abs(np.diff(v))) if v.size > 1 else 1.0
-        return float(s) if s > 0 else 1.0
-
-    return train.groupby("unique_id")["y"].apply(one)
+def mase_scale(train: pd.DataFrame, season: int) -> pl.DataFrame:
+    """Per-series in-sample seasonal-naive MAE: tsengine's own MASE denominator."""
+    frame = pl.from_pandas(train[["unique_id", "ds", "y"]]).sort("unique_id", "ds")
+    return naive_scales(frame, season, series="unique_id", target="y")
 
 
-def score(test: pd.DataFrame, pred: pd.DataFrame, scales: pd.Series) -> dict[str, float]:
-    """MASE, sMAPE and interval coverage of ``pred`` (unique_id, ds, yhat[, lo, hi])."""
+def score(test: pd.DataFrame, pred: pd.DataFrame, scales: pl.DataFrame) -> dict[str, float]:
+    """MASE, sMAPE and interval coverage of ``pred`` (unique_id, ds, yhat[, lo, hi]).
+
+    Scored by :func:`tsengine.backtest.score`, the function behind tsengine's
+    leaderboard, so every method here is measured exactly as training measures
+    its candidates.  A held-out row without a forecast is an error, not a row
+    left out of the mean.
+    """
     m = test.merge(pred, on=["unique_id", "ds"], how="left")
-    err = (m["y"] - m["yhat"]).abs()
-    mase = (err / m["unique_id"].map(scales)).groupby(m["unique_id"]).mean().mean()
-    denom = m["y"].abs() + m["yhat"].abs()
-    smape = float(np.mean(np.where(denom > 0, 200 * err / denom, 0.0)))
-    cover = float("nan")
+    missing = m[m["yhat"].isna()]
+    if len(missing):
+        first = missing.iloc[0]
+        raise RuntimeError(
+            f"{len(missing)} held-out rows have no forecast, e.g. series {first['unique_id']!r} at {first['ds']}"
+        )
+    cols = {"unique_id": "unique_id", "ds": "ds", "y": "y", "yhat": "yhat"}
     if "lo" in m and m["lo"].notna().any():
-        cover = float(((m["y"] >= m["lo"]) & (m["y"] <= m["hi"])).mean() * 100)
-    return {"mase": float(mase), "smape": smape, "coverage": cover}
+        cols |= {"lo": "low", "hi": "high"}
+    rows = (
+        pl.from_pandas(m[list(cols)].rename(columns=cols))
+        .with_columns(pl.col("unique_id").cast(pl.String))
+        .sort("unique_id", "ds")
+        .with_columns(pl.int_range(1, pl.len() + 1).over("unique_id").alias("distance"))
+        .join(scales.with_columns(pl.col("unique_id").cast(pl.String)), on="unique_id", how="left")
+    )
+    s = backtest_score(rows, series="unique_id", distance="distance")
+    return {"mase": s["mase"], "smape": s["smape"], "coverage": s.get("coverage", float("nan"))}
 
 
 def run_tsengine(
@@ -290,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Split: the last forecast window of every series is held out (28 days, 12 months, 8 quarters);",
         "every method fits on the rest in the same run and forecasts from the same forecast point.",
-        "MASE: mean over series of MAE / in-sample seasonal-naive MAE. sMAPE in %. Coverage: share of",
+        "MASE: mean over series of MAE / in-sample seasonal-naive MAE (scored for every method by",
+        "`tsengine.backtest.score`, the scorer of tsengine's backtest leaderboard). sMAPE in %. Coverage: share of",
         f"held-out actuals inside the {LEVEL}% interval. Times in seconds (tsengine fit includes its",
         "backtests of every candidate; its predict is a full request: validation, window, model, intervals).",
         "",

@@ -31,6 +31,7 @@ __all__ = [
     "backtest_origins",
     "ensemble_backtest",
     "mase_scales",
+    "naive_scales",
     "run_backtest",
     "score",
     "origin_scale",
@@ -128,23 +129,36 @@ def auto_origins(history: pl.DataFrame) -> int:
 def mase_scales(history: pl.DataFrame, spec: TimeSeriesSpec, upto: int) -> pl.DataFrame:
     """Per-series in-sample seasonal-naive MAE on rows up to ``upto`` (MASE's denominator).
 
-    Falls back to the lag-1 MAE when the seasonal one is zero or undefined, and
-    to 1 for constant series, so MASE is always finite.
+    Gaps are filled with nulls on the grid first, so a lag of one season is one
+    season of time, not one season of rows.
     """
     season = season_length(spec.time_step, spec.fdw)
     part = history.filter(pl.col(IDX) <= upto)
     ends = part.group_by(SID).agg(pl.col(IDX).max().alias(FP))
     span = upto - int(part.get_column(IDX).min()) + 1  # type: ignore[arg-type]
-    dense = dense_history(part, ends, span, [])
-    y = pl.col(Y)
+    return naive_scales(dense_history(part, ends, span, []), season)
+
+
+def naive_scales(dense: pl.DataFrame, season: int, *, series: str = SID, target: str = Y) -> pl.DataFrame:
+    """Per-series in-sample seasonal-naive MAE of time-ordered rows on a complete grid.
+
+    The one MASE denominator: backtests use it through :func:`mase_scales`, the
+    accuracy benchmark calls it on its training split for every method it
+    scores.  Falls back to the lag-1 MAE when the seasonal one is zero or
+    undefined, and to 1 for constant series, so MASE is always finite.
+
+    Returns:
+        ``series`` and ``mase_scale``, one row per series.
+    """
+    y = pl.col(target)
     return (
-        dense.group_by(SID)
+        dense.group_by(series, maintain_order=True)
         .agg(
             (y - y.shift(season)).abs().mean().alias("__ms"),
             (y - y.shift(1)).abs().mean().alias("__m1"),
         )
         .select(
-            SID,
+            series,
             pl.when(pl.col("__ms") > 0)
             .then(pl.col("__ms"))
             .when(pl.col("__m1") > 0)
@@ -252,35 +266,45 @@ def aligned_predictions(rows: pl.DataFrame, results: list[Backtest]) -> np.ndarr
     return np.vstack(preds) if preds else np.empty((0, rows.height))
 
 
-def _metric_exprs() -> list[pl.Expr]:
+def _metric_exprs(interval: bool) -> list[pl.Expr]:
     err = pl.col("y") - pl.col("yhat")
     denom = pl.col("y").abs() + pl.col("yhat").abs()
-    return [
+    exprs = [
         (err.abs() / pl.col("mase_scale")).mean().alias("mase"),
         pl.when(denom > 0).then(200 * err.abs() / denom).otherwise(0.0).mean().alias("smape"),
         (err**2).mean().sqrt().alias("rmse"),
         pl.len().alias("n"),
     ]
+    if interval:
+        inside = ((pl.col("y") >= pl.col("low")) & (pl.col("y") <= pl.col("high"))).fill_null(False)
+        exprs.append((100 * inside.cast(pl.Float64).mean()).alias("coverage"))  # no interval covers nothing
+    return exprs
 
 
-def score(rows: pl.DataFrame) -> dict[str, Any]:
-    """MASE, sMAPE and RMSE overall (MASE: mean over series), by distance and by series."""
+def score(rows: pl.DataFrame, *, series: str = SID, distance: str = D) -> dict[str, Any]:
+    """MASE, sMAPE and RMSE overall (MASE: mean over series), by distance and by series.
+
+    The one scorer: training's leaderboard, ``tsengine info`` and the accuracy
+    benchmark (tsengine and every peer on the held-out window) all call it.
+    ``rows`` needs ``series``, ``distance``, ``y``, ``yhat`` and ``mase_scale``;
+    with ``low`` and ``high`` it also reports ``coverage``, the percentage of
+    actuals inside the interval.  Rows without an actual or a finite forecast
+    are not scored; ``n`` counts the rows that were.
+    """
+    interval = "low" in rows.columns and "high" in rows.columns
     valid = rows.filter(pl.col("y").is_not_null() & pl.col("yhat").is_finite())
     if valid.height == 0:
-        return {
-            "mase": float("nan"),
-            "smape": float("nan"),
-            "rmse": float("nan"),
-            "n": 0,
-            "by_distance": [],
-            "by_series": [],
-        }
-    by_series = valid.group_by(SID, maintain_order=True).agg(_metric_exprs()).sort(SID)
-    by_distance = valid.group_by(D).agg(_metric_exprs()).sort(D)
-    overall = valid.select(_metric_exprs()).row(0, named=True)
+        empty: dict[str, Any] = {"mase": float("nan"), "smape": float("nan"), "rmse": float("nan"), "n": 0}
+        if interval:
+            empty["coverage"] = float("nan")
+        return {**empty, "by_distance": [], "by_series": []}
+    exprs = _metric_exprs(interval)
+    by_series = valid.group_by(series, maintain_order=True).agg(exprs).sort(series)
+    by_distance = valid.group_by(distance).agg(exprs).sort(distance)
+    overall = valid.select(exprs).row(0, named=True)
     overall["mase"] = float(by_series.get_column("mase").mean())  # type: ignore[arg-type]
     return {
         **{k: (float(v) if k != "n" else int(v)) for k, v in overall.items()},
-        "by_distance": by_distance.rename({D: "distance"}).to_dicts(),
-        "by_series": by_series.rename({SID: "series"}).to_dicts(),
+        "by_distance": by_distance.rename({distance: "distance"}).to_dicts(),
+        "by_series": by_series.rename({series: "series"}).to_dicts(),
     }

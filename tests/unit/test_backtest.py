@@ -11,6 +11,8 @@ from tsengine.backtest import (
     auto_origins,
     backtest_origins,
     ensemble_backtest,
+    mase_scales,
+    naive_scales,
     run_backtest,
     score,
     window_scale,
@@ -87,6 +89,45 @@ def test_score_reports_overall_distance_and_series_metrics() -> None:
     assert [r["distance"] for r in m["by_distance"]] == [1, 2]
     assert [r["series"] for r in m["by_series"]] == ["a", "b"]
     assert score(rows.head(0))["n"] == 0
+
+
+def test_score_reports_interval_coverage_and_counts_a_missing_interval_as_a_miss() -> None:
+    rows = pl.DataFrame(
+        {
+            "item": ["a", "a", "b", "b"],
+            "h": [1, 2, 1, 2],
+            "y": [10.0, 10.0, 20.0, 20.0],
+            "yhat": [10.0, 10.0, 20.0, 20.0],
+            "mase_scale": [1.0] * 4,
+            "low": [9.0, 11.0, 19.0, None],
+            "high": [11.0, 12.0, 21.0, None],
+        }
+    )
+    m = score(rows, series="item", distance="h")
+    assert m["coverage"] == pytest.approx(50.0)
+    assert [r["coverage"] for r in m["by_series"]] == pytest.approx([50.0, 50.0])
+    assert [r["coverage"] for r in m["by_distance"]] == pytest.approx([100.0, 0.0])
+    assert "coverage" not in score(rows.drop("low", "high"), series="item", distance="h")
+
+
+def test_naive_scales_fall_back_from_season_to_lag_one_to_one() -> None:
+    frame = pl.DataFrame(
+        {
+            "id": ["seasonal"] * 6 + ["flat_season"] * 6 + ["constant"] * 6,
+            "v": [1.0, 5.0, 2.0, 7.0, 4.0, 8.0] + [1.0, 3.0] * 3 + [4.0] * 6,
+        }
+    )
+    got = dict(naive_scales(frame, 2, series="id", target="v").iter_rows())
+    # seasonal: |2-1|, |7-5|, |4-2|, |8-7| -> 1.5; flat_season repeats every 2 -> lag-1 MAE 2.
+    assert got == pytest.approx({"seasonal": 1.5, "flat_season": 2.0, "constant": 1.0})
+
+
+def test_mase_scales_lag_a_season_in_time_across_gaps() -> None:
+    s = spec(fdw=14, horizon=7)  # daily: season 7
+    idx = [i for i in range(30) if i not in (10, 11)]
+    hist = pl.DataFrame({SID: ["a"] * len(idx), IDX: idx, Y: [float(i) for i in idx]})
+    got = mase_scales(hist, s, 29).get_column("mase_scale").item()
+    assert got == pytest.approx(7.0)  # y = i: every pair a week apart differs by 7, gap or not
 
 
 def test_window_scale_follows_volatility_not_level() -> None:
