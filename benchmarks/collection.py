@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/collection.py [--windows K] [--only NAME,...]``.
 
-``accuracy.py`` compares methods on three panels; this script asks the other
+``accuracy.py`` compares methods on four panels; this script asks the other
 question a planner asks first: *on my one series, is tsengine as good as the
 usual tools?*  It takes 26 classic monthly, quarterly and yearly series from R's
 ``datasets``, ``fpp2`` and ``forecast`` packages (read offline through the
