@@ -373,6 +373,8 @@ def info_cmd(
         out.print(
             f"[bold]selected[/]: {selection.get('model')} — {selection.get('reason', '')}", highlight=False
         )
+    if line := interval_line(info):
+        out.print(f"[bold]intervals[/]: {line}", highlight=False)
     for line in transform_lines(info.get("model") or {}):
         out.print(f"[bold]target transform[/] {line}", highlight=False)
     picks = (info.get("model") or {}).get("series_picks")
@@ -394,6 +396,25 @@ def transform_lines(model: dict[str, Any]) -> list[str]:
         errors = ", ".join(f"{t} {mae:.4g}" for t, mae in (m.get("validation_mae") or {}).items())
         lines.append(f"{m['kind']}: {m['transform']}" + (f" (validation MAE: {errors})" if errors else ""))
     return lines
+
+
+def interval_line(info: dict[str, Any]) -> str:
+    """How the deployment's intervals are made and how they did on backtest origins they never saw."""
+    desc = info.get("intervals")
+    if not desc:
+        return ""
+    note = (info.get("training") or {}).get("intervals_note")
+    parts = [f"{desc['percentile']} % " + (note or "conformal, from backtest residuals per distance")]
+    if desc.get("series_factors"):
+        used = "used" if desc["series_factors_used"] else "not used: they did not pass the check"
+        parts.append(f"per-series width factors for {desc['series_factors']} series ({used})")
+    check = desc.get("check")
+    if check and check.get("coverage") is not None and math.isfinite(check["coverage"]):
+        parts.append(
+            f"held-out check: {_metric(check['coverage'], 1)} % of actuals covered on the last "
+            f"{check['origins']} backtest origin(s), each by intervals fitted on the origins before it"
+        )
+    return "; ".join(parts)
 
 
 def _metric(value: float | None, digits: int) -> str:

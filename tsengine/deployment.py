@@ -136,6 +136,7 @@ class Deployment:
             "datetime_format": spec.datetime_format,
             "min_history": spec.min_history,
             "interval_percentile": self.intervals.percentile if self.intervals else None,
+            "intervals": self.intervals.describe() if self.intervals else None,
             **{k: v for k, v in self.metadata.items() if k != "model_id"},
         }
 

@@ -77,15 +77,22 @@ class SeriesCheck:
     fixtures where they helped (employment, tourism) and dropped them on
     flights, where they did not.
 
+    The overall coverage it measures on the way is the deployment's own
+    held-out calibration check, shown by ``tsengine info``: each later origin
+    is scored by intervals that never saw it, as a request would be.
+
     Attributes:
         spread: mean over series of |coverage - nominal|, in percent.
         score: mean interval (Winkler) score of the scaled residuals.
         origins: how many later origins were scored.
+        coverage: percentage of all scored actuals inside the interval (NaN
+            in checks stored before it was recorded).
     """
 
     spread: tuple[float, float]
     score: tuple[float, float]
     origins: int
+    coverage: tuple[float, float] = (math.nan, math.nan)
 
     @property
     def passed(self) -> bool:
@@ -94,15 +101,22 @@ class SeriesCheck:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"spread": list(self.spread), "score": list(self.score), "origins": self.origins}
+        return {
+            "spread": list(self.spread),
+            "score": list(self.score),
+            "origins": self.origins,
+            "coverage": list(self.coverage),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SeriesCheck:
-        """Inverse of :meth:`to_dict`."""
-        spread, score = data["spread"], data["score"]
-        return cls(
-            (float(spread[0]), float(spread[1])), (float(score[0]), float(score[1])), int(data["origins"])
-        )
+        """Inverse of :meth:`to_dict` (a NaN is stored as JSON null)."""
+
+        def pair(key: str) -> tuple[float, float]:
+            a, b = data.get(key) or (None, None)
+            return (math.nan if a is None else float(a), math.nan if b is None else float(b))
+
+        return cls(pair("spread"), pair("score"), int(data["origins"]), pair("coverage"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +193,23 @@ class IntervalTable:
                 "check": self.check.to_dict() if self.check is not None else None,
             },
         }
+
+    def describe(self) -> dict[str, Any]:
+        """What ``tsengine info`` reports: the percentile, the factors and the held-out check."""
+        out: dict[str, Any] = {
+            "percentile": self.percentile,
+            "series_factors": len(self.series),
+            "series_factors_used": bool(self.per_series and self.series),
+        }
+        if self.check is not None:
+            pooled, factored = self.check.coverage
+            out["check"] = {
+                "origins": self.check.origins,
+                "coverage": factored if out["series_factors_used"] else pooled,
+                "coverage_pooled": pooled,
+                "coverage_with_factors": factored,
+            }
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IntervalTable:
@@ -464,8 +495,10 @@ def _series_check(resid: pl.DataFrame, ds: tuple[int, ...], percentile: int) -> 
         .select((pl.col("hit_p", "hit_c") - percentile).abs().mean())
     )
     score = rows.select(pl.col("score_p", "score_c").mean())
+    coverage = rows.select(pl.col("hit_p", "hit_c").mean() * 100)
     return SeriesCheck(
         (float(spread.item(0, "hit_p")), float(spread.item(0, "hit_c"))),
         (float(score.item(0, "score_p")), float(score.item(0, "score_c"))),
         len(origins),
+        (float(coverage.item(0, "hit_p")), float(coverage.item(0, "hit_c"))),
     )

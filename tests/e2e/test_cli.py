@@ -115,6 +115,9 @@ def test_info_json_describes_spec_and_leaderboard(registry: Path) -> None:
     assert info["feature_derivation_window"] == [-28, 0]
     assert info["known_in_advance"] == ["scheduled", "holiday"]
     assert {row["model"] for row in info["leaderboard"]} == {"lightgbm", "seasonal_naive"}
+    check = info["intervals"]["check"]  # the intervals' own held-out calibration check
+    assert check["origins"] >= 1
+    assert 0.0 <= check["coverage"] <= 100.0
 
 
 def test_info_table_names_the_fields(registry: Path) -> None:
@@ -123,6 +126,7 @@ def test_info_table_names_the_fields(registry: Path) -> None:
     assert "target: delayed" in out
     assert "backtest leaderboard" in out
     assert "selected: " in out
+    assert "intervals: 80 % conformal" in out
 
 
 def test_predict_history_only_writes_datarobot_csv(registry: Path, data: dict[str, Path]) -> None:

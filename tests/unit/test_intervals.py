@@ -244,12 +244,46 @@ def test_unused_factors_round_trip_as_unused() -> None:
         series=("a",),
         factors=(3.0,),
         per_series=False,
-        check=SeriesCheck((10.0, 12.0), (5.0, 5.5), 1),
+        check=SeriesCheck((10.0, 12.0), (5.0, 5.5), 1, (74.0, 76.5)),
     )
     again = IntervalTable.from_dict(json.loads(json.dumps(table.to_dict())))
     assert again == table
     unchecked = IntervalTable(80, (1,), (-1.0,), (1.0,), series=("a",), factors=(2.0,), per_series=False)
     assert IntervalTable.from_dict(unchecked.to_dict()) == unchecked
+
+
+def test_the_check_measures_held_out_coverage_near_nominal_on_exchangeable_residuals() -> None:
+    table = fit_intervals(series_rows({f"s{k}": 1.0 for k in range(20)}, origins=8, seed=5), range(1, 7), 80)
+    assert table is not None
+    assert table.check is not None
+    pooled, factored = table.check.coverage
+    assert 72.0 < pooled < 88.0
+    assert 60.0 < factored < 95.0
+    shown = table.describe()
+    assert shown["check"]["origins"] == 8 - MIN_SERIES_WINDOWS
+    assert shown["check"]["coverage"] == (factored if table.per_series else pooled)
+
+
+def test_the_check_sees_a_shift_the_earlier_origins_never_had() -> None:
+    rows = series_rows({f"s{k}": 1.0 for k in range(20)}, origins=6, seed=2)
+    last = rows.get_column(FP).max()
+    shifted = rows.with_columns(pl.when(pl.col(FP) == last).then(pl.col("y") + 6.0).otherwise(pl.col("y")))
+    calm, hit = fit_intervals(rows, range(1, 7), 80), fit_intervals(shifted, range(1, 7), 80)
+    assert calm is not None
+    assert calm.check is not None
+    assert hit is not None
+    assert hit.check is not None
+    # The last origin is a quarter of the checked rows; shifted by six sigmas, it is nearly all missed.
+    assert hit.check.coverage[0] < calm.check.coverage[0] - 15.0
+
+
+def test_a_check_stored_before_coverage_was_recorded_loads_with_nan() -> None:
+    old = {"spread": [10.0, 12.0], "score": [5.0, 5.5], "origins": 2}
+    check = SeriesCheck.from_dict(old)
+    assert check.origins == 2
+    assert all(np.isnan(check.coverage))
+    table = IntervalTable(80, (1,), (-1.0,), (1.0,), series=("a",), factors=(2.0,), check=check)
+    assert np.isnan(table.describe()["check"]["coverage"])
 
 
 def test_random_walk_intervals_cover_a_random_walk_at_every_distance() -> None:
