@@ -142,11 +142,11 @@ def score(test: pd.DataFrame, pred: pd.DataFrame, scales: pl.DataFrame) -> dict[
         raise RuntimeError(
             f"{len(missing)} held-out rows have no forecast, e.g. series {first['unique_id']!r} at {first['ds']}"
         )
-    cols = {"unique_id": "unique_id", "ds": "ds", "y": "y", "yhat": "yhat"}
-    if "lo" in m and m["lo"].notna().any():
-        cols |= {"lo": "low", "hi": "high"}
+    interval = ["lo", "hi"] if "lo" in m and m["lo"].notna().any() else []
     rows = (
-        pl.from_pandas(m[list(cols)].rename(columns=cols))
+        pl.from_pandas(
+            m[["unique_id", "ds", "y", "yhat", *interval]].rename(columns={"lo": "low", "hi": "high"})
+        )
         .with_columns(pl.col("unique_id").cast(pl.String))
         .sort("unique_id", "ds")
         .with_columns(pl.int_range(1, pl.len() + 1).over("unique_id").alias("distance"))
@@ -349,20 +349,22 @@ def main(argv: list[str] | None = None) -> int:
         ratio = rows[0][1]["mase"] / best_peer
         summary.append((ds.name, rows[0][1]["mase"], best_peer, ratio, rows[0][1]["coverage"]))
         n_series = load(ds)[0]["unique_id"].nunique()
-        lines += [
+        section = [
             f"## {ds.name} ({n_series} series, horizon {ds.horizon}, season {ds.season})",
             "",
             "| method | MASE | sMAPE | 80% coverage | fit s | predict s |",
             "|---|---:|---:|---:|---:|---:|",
-        ]
-        for name, sc, f, pr in rows:
-            lines.append(
+            *(
                 f"| {name} | {sc['mase']:.3f} | {sc['smape']:.2f} | {sc['coverage']:.1f} | {f:.2f} | {pr:.3f} |"
-            )
-        lines += ["", f"tsengine MASE / best peer MASE = **{ratio:.3f}**; {note}.", ""]
-        if ds.note:
-            lines += [f"Note: {ds.note}.", ""]
-        print("\n".join(lines[-(len(rows) + 6 + 2 * bool(ds.note)) :]), flush=True)
+                for name, sc, f, pr in rows
+            ),
+            "",
+            f"tsengine MASE / best peer MASE = **{ratio:.3f}**; {note}.",
+            "",
+            *([f"Note: {ds.note}.", ""] if ds.note else []),
+        ]
+        lines += section
+        print("\n".join(section), flush=True)
         if args.windows > 1:
             names = [r[0] for r in rows]
             mase = np.asarray([[r[1]["mase"] for r in run] for run, _ in runs])

@@ -411,7 +411,7 @@ def interval_line(info: dict[str, Any]) -> str:
     check = desc.get("check")
     if check and check.get("coverage") is not None and math.isfinite(check["coverage"]):
         parts.append(
-            f"held-out check: {_metric(check['coverage'], 1)} % of actuals covered on the last "
+            f"held-out check: {check['coverage']:.1f} % of actuals covered on the last "
             f"{check['origins']} backtest origin(s), each by intervals fitted on the origins before it"
         )
     return "; ".join(parts)
