@@ -187,6 +187,10 @@ def canonicalize(
     return Canonical(out, fmt, _offset_of(raw_time, fmt))
 
 
+# A time of day followed by a written UTC offset: 00:00Z, 00:00:00+02:00, 12:00-0500, 12:00 +02.
+_UTC_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+
+
 def place_on_grid(
     frame: pl.DataFrame, step: TimeStep, *, datetime_column: str, series_label: str
 ) -> pl.DataFrame:
@@ -206,6 +210,13 @@ def place_on_grid(
             f"column {datetime_column!r} has timestamps off the deployment's {step.describe()} "
             f"grid ({examples}); every timestamp must fall on the time step seen at training"
         )
+        zoned = off.filter(pl.col(ORIG).str.contains(_UTC_OFFSET))
+        if zoned.height:  # midnight at +02:00 is 22:00 UTC: say so, or the client sees no fault
+            row, orig, utc = zoned.select(ROW, ORIG, pl.col(TIME).dt.strftime("%Y-%m-%dT%H:%M:%S")).row(0)
+            msg += (
+                f"; timestamps with a UTC offset are read in UTC (row {row}: {orig!r} is {utc} UTC): "
+                "post them with the offset the training data had, or without one"
+            )
         raise OffGridError(msg)
     if out.select(pl.struct(SID, IDX).is_duplicated().any()).item():
         dup = out.filter(pl.len().over(SID, IDX) > 1)

@@ -160,6 +160,24 @@ def test_off_grid_timestamp_names_rows_values_and_step() -> None:
     assert "row 0" not in message
 
 
+def test_off_grid_timestamps_with_an_offset_show_their_utc_reading() -> None:
+    frame = _frame(
+        date=["2018-01-09T00:00:00+02:00", "2018-01-10T00:00:00+02:00", "2018-01-11", "2018-01-12"]
+    )
+    with pytest.raises(OffGridError) as info:
+        _grid(frame)
+    message = info.value.message
+    assert "row 0: '2018-01-09T00:00:00+02:00' is 2018-01-08T22:00:00 UTC" in message
+    assert "the offset the training data had" in message
+
+
+def test_off_grid_dates_without_an_offset_get_no_utc_note() -> None:
+    frame = _frame(date=["2018-01-01", "2018-02-01", "2018-01-01", "2018-02-09"])
+    with pytest.raises(OffGridError) as info:
+        _grid(frame, TimeStep("month"))
+    assert "UTC" not in info.value.message  # '-09' ends the date; it is not an offset
+
+
 def test_month_grid_rejects_other_days_of_the_month() -> None:
     frame = _frame(date=["2018-01-01", "2018-02-01", "2018-01-01", "2018-02-02"])
     with pytest.raises(OffGridError, match=r"1 month grid.*row 3: '2018-02-02'"):
