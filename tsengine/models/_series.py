@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from tsengine.features import FP
+from tsengine.features import FP, D
 from tsengine.validate import IDX, SID, Y
 
 __all__ = ["OriginWindows", "TrainingMatrix", "interpolate_rows", "origin_windows", "training_matrix"]
@@ -44,14 +44,24 @@ class OriginWindows:
     """Target windows ending at each origin, and the query rows' place in them.
 
     ``y[o]`` holds the target on ``(fp_o - a, fp_o]``; ``origin[q]`` is the row of
-    ``y`` that query row ``q`` reads.
+    ``y`` that query row ``q`` reads and ``distance[q]`` its forecast distance.
     """
 
     sids: list[str]
     fp: np.ndarray
     y: np.ndarray
     origin: np.ndarray
+    distance: np.ndarray
     extra: dict[str, np.ndarray]
+
+    @property
+    def horizon(self) -> int:
+        """Columns a per-origin forecast matrix needs: the largest queried distance."""
+        return int(self.distance.max()) if self.distance.size else 0
+
+    def pick(self, forecasts: np.ndarray) -> np.ndarray:
+        """Each query row's value from a (origins x horizon) matrix of forecasts."""
+        return np.asarray(forecasts[self.origin, self.distance - 1])
 
 
 def training_matrix(history: pl.DataFrame, columns: tuple[str, ...] = ()) -> TrainingMatrix:
@@ -116,7 +126,8 @@ def origin_windows(
         .to_numpy()
         .astype(np.int64)
     )
-    return OriginWindows(sids, fp, y, origin, extra)
+    distance = query.get_column(D).to_numpy().astype(np.int64)
+    return OriginWindows(sids, fp, y, origin, distance, extra)
 
 
 def interpolate_rows(y: np.ndarray) -> np.ndarray:

@@ -45,7 +45,7 @@ import orjson
 import polars as pl
 
 from tsengine.errors import TrainingDataError
-from tsengine.features import D, season_length
+from tsengine.features import season_length
 from tsengine.models._series import interpolate_rows, origin_windows
 from tsengine.models.base import ForecastModel
 from tsengine.spec import TimeSeriesSpec
@@ -375,7 +375,7 @@ class ARIMAModel(ForecastModel):
         if query.height == 0:
             return np.empty(0)
         win = origin_windows(history, query, self.window, self.regressors)
-        horizon = int(query.get_column(D).max())  # type: ignore[arg-type]
+        horizon = win.horizon
         n = len(win.sids)
         specs = [self.series.get(s, self.fallback) for s in win.sids]
         beta = np.asarray([sp["beta"] for sp in specs], dtype=np.float64).reshape(n, len(self.regressors))
@@ -405,8 +405,7 @@ class ARIMAModel(ForecastModel):
                 fc[rows[ok]] = arima_forecast(
                     sub[ok], ar[ok], ma[ok], mean[ok], d, big_d, self.season, horizon
                 )
-        d_q = query.get_column(D).to_numpy().astype(np.int64)
-        out = fc[win.origin, d_q - 1]
+        out = win.pick(fc)
         if self.regressors:
             xq = np.column_stack(
                 [query.get_column(k).cast(pl.Float64).fill_null(0.0).to_numpy() for k in self.regressors]

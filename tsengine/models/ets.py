@@ -41,7 +41,7 @@ import orjson
 import polars as pl
 
 from tsengine.errors import TrainingDataError
-from tsengine.features import D, season_length
+from tsengine.features import season_length
 from tsengine.models._series import origin_windows, training_matrix
 from tsengine.models.base import ForecastModel
 from tsengine.spec import TimeSeriesSpec
@@ -505,11 +505,8 @@ class ETSModel(ForecastModel):
         if query.height == 0:
             return np.empty(0)
         win = origin_windows(history, query, self.window)
-        horizon = int(query.get_column(D).max())  # type: ignore[arg-type]
         choices = [self.series.get(s, self.fallback) for s in win.sids]
-        fc = filter_and_forecast(win.y, win.fp, choices, self.season, horizon)
-        d = query.get_column(D).to_numpy().astype(np.int64)
-        return np.asarray(fc[win.origin, d - 1])
+        return win.pick(filter_and_forecast(win.y, win.fp, choices, self.season, win.horizon))
 
     def to_bytes(self) -> bytes:
         """Parameters as JSON."""

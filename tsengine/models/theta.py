@@ -39,7 +39,7 @@ import orjson
 import polars as pl
 
 from tsengine.errors import TrainingDataError
-from tsengine.features import D, season_length
+from tsengine.features import season_length
 from tsengine.models._series import origin_windows, training_matrix
 from tsengine.models.base import ForecastModel
 from tsengine.models.ets import EtsParams, filter_least_squares
@@ -325,7 +325,7 @@ class ThetaModel(ForecastModel):
         if query.height == 0:
             return np.empty(0)
         win = origin_windows(history, query, self.window)
-        horizon = int(query.get_column(D).max())  # type: ignore[arg-type]
+        horizon = win.horizon
         adjusted, alpha, mode, table, fraction, slope = self._adjust(win.sids, win.fp, win.y)
         fc = theta_forecast(adjusted, alpha, horizon)
         stored = np.isfinite(fraction)
@@ -338,8 +338,7 @@ class ThetaModel(ForecastModel):
         factors = np.take_along_axis(table, phase, axis=1)
         fc = np.where(mode[:, None] == 1, fc * factors, np.where(mode[:, None] == 2, fc + factors, fc))
         fc[~np.isfinite(win.y).any(axis=1)] = np.nan
-        d = query.get_column(D).to_numpy().astype(np.int64)
-        return np.asarray(fc[win.origin, d - 1])
+        return win.pick(fc)
 
     def to_bytes(self) -> bytes:
         """Parameters as JSON."""
