@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from _env import package_versions  # noqa: E402
 
 __all__ = ["machine", "markdown", "plot_scaling"]
 
@@ -59,16 +59,6 @@ def machine() -> dict[str, str]:
     info["python"] = platform.python_version()
     info["load"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     return info
-
-
-def _versions() -> str:
-    out = []
-    for name in PACKAGES:
-        try:
-            out.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            out.append(f"{name} (not installed)")
-    return ", ".join(out)
 
 
 def _mb(n: float) -> str:
@@ -125,7 +115,7 @@ def markdown(r: dict[str, Any]) -> str:
     add(
         f"- Machine: {m['cpu']}, {m['cores']}; {m['os']}; Python {m['python']}; load average at the end {m['load']}."
     )
-    add(f"- Packages: {_versions()}.")
+    add(f"- Packages: {package_versions(PACKAGES)}.")
     add(
         f"- Data: `fixtures/flights_daily.csv` (12 real daily series, 365 days) tiled into {cfg.big_series:,}+ series: copy k of "
         "series s is `s#k`, its target multiplied by a per-copy factor (log-uniform 0.2-5) and per-row noise (±10 %), fixed seed "

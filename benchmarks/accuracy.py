@@ -36,12 +36,12 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import polars as pl
+from _env import package_versions
 
 from tsengine.backtest import naive_scales
 from tsengine.backtest import score as backtest_score
@@ -260,23 +260,9 @@ def run_mlforecast(ds: DataSet, train: pd.DataFrame, test: pd.DataFrame) -> tupl
 
 
 def versions() -> str:
-    names = (
-        "tsengine",
-        "polars",
-        "numpy",
-        "lightgbm",
-        "statsmodels",
-        "statsforecast",
-        "mlforecast",
-        "pandas",
+    return package_versions(
+        ("tsengine", "polars", "numpy", "lightgbm", "statsmodels", "statsforecast", "mlforecast", "pandas")
     )
-    found = []
-    for n in names:
-        try:
-            found.append(f"{n} {metadata.version(n)}")
-        except metadata.PackageNotFoundError:
-            found.append(f"{n} (missing)")
-    return ", ".join(found)
 
 
 def cpu_name() -> str:
