@@ -1,4 +1,4 @@
-"""Backtests never use data after their origin, whatever the series look like; short data still get one."""
+"""Backtests never use data after their origin, whatever the series look like; short data still get one; the scorer is the textbook one."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tsengine.backtest import backtest_origins, run_backtest, window_that_fits
+from tsengine.backtest import backtest_origins, naive_scales, run_backtest, score, window_that_fits
 from tsengine.features import FP
 from tsengine.models import ETSModel, LinearModel
 from tsengine.models.base import ForecastModel
@@ -98,3 +98,62 @@ def test_a_shortened_window_is_the_longest_that_leaves_a_backtest_origin(
     else:
         assert fitted == min(floor, a)  # no longer window above the floor fits either
         assert not any(has_origin(w) for w in range(fitted + 1, a + 1))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.lists(
+        st.tuples(
+            st.integers(0, 3),  # series
+            st.integers(1, 4),  # distance
+            st.floats(-1e3, 1e3),  # actual
+            st.floats(-1e3, 1e3),  # forecast
+            st.floats(0.0, 50.0),  # half-width
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    scales=st.lists(st.floats(0.1, 100.0), min_size=4, max_size=4),
+)
+def test_the_scorer_agrees_with_the_textbook_formulas(
+    data: list[tuple[int, int, float, float, float]], scales: list[float]
+) -> None:
+    """MASE is the mean over series of each series' mean scaled absolute error; coverage a hit rate."""
+    sid, dist, y, yhat, half = (np.asarray(c) for c in zip(*data, strict=True))
+    rows = pl.DataFrame(
+        {
+            "s": [f"s{k}" for k in sid],
+            "d": dist,
+            "y": y,
+            "yhat": yhat,
+            "mase_scale": np.asarray(scales)[sid],
+            "low": yhat - half,
+            "high": yhat + half,
+        }
+    )
+    got = score(rows, series="s", distance="d")
+    err = np.abs(y - yhat)
+    per_series = [np.mean(err[sid == k] / scales[k]) for k in np.unique(sid)]
+    assert got["mase"] == pytest.approx(np.mean(per_series), rel=1e-9, abs=1e-12)
+    assert got["rmse"] == pytest.approx(np.sqrt(np.mean(err**2)), rel=1e-9, abs=1e-12)
+    inside = (y >= yhat - half) & (y <= yhat + half)  # the bounds exactly as posted in the frame
+    assert got["coverage"] == pytest.approx(100 * np.mean(inside), abs=1e-9)
+    assert got["n"] == len(data)
+    assert [r["distance"] for r in got["by_distance"]] == sorted(set(dist.tolist()))
+    assert sum(r["n"] for r in got["by_series"]) == len(data)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    values=st.lists(st.floats(-1e4, 1e4), min_size=1, max_size=30),
+    season=st.integers(1, 6),
+)
+def test_naive_scales_are_the_seasonal_naive_mae_or_its_fallbacks(values: list[float], season: int) -> None:
+    y = np.asarray(values)
+    got = naive_scales(pl.DataFrame({"s": ["a"] * y.size, "v": y}), season, series="s", target="v")
+    scale = got.get_column("mase_scale").item()
+    seasonal = np.mean(np.abs(y[season:] - y[:-season])) if y.size > season else np.nan
+    lag1 = np.mean(np.abs(np.diff(y))) if y.size > 1 else np.nan
+    expected = seasonal if seasonal > 0 else lag1 if lag1 > 0 else 1.0
+    assert scale == pytest.approx(expected, rel=1e-9)
+    assert scale > 0
