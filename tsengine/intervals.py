@@ -170,7 +170,7 @@ class IntervalTable:
 
     def row_factors(self, series: pl.Series | np.ndarray | Sequence[str] | None, n: int) -> np.ndarray:
         """Width factor of each of ``n`` rows: the series' factor when it is used and known, else 1."""
-        if series is None or not self.per_series or not self.series:
+        if series is None or not self.factors_used:
             return np.ones(n)
         ids = series if isinstance(series, pl.Series) else pl.Series(SID, series)
         return (
@@ -194,12 +194,17 @@ class IntervalTable:
             },
         }
 
+    @property
+    def factors_used(self) -> bool:
+        """Whether :meth:`apply` widens by per-series factors: they passed the check and exist."""
+        return bool(self.per_series and self.series)
+
     def describe(self) -> dict[str, Any]:
         """What ``tsengine info`` reports: the percentile, the factors and the held-out check."""
         out: dict[str, Any] = {
             "percentile": self.percentile,
             "series_factors": len(self.series),
-            "series_factors_used": bool(self.per_series and self.series),
+            "series_factors_used": self.factors_used,
         }
         if self.check is not None:
             pooled, factored = self.check.coverage
