@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -101,12 +102,19 @@ def test_same_data_gives_the_same_model(cls: type[ForecastModel], data: pl.DataF
     assert cls.fit(data, spec, seed=1).to_bytes() == cls.fit(data, spec, seed=1).to_bytes()
 
 
+def renamed(data: pl.DataFrame, fresh: bool) -> pl.DataFrame:
+    """``data``, or with ``fresh`` its series renamed so a model trained on ``data`` has never seen them."""
+    return data.with_columns(("fresh-" + pl.col(SID)).alias(SID)) if fresh else data
+
+
+@pytest.mark.parametrize("fresh", [False, True], ids=["seen", "unseen"])
 @pytest.mark.parametrize("cls", STATS)
 def test_predictions_ignore_rows_after_the_forecast_point(
-    cls: type[ForecastModel], data: pl.DataFrame
+    cls: type[ForecastModel], data: pl.DataFrame, fresh: bool
 ) -> None:
     spec = monthly_spec()
     model = cls.fit(data, spec)
+    data = renamed(data, fresh)
     sid = data.get_column(SID)[0]
     lo = int(data.get_column(IDX).min())  # type: ignore[arg-type]
     query = query_at(data, {sid: [lo + 50, lo + 70]}, spec.distances)
@@ -120,10 +128,14 @@ def test_predictions_ignore_rows_after_the_forecast_point(
     assert not np.allclose(changed[~first], base[~first])
 
 
+@pytest.mark.parametrize("fresh", [False, True], ids=["seen", "unseen"])
 @pytest.mark.parametrize("cls", STATS)
-def test_rows_older_than_the_window_change_nothing(cls: type[ForecastModel], data: pl.DataFrame) -> None:
+def test_rows_older_than_the_window_change_nothing(
+    cls: type[ForecastModel], data: pl.DataFrame, fresh: bool
+) -> None:
     spec = monthly_spec()
     model = cls.fit(data, spec)
+    data = renamed(data, fresh)
     query = last_origin_query(data, spec)
     recent = data.filter(pl.col(IDX) > pl.col(IDX).max() - spec.fdw)
     np.testing.assert_allclose(model.predict(recent, query, spec), model.predict(data, query, spec))
@@ -139,12 +151,52 @@ def test_gaps_in_history_are_tolerated(cls: type[ForecastModel], data: pl.DataFr
 
 
 @pytest.mark.parametrize("cls", STATS)
-def test_unseen_series_get_the_fallback(cls: type[ForecastModel], data: pl.DataFrame) -> None:
+def test_unseen_series_are_served(cls: type[ForecastModel], data: pl.DataFrame) -> None:
     spec = monthly_spec()
     model = cls.fit(data, spec)
     new = data.filter(pl.col(SID) == data.get_column(SID)[0]).with_columns(pl.lit("brand-new").alias(SID))
     yhat = model.predict(new, last_origin_query(new, spec), spec)
     assert np.isfinite(yhat).all()
+    short = new.tail(3)  # too little for the window's estimator: still an answer
+    assert np.isfinite(model.predict(short, last_origin_query(short, spec), spec)).all()
+
+
+def test_arima_fits_an_unseen_series_on_its_window_as_training_would(data: pl.DataFrame) -> None:
+    """Cold start: an unseen series gets what training on its posted window alone, with the panel's
+    differencing, would give it."""
+    spec = monthly_spec()
+    model = ARIMAModel.fit(data, spec)
+    new = data.filter(pl.col(SID) == data.get_column(SID)[1]).with_columns(pl.lit("brand-new").alias(SID))
+    window = new.filter(pl.col(IDX) > pl.col(IDX).max() - spec.fdw)
+    query = last_origin_query(new, spec)
+    counts = [Counter(v[k] for v in model.series.values()).most_common() for k in "dD"]
+    assert all(len(c) == 1 or c[0][1] > c[1][1] for c in counts)  # an unambiguous panel majority
+    panel = [c[0][0] for c in counts]
+    alone = ARIMAModel.fit(window, spec, exact=False, orders={"brand-new": panel})
+    np.testing.assert_allclose(model.predict(new, query, spec), alone.predict(window, query, spec), rtol=1e-9)
+
+
+@pytest.mark.parametrize("seasonal", [True, False], ids=["seasonal", "not-seasonal"])
+def test_theta_finds_the_season_of_an_unseen_series_in_its_window(data: pl.DataFrame, seasonal: bool) -> None:
+    """Three seasons are enough for the window fit to see a season (the old rule forecast it flat)."""
+    spec = monthly_spec()
+    model = ThetaModel.fit(data, spec)
+    t = np.arange(48)
+    amplitude = 0.3 if seasonal else 0.0
+    noise = np.random.default_rng(3).normal(0, 0.002, t.size)
+    new = pl.DataFrame(
+        {
+            SID: ["brand-new"] * t.size,
+            IDX: 24_000 + t,
+            Y: 500 * (1 + amplitude * np.sin(2 * np.pi * t / 12) + noise),
+            ROW: t,
+        }
+    )
+    yhat = model.predict(new, last_origin_query(new, spec), spec)
+    truth = 500 * (1 + amplitude * np.sin(2 * np.pi * (t[-1] + np.arange(1, 13)) / 12))
+    np.testing.assert_allclose(yhat, truth, rtol=0.02)
+    if not seasonal:  # no season found: SES with a drift, a straight line
+        assert np.ptp(np.diff(yhat)) < 1e-9
 
 
 def test_ets_extrapolates_a_straight_line_exactly() -> None:

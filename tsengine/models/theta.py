@@ -25,12 +25,21 @@ training-time constants, so rows older than the window still change nothing.
 
 Payloads written before the stored slope existed load with their old
 behaviour: half the window's slope with the Hyndman-Billah lag correction.
-Unseen series: that same old rule, non-seasonal, with the median alpha of the
-training series.
+
+Series unseen at training (cold start) are estimated at prediction on their
+posted window ``(fp - a, fp]`` by the training estimator (:func:`fit_states`):
+indices, slope, drift fraction and alpha, one vectorised fit per window, with
+a stable-seasonality F-test deciding seasonality (the classical test has too
+little power on one window).  The earlier rule (non-seasonal, the training series' median alpha)
+lost a seasonal new series its season: on visnights_quarterly, five of 20
+regions left out of training and forecast over three held-out horizons,
+Theta's mean MASE on them was 1.63 times that of the same regions seen at
+training (see ``tests/unit/test_cold_start.py`` for the behaviour).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -40,12 +49,27 @@ import polars as pl
 
 from tsengine.errors import TrainingDataError
 from tsengine.features import season_length
-from tsengine.models._series import origin_windows, training_matrix
+from tsengine.models._series import (
+    OriginWindows,
+    TrainingMatrix,
+    origin_windows,
+    stable_seasonality,
+    training_matrix,
+    window_matrix,
+)
 from tsengine.models.base import ForecastModel
 from tsengine.models.ets import EtsParams, filter_least_squares
 from tsengine.spec import TimeSeriesSpec
 
-__all__ = ["SeriesTheta", "ThetaModel", "drift_forecast", "seasonal_indices", "ses_alpha", "theta_forecast"]
+__all__ = [
+    "SeriesTheta",
+    "ThetaModel",
+    "drift_forecast",
+    "fit_states",
+    "seasonal_indices",
+    "ses_alpha",
+    "theta_forecast",
+]
 
 # z-value of the two-sided 90 % seasonality test used by the classical Theta method.
 SEASONALITY_Z = 1.645
@@ -244,6 +268,41 @@ class SeriesTheta:
         return cls(float(row[0]), int(row[1]), indices)
 
 
+def fit_states(
+    mat: TrainingMatrix, season: int, *, test: Callable[[np.ndarray, int], bool] = is_seasonal
+) -> list[SeriesTheta]:
+    """Seasonality, indices, slope, drift fraction and alpha for each row of ``mat``.
+
+    Training calls it on the training series; prediction on the posted
+    windows of series unseen at training (cold start), so both are one
+    estimator.  Only the seasonality ``test`` differs: the window of a new
+    series is too short for the classical autocorrelation test (on 36 months it
+    missed the season of most us_employment_monthly series), so cold start
+    uses a stable-seasonality F-test instead (:func:`stable_seasonality`).
+    """
+    adjusted = mat.y.copy()
+    modes: list[int] = []
+    indices: list[tuple[float, ...]] = []
+    for r in range(len(mat.sids)):
+        y = mat.y[r, : mat.length[r]]
+        mode = 0
+        idx: tuple[float, ...] = ()
+        if test(y, season):
+            positive = bool(np.all(y[np.isfinite(y)] > 0))
+            mode = 1 if positive else 2
+            table = seasonal_indices(y, int(mat.start[r]), season, positive)
+            phase = (mat.start[r] + np.arange(mat.y.shape[1])) % season
+            adjusted[r] = mat.y[r] / table[phase] if positive else mat.y[r] - table[phase]
+            idx = tuple(float(v) for v in table)
+        modes.append(mode)
+        indices.append(idx)
+    slope, fraction, alpha = fit_drift(adjusted)
+    return [
+        SeriesTheta(float(alpha[r]), modes[r], indices[r], float(fraction[r]), float(slope[r]))
+        for r in range(len(mat.sids))
+    ]
+
+
 class ThetaModel(ForecastModel):
     """Seasonally adjusted SES with half-slope drift, per series."""
 
@@ -273,32 +332,14 @@ class ThetaModel(ForecastModel):
         if not mat.sids:
             msg = "the training data has no observed target values to fit Theta on"
             raise TrainingDataError(msg)
-        adjusted = mat.y.copy()
-        modes: list[int] = []
-        indices: list[list[float]] = []
-        for r in range(len(mat.sids)):
-            y = mat.y[r, : mat.length[r]]
-            mode = 0
-            idx = np.ones(max(season, 1))
-            if is_seasonal(y, season):
-                positive = bool(np.all(y[np.isfinite(y)] > 0))
-                mode = 1 if positive else 2
-                idx = seasonal_indices(y, int(mat.start[r]), season, positive)
-                phase = (mat.start[r] + np.arange(mat.y.shape[1])) % season
-                adjusted[r] = mat.y[r] / idx[phase] if positive else mat.y[r] - idx[phase]
-            modes.append(mode)
-            indices.append([float(v) for v in idx] if mode else [])
-        slope, fraction, alpha = fit_drift(adjusted)
-        series = {
-            s: SeriesTheta(float(alpha[r]), modes[r], tuple(indices[r]), float(fraction[r]), float(slope[r]))
-            for r, s in enumerate(mat.sids)
-        }
-        return cls(season, spec.fdw, series, float(np.median(alpha)))
+        states = fit_states(mat, season)
+        series = dict(zip(mat.sids, states, strict=True))
+        return cls(season, spec.fdw, series, float(np.median([st.alpha for st in states])))
 
-    def _adjust(self, sids: list[str], fp: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _adjust(self, states: list[SeriesTheta], fp: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
         """Seasonally adjusted windows plus per-row alpha, mode, indices, fraction and slope.
 
-        ``fraction`` is NaN for rows served by the old rule (unseen series, old payloads).
+        ``fraction`` is NaN for rows served by the old rule (payloads from before the stored slope).
         """
         n, width = y.shape
         m = max(self.season, 1)
@@ -307,9 +348,7 @@ class ThetaModel(ForecastModel):
         table = np.ones((n, m))
         fraction = np.full(n, np.nan)
         slope = np.zeros(n)
-        fallback = SeriesTheta(self.fallback_alpha, 0, ())
-        for r, s in enumerate(sids):
-            st = self.series.get(s, fallback)
+        for r, st in enumerate(states):
             alpha[r], mode[r], slope[r] = st.alpha, st.mode, st.slope
             if st.fraction is not None:
                 fraction[r] = st.fraction
@@ -320,13 +359,24 @@ class ThetaModel(ForecastModel):
         adjusted = np.where(mode[:, None] == 1, y / factors, np.where(mode[:, None] == 2, y - factors, y))
         return adjusted, alpha, mode, table, fraction, slope
 
+    def _states(self, win: OriginWindows) -> list[SeriesTheta]:
+        """Each window's stored state; series unseen at training are fitted on their window."""
+        fallback = SeriesTheta(self.fallback_alpha, 0, ())
+        states = [self.series.get(s, fallback) for s in win.sids]
+        cold = win.unseen(self.series)
+        if cold.size:
+            fitted = fit_states(window_matrix(win, cold), self.season, test=stable_seasonality)
+            for r, st in zip(cold, fitted, strict=True):
+                states[r] = st
+        return states
+
     def predict(self, history: pl.DataFrame, query: pl.DataFrame, spec: TimeSeriesSpec) -> np.ndarray:  # noqa: ARG002
         """Adjust, smooth, add the drift, re-seasonalise; vectorised over origins."""
         if query.height == 0:
             return np.empty(0)
         win = origin_windows(history, query, self.window)
         horizon = win.horizon
-        adjusted, alpha, mode, table, fraction, slope = self._adjust(win.sids, win.fp, win.y)
+        adjusted, alpha, mode, table, fraction, slope = self._adjust(self._states(win), win.fp, win.y)
         fc = theta_forecast(adjusted, alpha, horizon)
         stored = np.isfinite(fraction)
         if stored.any():
