@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import orjson
 import polars as pl
@@ -10,6 +12,7 @@ import pytest
 import tsengine
 from tsengine.errors import TrainingDataError
 from tsengine.models import LightGBMDiffModel, LightGBMLogModel, LightGBMModel
+from tsengine.options import PredictOptions
 
 
 def _trees(dep: tsengine.Deployment) -> str:
@@ -222,3 +225,48 @@ def test_bagging_on_large_data_keeps_training_deterministic_on_any_core_count(
     assert _trees(first) == _trees(parallel)
     other_seed = _train(small_flights, "lightgbm_diff", seed=1)
     assert _trees(other_seed) != _trees(first)
+
+
+@pytest.mark.parametrize("kind", ["lightgbm", "lightgbm_diff"])
+def test_unseen_series_are_forecast_by_the_same_model_without_the_series_id(
+    small_flights: pl.DataFrame, kind: str
+) -> None:
+    """A new series is served as by a model trained on the same rows without the series id.
+
+    Without that model LightGBM sends a series it never saw down whichever
+    branch holds the other series at each series-id split.
+    """
+    dep = _train(small_flights, kind)
+    assert dep.model.describe()["unseen_series"] is not None
+    history = small_flights.filter(pl.col("date") <= "2013-12-20")
+    new = history.filter(pl.col("series") == "LGA-DL").with_columns(pl.lit("LGA-NEW").alias("series"))
+    got = dep.predict(new, relax_known_in_advance=True)["prediction"].to_numpy()
+    # The same training rows and tuning, without the series id feature.
+    spec = dataclasses.replace(dep.spec, series_id_column=None)
+    canonical = dep.window(small_flights, PredictOptions(relax_known_in_advance=True)).history
+    generic = type(dep.model).fit(canonical, spec, transform=dep.model.transform, rounds=dep.model.rounds)
+    assert "series id" not in generic.plan.names
+    query = dep.window(new, PredictOptions(relax_known_in_advance=True))
+    np.testing.assert_allclose(got, generic.predict(query.history, query.query, spec), rtol=1e-12)
+    # Seen series still use their series id; backtest refits carry no unseen-series model.
+    seen = history.filter(pl.col("series") == "LGA-DL")
+    assert not np.allclose(seen_forecast := dep.predict(seen, relax_known_in_advance=True)["prediction"], got)
+    assert np.isfinite(seen_forecast.to_numpy()).all()
+    refit = type(dep.model).fit(canonical, dep.spec, **dep.model.refit_kwargs())
+    assert refit.describe()["unseen_series"] is None
+    assert np.isfinite(refit.predict(query.history, query.query, dep.spec)).all()
+
+
+def test_the_unseen_series_model_round_trips_and_explains(small_flights: pl.DataFrame) -> None:
+    """Stored and loaded, it serves the same forecasts; explanations of a new series add up."""
+    dep = _train(small_flights, "lightgbm")
+    loaded = type(dep.model).from_bytes(dep.model.to_bytes())
+    history = small_flights.filter(pl.col("date") <= "2013-12-20")
+    new = history.filter(pl.col("series") == "JFK-B6").with_columns(pl.lit("JFK-NEW").alias("series"))
+    window = dep.window(new, PredictOptions(relax_known_in_advance=True))
+    design = dep.model.design(window.history, window.query, dep.spec)
+    expected = dep.model.predict(window.history, window.query, dep.spec)
+    np.testing.assert_array_equal(loaded.predict(window.history, window.query, dep.spec), expected)
+    parts, base = dep.model.contributions(design)
+    np.testing.assert_allclose(parts.sum(axis=1) + base, expected, rtol=1e-9)
+    assert np.all(parts[:, dep.model.plan.names.index("series id")] == 0.0)
