@@ -62,4 +62,5 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[test,bench]")
     session.run("python", "benchmarks/accuracy.py", "--windows", "3")
     session.run("python", "benchmarks/collection.py", "--windows", "3")
+    session.run("python", "benchmarks/cold_start.py", "--windows", "3")
     session.run("python", "benchmarks/performance.py", *session.posargs)

@@ -37,6 +37,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -156,30 +157,33 @@ def score(test: pd.DataFrame, pred: pd.DataFrame, scales: pl.DataFrame) -> dict[
     return {"mase": s["mase"], "smape": s["smape"], "coverage": s.get("coverage", float("nan"))}
 
 
-def run_tsengine(
-    ds: DataSet, train: pd.DataFrame, test: pd.DataFrame
-) -> tuple[pd.DataFrame, float, float, str]:
+def fit_tsengine(ds: DataSet, train: pd.DataFrame, **options: Any) -> Any:
+    """A tsengine deployment of ``ds`` trained on ``train`` (Nixtla's columns), forecasting one horizon."""
     import tsengine
 
-    frame = train.rename(columns={"unique_id": ds.id_col, "ds": ds.time_col, "y": ds.target})
-    t0 = time.perf_counter()
-    dep = tsengine.train(
-        frame,
+    return tsengine.train(
+        train.rename(columns={"unique_id": ds.id_col, "ds": ds.time_col, "y": ds.target}),
         target=ds.target,
         datetime_column=ds.time_col,
         series_id_column=ds.id_col,
         known_in_advance=list(ds.kia),
         forecast_window=(1, ds.horizon),
-        interval_percentile=LEVEL,
+        **options,
     )
-    fit = time.perf_counter() - t0
-    future = test.drop(columns="y").rename(columns={"unique_id": ds.id_col, "ds": ds.time_col})
-    request = pd.concat([frame, future], ignore_index=True)
+
+
+def predict_tsengine(
+    ds: DataSet, deployment: Any, history: pd.DataFrame, future: pd.DataFrame
+) -> pd.DataFrame:
+    """Post ``history`` and the ``future`` rows (no target) as a client would; forecasts in Nixtla's columns.
+
+    Columns ``unique_id``, ``ds``, ``yhat``, ``lo`` and ``hi`` (NaN without intervals).
+    """
+    posted = pd.concat([history, future.drop(columns="y", errors="ignore")], ignore_index=True)
+    request = posted.rename(columns={"unique_id": ds.id_col, "ds": ds.time_col, "y": ds.target})
     request[ds.time_col] = request[ds.time_col].dt.strftime("%Y-%m-%d")
-    t0 = time.perf_counter()
-    out = dep.predict(pl.from_pandas(request))
-    predict = time.perf_counter() - t0
-    pred = pd.DataFrame(
+    out = deployment.predict(pl.from_pandas(request))
+    return pd.DataFrame(
         {
             "unique_id": out.get_column("seriesId").cast(pl.String).to_list(),
             "ds": pd.to_datetime(out.get_column("timestamp").to_list()).tz_localize(None),
@@ -190,6 +194,17 @@ def run_tsengine(
             },
         }
     )
+
+
+def run_tsengine(
+    ds: DataSet, train: pd.DataFrame, test: pd.DataFrame
+) -> tuple[pd.DataFrame, float, float, str]:
+    t0 = time.perf_counter()
+    dep = fit_tsengine(ds, train, interval_percentile=LEVEL)
+    fit = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pred = predict_tsengine(ds, dep, train, test)
+    predict = time.perf_counter() - t0
     board = ", ".join(f"{r['model']} {r['mase']:.3f}" for r in dep.metadata["leaderboard"])
     origins = len(dep.metadata["training"]["backtest_origins"])
     selection = dep.metadata.get("selection", {})
