@@ -30,11 +30,12 @@ Series unseen at training (cold start) are estimated at prediction on their
 posted window ``(fp - a, fp]`` by the training estimator (:func:`fit_states`):
 indices, slope, drift fraction and alpha, one vectorised fit per window, with
 a stable-seasonality F-test deciding seasonality (the classical test has too
-little power on one window).  The earlier rule (non-seasonal, the training series' median alpha)
-lost a seasonal new series its season: on visnights_quarterly, five of 20
-regions left out of training and forecast over three held-out horizons,
-Theta's mean MASE on them was 1.63 times that of the same regions seen at
-training (see ``tests/unit/test_cold_start.py`` for the behaviour).
+little power on one window).  The earlier rule (non-seasonal, the training
+series' median alpha) lost a seasonal new series its season.  Measured: a
+quarter of the series left out of training and forecast over three held-out
+horizons, Theta's mean MASE on them went 1.431 -> 0.841 on
+visnights_quarterly, 1.947 -> 1.641 on tourism_quarterly and 1.185 -> 0.445 on
+us_employment_monthly (the same series seen at training: 0.877, 1.584, 0.488).
 """
 
 from __future__ import annotations
