@@ -370,7 +370,7 @@ class ARIMAModel(ForecastModel):
             for j, k in enumerate(regs):
                 grid[1 + j, pos] = part.get_column(k).cast(pl.Float64).fill_null(np.nan).to_numpy()
             fixed = orders.get(str(sid)) if orders is not None else None
-            series[str(sid)] = _fit_span(grid, season, min_len, fixed, exact=exact)
+            series[str(sid)] = _fit_series(grid, season, min_len, fixed, exact=exact)
         big_d = _majority(v["D"] for v in series.values())
         fallback = {"d": 1, "D": big_d, "beta": [0.0] * len(regs), "mean": 0.0, "ar": [], "ma": []}
         return cls(season, spec.fdw, regs, series, fallback, exact)
@@ -450,7 +450,7 @@ class ARIMAModel(ForecastModel):
             span = slice(int(seen[0]), int(seen[-1]) + 1)
             grid = np.vstack([y[span], *(win.extra[k][r, span] for k in self.regressors)])
             sid = win.sids[r]
-            fitted = _fit_span(
+            fitted = _fit_series(
                 grid, self.season, _min_length(self.season), chosen.get(sid, panel), exact=False
             )
             chosen.setdefault(sid, [fitted["d"], fitted["D"], *fitted["orders"]])
@@ -506,26 +506,8 @@ def _min_length(season: int) -> int:
     return max(season, 1) + 8
 
 
-def _fit_span(
-    grid: np.ndarray,
-    season: int,
-    min_len: int,
-    fixed: list[int] | None = None,
-    *,
-    exact: bool = False,
-) -> dict[str, Any]:
-    """:func:`_fit_series` on a dense span (target row, then regressor rows) with gaps as NaN.
-
-    Gaps are interpolated (the recursion cannot skip them), as at prediction.
-    """
-    grid = interpolate_rows(grid)
-    grid = np.where(np.isfinite(grid), grid, 0.0)
-    return _fit_series(grid[0], grid[1:], season, min_len, fixed, exact=exact)
-
-
 def _fit_series(
-    y: np.ndarray,
-    x: np.ndarray,
+    grid: np.ndarray,
     season: int,
     min_len: int,
     fixed: list[int] | None = None,
@@ -534,9 +516,14 @@ def _fit_series(
 ) -> dict[str, Any]:
     """Differencing, regression, constant and ARMA polynomials for one series.
 
-    ``fixed`` = ``[d, D]`` fixes the differencing, ``[d, D, p, q, P, Q]``
+    ``grid`` is its dense span: the target row, then one row per regressor,
+    gaps as NaN (interpolated here, as at prediction: the recursion cannot skip
+    them).  ``fixed`` = ``[d, D]`` fixes the differencing, ``[d, D, p, q, P, Q]``
     (backtests) the orders too, skipping their search.
     """
+    grid = interpolate_rows(grid)
+    grid = np.where(np.isfinite(grid), grid, 0.0)
+    y, x = grid[0], grid[1:]
     n_reg = x.shape[0]
     spec: dict[str, Any] = {"d": 1, "D": 0, "beta": [0.0] * n_reg, "mean": 0.0, "ar": [], "ma": []}
     spec["orders"] = [0, 0, 0, 0]
