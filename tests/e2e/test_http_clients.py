@@ -25,6 +25,7 @@ from typing import Any
 
 import datarobot
 import httpx
+import numpy as np
 import orjson
 import pandas as pd
 import polars as pl
@@ -183,6 +184,36 @@ def test_datarobot_predict_relaxed_kia_and_passthrough(base_url: str) -> None:
     assert result.response_headers["X-DataRobot-Warnings"]
     # Every forecast row was autoexpanded, so none has an input row to pass through.
     assert result.dataframe["city"].isna().all()
+
+
+@pytest.mark.usefixtures("dr_client")
+def test_a_series_unseen_at_training_is_forecast_over_http(tmp_path: Path) -> None:
+    """A new store posted to a deployment trained before it existed: the models fit it (Theta,
+    ARIMA) or serve it without the series id (LightGBM), and the server answers as the core does."""
+    deployment = tsengine.train(
+        flights(),
+        target="delayed",
+        datetime_column="date",
+        series_id_column="series",
+        known_in_advance=["scheduled", "holiday"],
+        models=["lightgbm", "theta", "arima", "ensemble"],
+        forecast_window=[1, HORIZON],
+        feature_derivation_window=[-28, 0],
+        deployment_id=DEPLOYMENT_ID,
+        backtests=2,
+    )
+    assert {m["kind"] for m in deployment.model.describe()["members"]} == {"lightgbm", "theta", "arima"}
+    tsengine.Registry(tmp_path).save(deployment)
+    new = posted().filter(pl.col("series") == "JFK-B6").with_columns(pl.lit("JFK-NEW").alias("series"))
+    with running(Settings(registry=tmp_path)) as url:
+        result = _client_predict(url, _pandas(new))
+    frame = result.dataframe
+    assert len(frame) == HORIZON
+    assert set(frame["series"]) == {"JFK-NEW"}
+    expected = deployment.predict(new)["prediction"].to_numpy()
+    got = frame["delayed (actual)_PREDICTION"].to_numpy()
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
 
 
 # ------------------------------------------------------------------- input forms
