@@ -41,13 +41,11 @@ def held_out_series(train: pd.DataFrame) -> list[str]:
 
 
 def forecast(
-    ds: DataSet, train: pd.DataFrame, test: pd.DataFrame, fit_on: pd.DataFrame, model: str
+    ds: DataSet, fit_on: pd.DataFrame, posted: pd.DataFrame, test: pd.DataFrame, model: str
 ) -> pd.DataFrame:
-    """Train on ``fit_on``, forecast the held-out series' next horizon from their posted history."""
-    cold = held_out_series(train)
+    """Train on ``fit_on``; forecast the ``test`` rows from the ``posted`` history, as a client would."""
     deployment = fit_tsengine(ds, fit_on, models=None if model == DEFAULT else [model])
-    mine = train["unique_id"].astype(str).isin(cold)
-    return predict_tsengine(ds, deployment, train[mine], test)
+    return predict_tsengine(ds, deployment, posted, test)
 
 
 def measure(ds: DataSet, model: str, windows: int) -> tuple[list[float], list[float]]:
@@ -56,10 +54,11 @@ def measure(ds: DataSet, model: str, windows: int) -> tuple[list[float], list[fl
     for k in range(1, windows + 1):
         train, test = load(ds, k)
         cold = held_out_series(train)
+        left_out = train["unique_id"].astype(str).isin(cold)
         test = test[test["unique_id"].astype(str).isin(cold)].astype({"unique_id": str})
         scales = mase_scale(train.astype({"unique_id": str}), ds.season)
-        everyone = forecast(ds, train, test, train, model)
-        others = forecast(ds, train, test, train[~train["unique_id"].astype(str).isin(cold)], model)
+        everyone = forecast(ds, train, train[left_out], test, model)
+        others = forecast(ds, train[~left_out], train[left_out], test, model)
         seen.append(score(test, everyone, scales)["mase"])
         unseen.append(score(test, others, scales)["mase"])
     return seen, unseen
