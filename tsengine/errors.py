@@ -20,9 +20,11 @@ with one handler; the CLI prints ``message`` and exits 2.  The statuses come fro
     ├── ParameterError (422)             a query parameter or option is wrong
     ├── BadRequestError (400)            malformed body, unknown passthrough column
     ├── AuthenticationError (401)
-    ├── NotFoundError (404)              unknown deployment or route
+    ├── NotFoundError (404)              unknown deployment, job or route
+    ├── ConflictError (409)              the resource is not in a state that allows it
     ├── PayloadTooLargeError (413)
     ├── RequestLineTooLongError (414)
+    ├── TooManyRequestsError (429)       the batch job queue is full
     ├── HumilityError (480)              a humility rule's ReturnError action
     └── DeploymentStoreError (500)       a stored deployment is corrupt or too new
 """
@@ -37,6 +39,7 @@ from typing import Any, ClassVar
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "ConflictError",
     "DatetimeParseError",
     "DeploymentStoreError",
     "DuplicateRowError",
@@ -49,6 +52,7 @@ __all__ = [
     "ParameterError",
     "PayloadTooLargeError",
     "RequestLineTooLongError",
+    "TooManyRequestsError",
     "TrainingDataError",
     "TsEngineError",
     "ValidationError",
@@ -147,6 +151,18 @@ class NotFoundError(TsEngineError):
     """An unknown deployment or route."""
 
     status = HTTPStatus.NOT_FOUND
+
+
+class ConflictError(TsEngineError):
+    """The resource is in a state that does not allow the call (an upload already begun)."""
+
+    status = HTTPStatus.CONFLICT
+
+
+class TooManyRequestsError(TsEngineError):
+    """Too many batch jobs are waiting; retry later (backpressure, not an error in the data)."""
+
+    status = HTTPStatus.TOO_MANY_REQUESTS
 
 
 class PayloadTooLargeError(TsEngineError):

@@ -16,7 +16,7 @@ import polars as pl
 from tsengine.errors import BadRequestError, short_list
 from tsengine.options import PredictOptions
 
-__all__ = ["APPROVAL_STATUS", "passthrough_frame", "to_csv", "to_json"]
+__all__ = ["APPROVAL_STATUS", "csv_table", "passthrough_frame", "to_csv", "to_json"]
 
 APPROVAL_STATUS = "APPROVED"
 _FP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -128,11 +128,22 @@ def to_json(deployment: _Renderable, result: _Result, frame: pl.DataFrame, optio
 
 
 def to_csv(deployment: _Renderable, result: _Result, frame: pl.DataFrame, options: PredictOptions) -> bytes:
-    """DataRobot's time series CSV columns, then passthrough columns."""
+    """DataRobot's CSV shape as bytes (see :func:`csv_table`)."""
+    return csv_table(deployment, result, frame, options).write_csv().encode()
+
+
+def csv_table(
+    deployment: _Renderable, result: _Result, frame: pl.DataFrame, options: PredictOptions
+) -> pl.DataFrame:
+    """DataRobot's CSV columns as a frame: time series columns, then passthrough columns.
+
+    Batch jobs take the frame (to rename, drop or append columns, or to write
+    Parquet and database rows); the prediction routes take :func:`to_csv`.
+    """
     from tsengine.tabular import render as shared
 
     if deployment.kind == "tabular":
-        return shared.to_csv(deployment, result, frame, options)  # type: ignore[arg-type]
+        return shared.csv_table(deployment, result, frame, options)  # type: ignore[arg-type]
     spec = deployment.spec
     passthrough = passthrough_frame(frame, options)
     out, pairs = _attach(result.frame, passthrough)
@@ -157,4 +168,4 @@ def to_csv(deployment: _Renderable, result: _Result, frame: pl.DataFrame, option
     cols.append(pl.lit(APPROVAL_STATUS).alias("DEPLOYMENT_APPROVAL_STATUS"))
     taken = {spec.series_id_column, spec.datetime_column, "FORECAST_POINT", "FORECAST_DISTANCE"}
     cols += [pl.col(p).alias(f"{n}_passthrough" if n in taken else n) for p, n in pairs]
-    return out.select(cols).write_csv().encode()
+    return out.select(cols)

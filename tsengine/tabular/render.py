@@ -22,6 +22,7 @@ from tsengine.render import APPROVAL_STATUS, passthrough_frame
 from tsengine.tabular.deployment import TabularDeployment, class_labels, probability_column
 
 __all__ = [
+    "csv_table",
     "explanation_csv",
     "explanations_json",
     "humility_csv",
@@ -166,6 +167,13 @@ def to_json(
 def to_csv(
     deployment: TabularDeployment, result: _Result, frame: pl.DataFrame, options: PredictOptions
 ) -> bytes:
+    """DataRobot's non-time-series CSV as bytes (see :func:`csv_table`)."""
+    return csv_table(deployment, result, frame, options).write_csv().encode()
+
+
+def csv_table(
+    deployment: TabularDeployment, result: _Result, frame: pl.DataFrame, options: PredictOptions
+) -> pl.DataFrame:
     """DataRobot's non-time-series CSV columns, then explanations, humility, passthrough."""
     out = result.frame
     target = deployment.target
@@ -190,4 +198,4 @@ def to_csv(
             [table, passthrough.rename({c: f"{c}_passthrough" for c in passthrough.columns if c in taken})],
             how="horizontal",
         )
-    return table.write_csv().encode()
+    return table

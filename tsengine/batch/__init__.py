@@ -1,0 +1,16 @@
+"""Batch prediction jobs: DataRobot's Batch Prediction API over files, S3 and databases.
+
+``spec`` parses a job specification, ``store`` keeps jobs and catalog records,
+``adapters`` (with ``s3`` and ``sql``) read intakes and write outputs,
+``chunks`` cuts the input without splitting a series, ``score`` scores a chunk,
+``engine`` runs the queue, ``definitions`` stores and schedules job specs and
+``catalog`` registers datasets.  Nothing here imports a web framework.
+"""
+
+from __future__ import annotations
+
+from tsengine.batch.engine import BatchEngine, public_job
+from tsengine.batch.spec import JobSpec, parse_job_spec
+from tsengine.batch.store import BatchStore
+
+__all__ = ["BatchEngine", "BatchStore", "JobSpec", "parse_job_spec", "public_job"]
