@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,6 +34,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import check_credentials
+from api.batch import add_batch_routes
 from api.cache import LRUCache
 from api.openapi import ERROR_RESPONSES, PREDICTION_OPENAPI, Pong
 from api.parsing import (
@@ -45,6 +48,7 @@ from api.parsing import (
 )
 from api.settings import Settings
 from tsengine import render
+from tsengine.batch import BatchEngine, BatchStore
 from tsengine.errors import NotFoundError, ParameterError, TsEngineError, short_list
 from tsengine.registry import Registry
 
@@ -226,6 +230,14 @@ class _Routes:
             registry.load, size=settings.cache_size, version_of=registry.live_version
         )
 
+    async def authenticate_api_key(self, request: Request) -> None:
+        """Dependency of the ``/api/v2`` routes: the API key only.
+
+        The ``datarobot-key`` header belongs to prediction servers; DataRobot's
+        ``/api/v2`` clients never send it.
+        """
+        check_credentials(request.headers, api_keys=self.settings.api_keys, datarobot_key=None)
+
     async def authenticate(self, request: Request) -> None:
         """Dependency of every route but ping: check API key and datarobot-key."""
         check_credentials(
@@ -335,25 +347,61 @@ def _predict_and_render(
     return to_bytes(deployment, prediction, frame, options), tuple(prediction.warnings)
 
 
-def create_app(settings: Settings | None = None, *, registry: Registry | None = None) -> FastAPI:
+def batch_engine(settings: Settings, registry: Registry) -> BatchEngine:
+    """The batch engine a server runs: its store from the settings, its workers."""
+    store = BatchStore(settings.batch_store_url) if settings.batch_store_url else None
+    return BatchEngine(
+        registry,
+        store=store,
+        workers=settings.batch_workers,
+        max_queued=settings.batch_max_queued,
+        retention_hours=settings.batch_retention_hours,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    registry: Registry | None = None,
+    engine: BatchEngine | None = None,
+) -> FastAPI:
     """Build the prediction server for one registry.
 
     Args:
         settings: limits, keys and registry path; read from ``TSENGINE_*`` when None.
         registry: the deployment store; defaults to ``Registry(settings.registry)``.
             Tests pass their own.
+        engine: the batch job engine; by default one built from the settings,
+            started with the app and stopped with it.
 
     Returns:
-        A FastAPI app serving DataRobot's predApi v1.0 and PPS-style routes.
+        A FastAPI app serving DataRobot's predApi v1.0, PPS-style routes and the
+        ``/api/v2`` batch prediction routes.
     """
     settings = settings if settings is not None else Settings()
-    routes = _Routes(settings, registry if registry is not None else Registry(settings.registry))
+    registry = registry if registry is not None else Registry(settings.registry)
+    routes = _Routes(settings, registry)
+    jobs = engine if engine is not None else batch_engine(settings, registry)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(jobs.start)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(jobs.stop)
+
     app = FastAPI(
         title="tsengine prediction API",
-        description="DataRobot predApi v1.0 compatible time series predictions.",
+        description=(
+            "DataRobot predApi v1.0 compatible time series predictions, and DataRobot's "
+            "Batch Prediction API (/api/v2) over files, S3 and databases."
+        ),
         version="1.0",
         responses=ERROR_RESPONSES,
+        lifespan=lifespan,
     )
+    app.state.batch_engine = jobs
     app.add_exception_handler(TsEngineError, _on_engine_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
@@ -379,4 +427,5 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
     private.add_api_route("/deployments/{deployment_id}/info", routes.info, methods=["GET"])
     private.add_api_route("/deployments", routes.list_deployments, methods=["GET"])
     app.include_router(private)
+    add_batch_routes(app, jobs, settings, registry, routes.authenticate_api_key)
     return app

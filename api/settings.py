@@ -100,6 +100,37 @@ class Settings(BaseSettings):
         ),
     )
 
+    batch_workers: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "Batch prediction jobs run at once in this server process (`tsengine serve "
+            "--batch-workers`); more wait in the queue. Each job scores numConcurrent chunks at once."
+        ),
+    )
+    batch_store_url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy URL of the batch job store (e.g. postgresql+psycopg://host/db) so several "
+            "servers share jobs; unset means SQLite in <registry>/.batch/batch.sqlite3."
+        ),
+    )
+    batch_max_upload_bytes: int = Field(
+        default=10 * 1024**3,
+        gt=0,
+        description="Largest batch job upload (PUT csvUpload/) in bytes; larger ones get 413.",
+    )
+    batch_max_queued: int = Field(
+        default=100,
+        gt=0,
+        description="Batch jobs waiting or running before new ones get 429 (backpressure).",
+    )
+    batch_retention_hours: float = Field(
+        default=48.0,
+        gt=0,
+        description="Hours a finished job's upload and result are kept (DataRobot keeps 48).",
+    )
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -108,7 +139,7 @@ class Settings(BaseSettings):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
 
-    @field_validator("datarobot_key", "default_deployment", mode="before")
+    @field_validator("datarobot_key", "default_deployment", "batch_store_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         """Treat ``TSENGINE_DATAROBOT_KEY=`` as unset rather than as an empty key."""
@@ -128,7 +159,13 @@ class Settings(BaseSettings):
             "TSENGINE_MAX_BODY_BYTES": str(self.max_body_bytes),
             "TSENGINE_MAX_REQUEST_LINE": str(self.max_request_line),
             "TSENGINE_CACHE_SIZE": str(self.cache_size),
+            "TSENGINE_BATCH_WORKERS": str(self.batch_workers),
+            "TSENGINE_BATCH_MAX_UPLOAD_BYTES": str(self.batch_max_upload_bytes),
+            "TSENGINE_BATCH_MAX_QUEUED": str(self.batch_max_queued),
+            "TSENGINE_BATCH_RETENTION_HOURS": str(self.batch_retention_hours),
         }
+        if self.batch_store_url is not None:
+            env["TSENGINE_BATCH_STORE_URL"] = self.batch_store_url
         if self.datarobot_key is not None:
             env["TSENGINE_DATAROBOT_KEY"] = self.datarobot_key
         if self.default_deployment is not None:

@@ -34,7 +34,7 @@ import polars as pl
 import pyarrow as pa
 
 from tsengine.batch.adapters import Source
-from tsengine.errors import BadRequestError, ValidationError
+from tsengine.errors import BadRequestError, DatetimeParseError, ValidationError
 from tsengine.timestep import parse_datetimes
 
 __all__ = ["ROW", "Chunk", "Plan", "normalise_source", "partition", "plan_chunks"]
@@ -238,9 +238,24 @@ def _latest_with_target(
     stamps = stamps.drop_nulls()
     if stamps.len() == 0:
         return None
-    parsed, _ = parse_datetimes(stamps, column=datetime_column, preferred_format=fmt)
+    try:
+        parsed, _ = parse_datetimes(stamps, column=datetime_column, preferred_format=fmt)
+    except DatetimeParseError:
+        # Some values do not parse: the chunk holding them reports them (per series
+        # with abortOnError=false); the forecast point comes from the values that do.
+        parsed = _parse_each(stamps.cast(pl.String), datetime_column, fmt)
     latest = parsed.max()
     return latest if isinstance(latest, dt.datetime) else None
+
+
+def _parse_each(stamps: pl.Series, column: str, fmt: str | None) -> pl.Series:
+    good = []
+    for value in stamps.to_list():
+        try:
+            good.append(parse_datetimes(pl.Series([value]), column=column, preferred_format=fmt)[0][0])
+        except DatetimeParseError:
+            continue
+    return pl.Series(good, dtype=pl.Datetime("us"))
 
 
 def partition(

@@ -385,6 +385,13 @@ def _adapter(
 ) -> AdapterSettings:
     settings = _object(body, key)
     kind = settings.get("type", "localFile")
+    if kind == "dataset" and isinstance(settings.get("dataset"), Mapping):
+        # job definitions from the datarobot client carry the whole dr.Dataset object
+        dataset = settings["dataset"]
+        settings = {k: v for k, v in settings.items() if k != "dataset"}
+        settings.setdefault("datasetId", dataset.get("id") or dataset.get("datasetId"))
+        if dataset.get("versionId") and "datasetVersionId" not in settings:
+            settings["datasetVersionId"] = dataset["versionId"]
     if kind == "filesystem" and not allow_filesystem:
         msg = (
             f"{key}.type: 'filesystem' reads and writes server paths and is only available to "
