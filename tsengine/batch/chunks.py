@@ -212,7 +212,8 @@ def plan_chunks(
         ).sort("first")
         counts = stats.get_column("n").to_numpy()
         before = np.cumsum(counts) - counts
-        chunk = (before // rows_per_chunk).astype(np.int64)
+        bucket = before // rows_per_chunk  # a series starts in a bucket and stays whole
+        chunk = np.unique(bucket, return_inverse=True)[1].astype(np.int64) if bucket.size else bucket
         chunk_of_key = stats.select(_KEY).with_columns(pl.Series(_CHUNK, chunk))
         series = stats.height
         chunks = int(chunk.max()) + 1 if chunk.size else 0

@@ -73,7 +73,6 @@ DEFAULT_RETENTION_HOURS = 48.0
 HEARTBEAT_SECONDS = 5.0
 # A running job whose heartbeat is older than this belongs to a dead process.
 STALE_SECONDS = 60.0
-_ABORT_POLL_SECONDS = 0.5
 
 DONE = "Job done"
 CANCELLED = "Job cancelled by user"
@@ -508,13 +507,9 @@ class BatchEngine:
         columns: pl.Schema | None = None
         held: list[pl.DataFrame] = []  # failed-only chunks before the first scored one
         done_rows = 0
-        last_abort_check = 0.0
         for chunk, result in self._ordered(spec.num_concurrent, chunks, scorer):
-            now = time.monotonic()
-            if now - last_abort_check > _ABORT_POLL_SECONDS or chunk.index == chunks[-1].index:
-                last_abort_check = now
-                if self.store.abort_requested(job_id) or self._stop.is_set():
-                    raise _Aborted
+            if self.store.abort_requested(job_id) or self._stop.is_set():
+                raise _Aborted
             counts["scoredRows"] += result.scored
             counts["failedRows"] += result.failed
             counts["skippedRows"] += result.skipped
@@ -585,9 +580,13 @@ class BatchEngine:
 
     def _finish(self, job_id: str, status: str, details: str, **fields: Any) -> None:
         doc = self.store.job(job_id)
-        if status != "COMPLETED":
-            result = self.job_folder(job_id) / RESULT_NAME
-            result.unlink(missing_ok=True)
+        if status != "COMPLETED":  # nothing partial survives, even from a dead process
+            output = doc["jobSpec"]["outputSettings"]
+            partial = [self.job_folder(job_id) / RESULT_NAME, self.job_folder(job_id) / f"{RESULT_NAME}.part"]
+            if output.get("type") == "filesystem":
+                partial.append(Path(f"{Path(output['path']).expanduser()}.part"))
+            for path in partial:
+                path.unlink(missing_ok=True)
         logs = [*doc.get("logs", []), f"{utc_now()} {status}: {details}"]
         final = self._update(
             job_id,
@@ -612,15 +611,15 @@ class BatchEngine:
         key = "lastSuccessfulRunTime" if doc["status"] == "COMPLETED" else "lastFailedRunTime"
         stored[key] = utc_now()
         stored["lastStartedJobStatus"] = doc["status"]
-        self.store.put_definition(stored, next_run=self._next_run(stored))
+        self.store.put_definition(stored, next_run=None, keep_schedule=True)
 
     # ------------------------------------------------------------- definitions
 
     @staticmethod
-    def _next_run(doc: dict[str, Any]) -> float | None:
+    def _next_run(doc: dict[str, Any], after: float | None = None) -> float | None:
         if not doc.get("enabled") or not doc.get("schedule"):
             return None
-        return defs.next_run(doc["schedule"], dt.datetime.now(dt.UTC))
+        return defs.next_run(doc["schedule"], dt.datetime.fromtimestamp(after or time.time(), dt.UTC))
 
     def save_definition(self, doc: dict[str, Any]) -> dict[str, Any]:
         """Store a definition (new or updated) and schedule its next run."""
@@ -638,7 +637,7 @@ class BatchEngine:
         doc["lastStartedJobStatus"] = job["status"]
         if source == "scheduled":
             doc["lastScheduledRunTime"] = utc_now()
-        self.store.put_definition(doc, next_run=self._next_run(doc))
+        self.store.put_definition(doc, next_run=None, keep_schedule=True)
         return job
 
     def run_due_definitions(self, now: float | None = None) -> list[str]:
@@ -647,8 +646,10 @@ class BatchEngine:
         started = []
         for doc in self.store.due_definitions(now):
             expected = self.store.scheduled_run(doc["id"])
+            # the next run after this one (a run missed while the server was down runs once)
+            following = self._next_run(doc, max(now, expected or now))
             if expected is None or not self.store.advance_schedule(
-                doc["id"], expected=expected, next_run=self._next_run(doc)
+                doc["id"], expected=expected, next_run=following
             ):
                 continue  # another process took this run
             try:
@@ -656,7 +657,7 @@ class BatchEngine:
             except TsEngineError as exc:
                 logger.warning("scheduled job definition %s could not start: %s", doc["id"], exc.message)
                 doc["lastFailedRunTime"] = utc_now()
-                self.store.put_definition(doc, next_run=self._next_run(doc))
+                self.store.put_definition(doc, next_run=None, keep_schedule=True)
         return started
 
     # ------------------------------------------------------------ housekeeping

@@ -41,7 +41,7 @@ __all__ = [
 DEFAULT_CHUNK_BYTES = 5 * 1024 * 1024
 EXPLANATION_CHUNK_BYTES = 1024 * 1024
 # The smallest chunk worth scheduling; smaller requests are raised to it.
-MIN_CHUNK_BYTES = 16 * 1024
+MIN_CHUNK_BYTES = 1024
 # The ``datarobot`` client's defaults for a historical range: the whole dataset.
 CLIENT_RANGE_START = dt.datetime(1900, 1, 1)
 CLIENT_RANGE_END = dt.datetime(2262, 4, 11, 23, 47, 16, 854775)

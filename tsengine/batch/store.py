@@ -275,8 +275,10 @@ class BatchStore:
 
     # ------------------------------------------------------------ job definitions
 
-    def put_definition(self, doc: dict[str, Any], *, next_run: float | None) -> None:
-        """Insert or replace a job definition.
+    def put_definition(
+        self, doc: dict[str, Any], *, next_run: float | None, keep_schedule: bool = False
+    ) -> None:
+        """Insert or replace a job definition (``keep_schedule``: leave its next run as it is).
 
         Raises:
             ParameterError: another definition already has this name.
@@ -296,9 +298,15 @@ class BatchStore:
                 "next_run": next_run,
                 "doc": _dumps(doc),
             }
+            if keep_schedule:
+                del values["next_run"]
             updated = conn.execute(DEFINITIONS.update().where(DEFINITIONS.c.id == doc["id"]).values(**values))
             if not updated.rowcount:
-                conn.execute(DEFINITIONS.insert().values(id=doc["id"], created=time.time(), **values))
+                conn.execute(
+                    DEFINITIONS.insert().values(
+                        id=doc["id"], created=time.time(), **{**values, "next_run": next_run}
+                    )
+                )
 
     def definition(self, definition_id: str) -> dict[str, Any]:
         """One job definition.
