@@ -13,6 +13,8 @@ import threading
 import time
 from collections.abc import Iterator
 
+from fastapi import FastAPI
+
 from api.app import create_app
 from api.server import make_server
 from api.settings import Settings
@@ -24,8 +26,10 @@ START_TIMEOUT = 10.0
 
 
 @contextlib.contextmanager
-def running(settings: Settings) -> Iterator[str]:
+def running(settings: Settings, *, app: FastAPI | None = None) -> Iterator[str]:
     """The real server on a free loopback port, in a thread; yields its base URL.
+
+    ``app`` serves instead of ``create_app(settings)`` (tests that hold the batch engine).
 
     Raises:
         RuntimeError: the server thread died or did not start in time.
@@ -34,7 +38,7 @@ def running(settings: Settings) -> Iterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = make_server(create_app(settings), port=port, log_level="warning")
+    server = make_server(app if app is not None else create_app(settings), port=port, log_level="warning")
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + START_TIMEOUT
