@@ -22,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
@@ -352,6 +353,7 @@ def batch_engine(settings: Settings, registry: Registry) -> BatchEngine:
     store = BatchStore(settings.batch_store_url) if settings.batch_store_url else None
     return BatchEngine(
         registry,
+        folder=Path(getattr(registry, "path", settings.registry)) / ".batch",
         store=store,
         workers=settings.batch_workers,
         max_queued=settings.batch_max_queued,

@@ -289,7 +289,7 @@ class BatchRoutes:
         await self._receive(request, job_id, target, fail_job=False)
         return Response(status_code=202)
 
-    async def finalize(self, request: Request, job_id: str) -> Response:
+    async def finalize(self, job_id: str) -> Response:
         """``POST …/csvUpload/finalizeMultipart/``: the parts are complete; queue the job."""
         await run_in_threadpool(self.engine.finalize_multipart, job_id)
         return Response(status_code=202)
@@ -353,7 +353,7 @@ class BatchRoutes:
             raise _UnprocessableUploadError(msg)
         return size
 
-    async def download(self, request: Request, job_id: str) -> Response:
+    async def download(self, job_id: str) -> Response:
         """``GET …/download/``: the result CSV, streamed while the job still scores."""
         doc = await run_in_threadpool(self.store.job, job_id)
         if doc["jobSpec"]["outputSettings"]["type"] != "localFile":

@@ -112,7 +112,9 @@ def _filesystem_intake(settings: AdapterSettings, csv: CsvSettings, _ctx: Adapte
     if not path.is_file():
         msg = f"intakeSettings.path: no such file {str(path)!r}"
         raise ParameterError(msg)
-    fmt = "parquet" if path.suffix.lower() in {".parquet", ".pq"} or settings.format == "parquet" else "csv"
+    fmt: Literal["csv", "parquet"] = (
+        "parquet" if path.suffix.lower() in {".parquet", ".pq"} or settings.format == "parquet" else "csv"
+    )
     return Source(path, fmt, csv, owned=False)
 
 
@@ -232,7 +234,9 @@ def _filesystem_sink(settings: AdapterSettings, csv: CsvSettings, _ctx: AdapterC
     if not path.parent.is_dir():
         msg = f"outputSettings.path: folder {str(path.parent)!r} does not exist"
         raise ParameterError(msg)
-    fmt = "parquet" if path.suffix.lower() in {".parquet", ".pq"} or settings.format == "parquet" else "csv"
+    fmt: Literal["csv", "parquet"] = (
+        "parquet" if path.suffix.lower() in {".parquet", ".pq"} or settings.format == "parquet" else "csv"
+    )
     return FileSink(path, fmt=fmt, csv=csv)
 
 

@@ -50,8 +50,8 @@ def base_url(registry: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def client(base_url: str) -> Iterator[dr.rest.RESTClientObject]:
-    yield dr.Client(endpoint=f"{base_url}/api/v2", token="any-token")
+def client(base_url: str) -> dr.rest.RESTClientObject:
+    return dr.Client(endpoint=f"{base_url}/api/v2", token="any-token")
 
 
 def history(small: pl.DataFrame) -> pd.DataFrame:
