@@ -125,6 +125,7 @@ class BatchEngine:
         self.retention = retention_hours * 3600
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._queue: queue.Queue[str | None] = queue.Queue()
+        self._queued: set[str] = set()  # ids in the queue (recovery re-offers waiting jobs)
         self._running: set[str] = set()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -230,7 +231,7 @@ class BatchEngine:
         self.job_folder(job_id).mkdir(parents=True, exist_ok=True)
         self.store.create_job(doc, definition_id=definition["id"] if definition else None)
         if not uploads:
-            self._queue.put(job_id)
+            self._enqueue(job_id)
         return self.store.job(job_id)
 
     def _check_references(self, spec: JobSpec) -> None:
@@ -289,7 +290,7 @@ class BatchEngine:
             jobIntakeSize=size,
             statusDetails="Queued",
         )
-        self._queue.put(job_id)
+        self._enqueue(job_id)
         return doc
 
     def finalize_multipart(self, job_id: str) -> dict[str, Any]:
@@ -371,11 +372,20 @@ class BatchEngine:
         self._run(job_id)
         return self.store.job(job_id)
 
+    def _enqueue(self, job_id: str) -> None:
+        with self._lock:
+            if job_id in self._queued:
+                return
+            self._queued.add(job_id)
+        self._queue.put(job_id)
+
     def _work(self) -> None:
         while not self._stop.is_set():
             job_id = self._queue.get()
             if job_id is None:
                 return
+            with self._lock:
+                self._queued.discard(job_id)
             try:
                 doc = self.store.job(job_id)
             except NotFoundError:
@@ -690,7 +700,7 @@ class BatchEngine:
                     "The server stopped while the data was being uploaded; upload it again in a new job.",
                 )
             elif owner is None and doc.get("_ready") and doc["id"] not in self._running:
-                self._queue.put(doc["id"])
+                self._enqueue(doc["id"])
         return failed
 
     def _dead(self, owner: str, heartbeat: float | None) -> bool:
