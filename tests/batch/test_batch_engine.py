@@ -111,7 +111,13 @@ def test_plan_never_splits_a_series(tmp_path: Path) -> None:
     frame = flights().sample(fraction=1.0, shuffle=True, seed=3)
     path = tmp_path / "in.csv"
     frame.write_csv(path)
-    plan = plan_chunks(Source(path), overrides={"date": pl.String()}, chunk_bytes=1, series_column="series")
+    plan = plan_chunks(
+        Source(path),
+        overrides={"date": pl.String()},
+        chunk_bytes=1,
+        series_column="series",
+        folder=tmp_path / "b",
+    )
     assert plan.chunk_of_key is not None
     assert plan.chunk_of_key.height == 3  # one chunk per series at the smallest size
     assert plan.chunk_of_key["__batch_chunk"].to_list() == [0, 1, 2]
@@ -370,3 +376,26 @@ def test_a_killed_process_leaves_its_job_failed_and_no_output(
     assert "stopped while this job was running" in job["statusDetails"]
     assert not out.exists()
     assert not Path(f"{out}.part").exists()
+
+
+def test_blocks_cut_at_records_and_merge_types(
+    engine: BatchEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flights_deployment: tsengine.Deployment
+) -> None:
+    from tsengine.batch import chunks
+
+    monkeypatch.setattr(chunks, "BLOCK_BYTES", 700)  # many blocks, cut inside quoted fields
+    frame = flights().with_columns(
+        pl.format('note "{}",\nline two', pl.col("series")).alias("note"),
+        # integers in the first rows, decimals later: one Float64 column for the whole job
+        pl.when(pl.int_range(pl.len()) < 200).then(pl.lit("1")).otherwise(pl.lit("1.5")).alias("weight"),
+    )
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    frame.write_csv(source, quote_style="necessary")
+    done = file_job(engine, source, out, passthroughColumns=["note", "weight"], timeseriesSettings={"type": "historical"})
+    assert done["status"] == "COMPLETED", done["statusDetails"]
+    got = pl.read_csv(out)
+    assert set(got["note"]) == {f'note "{s}",\nline two' for s in ("EWR-UA", "JFK-B6", "LGA-DL")}
+    assert got["weight"].dtype == pl.Float64
+    whole = pl.read_csv(source, schema_overrides=flights_deployment.input_schema_overrides(), infer_schema_length=None)
+    expected = flights_deployment.predict(whole, start="1900-01-01", end="2262-01-01")
+    assert got.height == expected.height

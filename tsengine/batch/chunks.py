@@ -2,31 +2,39 @@
 
 A time series forecast needs each series' whole posted history, and an input
 file may hold a series' rows anywhere, so chunks cannot be byte ranges of the
-file.  Two streaming passes over the source keep memory bounded by one read
-batch plus one row per series:
+file.  The input is parsed **once**, in blocks, with memory bounded by one
+block plus one row per series:
 
-1. **plan**: per series, its first row and row count (a polars streaming
-   ``group_by``), plus, in forecast mode without a forecast point, the latest
-   timestamp with a target: the forecast point is decided once for the job,
-   as one request over the whole file would decide it.  Series are laid out in
-   order of first appearance and cut into chunks of about ``chunk_size`` bytes.
-2. **partition**: the rows, batch by batch, are appended to one Arrow IPC file
-   per chunk (exact types, no re-parsing).
+1. **plan** (:func:`plan_chunks`): the CSV is cut at record boundaries into
+   blocks of :data:`BLOCK_BYTES` (quote-aware, so a quoted newline never splits
+   a row), each parsed by polars and spooled as an Arrow IPC file.  Meanwhile
+   each series' first row and row count are tallied, every block's column
+   types are merged into one schema for the whole file (a column that is
+   integer early and decimal later is decimal everywhere), and, in forecast
+   mode without a forecast point, the timestamps that carry a target are
+   collected: the forecast point is decided once for the job, as one request
+   over the whole file would decide it.  Series are laid out in order of first
+   appearance and cut into chunks of about ``chunk_size`` bytes.
+2. **partition** (:func:`partition`): the spooled blocks, cast to the merged
+   schema, are dealt row by row into one Arrow IPC file per chunk (exact types,
+   no re-parsing).
 
 Chunk ``k`` then holds whole series, in input order, and the chunks in order
 reproduce the series order of one request over the whole input, so the job's
 output is that request's output.  Tabular deployments have no series: chunks
-are consecutive row ranges.
+are consecutive row ranges.  The CSV is read with plain file reads, not a
+memory map, so the resident size of a job does not grow with the file.
 """
 
 from __future__ import annotations
 
 import codecs
 import datetime as dt
+import io
 import math
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,13 +45,25 @@ from tsengine.batch.adapters import Source
 from tsengine.errors import BadRequestError, DatetimeParseError, ValidationError
 from tsengine.timestep import parse_datetimes
 
-__all__ = ["ROW", "Chunk", "Plan", "normalise_source", "partition", "plan_chunks"]
+__all__ = [
+    "BLOCK_BYTES",
+    "ROW",
+    "Chunk",
+    "Plan",
+    "normalise_source",
+    "partition",
+    "plan_chunks",
+    "read_chunk",
+]
 
 ROW = "__batch_row"
 _CHUNK = "__batch_chunk"
 _KEY = "__batch_key"
 # Open files while partitioning: one per chunk.  More chunks than this are merged.
 MAX_CHUNKS = 512
+# CSV bytes parsed at once: large enough for polars' parallel parser, small
+# enough that a block and its frame stay far below the job's memory budget.
+BLOCK_BYTES = 32 * 1024 * 1024
 _TRANSCODE_BLOCK = 1 << 20
 
 
@@ -65,8 +85,10 @@ class Plan:
         series: number of series (0 for tabular deployments).
         chunk_of_key: per series key, its chunk (None: consecutive row ranges).
         rows_per_chunk: target rows per chunk.
+        chunks: number of chunks.
         forecast_point: the latest timestamp with a target (forecast mode only).
-        schema: column types, fixed for every chunk.
+        schema: column types, merged over every block and fixed for every chunk.
+        blocks: the spooled, parsed blocks (deleted by :func:`partition`).
     """
 
     rows: int
@@ -76,6 +98,7 @@ class Plan:
     chunks: int
     forecast_point: dt.datetime | None
     schema: pl.Schema
+    blocks: tuple[Path, ...] = field(default=())
 
 
 def normalise_source(source: Source, folder: Path) -> Source:
@@ -105,54 +128,112 @@ def normalise_source(source: Source, folder: Path) -> Source:
     return Source(target, "csv", csv, owned=True)
 
 
-def _header(source: Source) -> list[str]:
-    with source.path.open("rb") as fh:
-        line = fh.readline()
-    if not line.strip():
-        msg = "the input is empty: send a CSV with a header line and at least one row"
-        raise BadRequestError(msg)
-    return pl.read_csv(
-        line, has_header=True, separator=source.csv.delimiter, quote_char=source.csv.quotechar, n_rows=0
-    ).columns
+def _last_record_end(data: bytes, quote: bytes) -> int:
+    """Offset of the last newline outside a quoted field, or -1.
 
-
-def scan(source: Source, overrides: dict[str, pl.DataType]) -> pl.LazyFrame:
-    """The source as a lazy frame with types inferred from every row.
-
-    ``overrides`` (the deployment's datetime and id columns as text) apply to
-    the columns the input has; inference reads the whole file once, so a value
-    late in the file cannot break a chunk that guessed from its first rows.
+    ``data`` starts at a record boundary, so a newline ends a record exactly
+    when an even number of quote characters precedes it (an escaped quote is
+    two of them).  Counting is done by ``bytes.count`` in C.
     """
+    pos = data.rfind(b"\n")
+    if pos < 0 or data.find(quote) < 0:
+        return pos
+    odd = data.count(quote, 0, pos) % 2
+    while pos >= 0 and odd:
+        previous = data.rfind(b"\n", 0, pos)
+        odd ^= data.count(quote, previous + 1, pos) % 2
+        pos = previous
+    return pos
+
+
+def _csv_blocks(source: Source) -> Iterator[tuple[bytes, bytes]]:
+    """``(header line, block of whole records)`` pairs covering the file."""
+    quote = source.csv.quotechar.encode()
+    with source.path.open("rb") as fh:
+        header = fh.readline()
+        if not header.strip():
+            msg = "the input is empty: send a CSV with a header line and at least one row"
+            raise BadRequestError(msg)
+        if not header.endswith(b"\n"):
+            header += b"\n"
+        rest = b""
+        while data := fh.read(BLOCK_BYTES):
+            buffer = rest + data
+            cut = _last_record_end(buffer, quote)
+            if cut < 0:
+                rest = buffer
+                continue
+            yield header, buffer[: cut + 1]
+            rest = buffer[cut + 1 :]
+        if rest.strip():
+            yield header, rest
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).strip().split("\n\n", 1)[0].replace("\n", " ")[:300]
+
+
+def _frames(source: Source, overrides: dict[str, pl.DataType]) -> Iterator[pl.DataFrame]:
+    """The input as parsed frames, block by block (CSV) or batch by batch (Parquet)."""
     if source.format == "parquet":
         lazy = pl.scan_parquet(source.path)
         present = lazy.collect_schema()
-        casts = [pl.col(c).cast(t) for c, t in overrides.items() if c in present and present[c] != t]
-        if casts:
-            # datetimes stay datetimes (the engine parses them); only ids become text
-            casts = [
-                pl.col(c).cast(t)
-                for c, t in overrides.items()
-                if c in present and present[c] != t and not present[c].is_temporal()
-            ]
-        return lazy.with_columns(casts) if casts else lazy
-    columns = _header(source)
-    return pl.scan_csv(
-        source.path,
+        # ids become text; datetimes stay datetimes (the engine parses them)
+        casts = [
+            pl.col(c).cast(t)
+            for c, t in overrides.items()
+            if c in present and present[c] != t and not present[c].is_temporal()
+        ]
+        try:
+            yield from lazy.with_columns(casts).collect_batches(engine="streaming")
+        except pl.exceptions.PolarsError as exc:
+            msg = f"the input cannot be read: {_short(exc)}"
+            raise BadRequestError(msg) from exc
+        return
+    columns: list[str] | None = None
+    offset = 0
+    for header, block in _csv_blocks(source):
+        if columns is None:
+            columns = _header_columns(header, source)
+        try:
+            frame = pl.read_csv(
+                io.BytesIO(header + block),
+                separator=source.csv.delimiter,
+                quote_char=source.csv.quotechar,
+                schema_overrides={c: t for c, t in overrides.items() if c in columns},
+                infer_schema_length=None,
+                try_parse_dates=False,
+            )
+        except pl.exceptions.PolarsError as exc:
+            msg = f"the input cannot be read as CSV (at or after byte {offset}): {_short(exc)}"
+            raise BadRequestError(msg) from exc
+        offset += len(block)
+        yield frame
+
+
+def _header_columns(header: bytes, source: Source) -> list[str]:
+    names = pl.read_csv(
+        io.BytesIO(header),
+        has_header=True,
         separator=source.csv.delimiter,
         quote_char=source.csv.quotechar,
-        schema_overrides={c: t for c, t in overrides.items() if c in columns},
-        infer_schema_length=None,
-        try_parse_dates=False,
-    )
+        n_rows=0,
+    ).columns
+    if len(set(names)) != len(names) or "" in names:
+        msg = f"the input's header must name every column once; it has {names[:12]}"
+        raise BadRequestError(msg)
+    return names
 
 
-def _collect(frame: pl.LazyFrame) -> pl.DataFrame:
-    try:
-        return frame.collect(engine="streaming")
-    except pl.exceptions.PolarsError as exc:
-        text = str(exc).strip().split("\n\n", 1)[0].replace("\n", " ")[:300]
-        msg = f"the input cannot be read: {text}"
-        raise BadRequestError(msg) from exc
+def _merge(left: pl.DataType, right: pl.DataType) -> pl.DataType:
+    """The type that holds both: equal stays, null yields, numbers widen, else text."""
+    if left == right or right == pl.Null:
+        return left
+    if left == pl.Null:
+        return right
+    if (left.is_numeric() or left == pl.Boolean) and (right.is_numeric() or right == pl.Boolean):
+        return pl.Float64() if left.is_float() or right.is_float() else pl.Int64()
+    return pl.String()
 
 
 def series_key(column: str, *, integer_ids: bool) -> pl.Expr:
@@ -172,8 +253,9 @@ def plan_chunks(
     integer_ids: bool = False,
     single_series: bool = False,
     infer_forecast_point: tuple[str, str, str | None] | None = None,
+    folder: Path | None = None,
 ) -> Plan:
-    """The planning pass (see the module docstring).
+    """The planning pass, which also parses and spools the input (see the module docstring).
 
     Args:
         source: the materialised input.
@@ -184,14 +266,40 @@ def plan_chunks(
         single_series: a time series deployment without series ids: one chunk.
         infer_forecast_point: ``(datetime column, target, training format)`` to
             find the latest timestamp with a target.
+        folder: where the parsed blocks are spooled (default: beside the source).
 
     Raises:
         BadRequestError: an empty or unreadable input.
         ValidationError: a missing series id column.
     """
-    lazy = scan(source, overrides)
-    schema = lazy.collect_schema()
-    rows = int(_collect(lazy.select(pl.len())).item())
+    spool = folder if folder is not None else source.path.parent / f".{source.path.name}.blocks"
+    if spool.exists():
+        shutil.rmtree(spool)
+    spool.mkdir(parents=True)
+    schema: dict[str, pl.DataType] = {}
+    stats: list[pl.DataFrame] = []
+    stamps: list[pl.Series] = []
+    blocks: list[Path] = []
+    rows = 0
+    for frame in _frames(source, overrides):
+        if series_column is not None and series_column not in frame.columns:
+            msg = f"the input has no series id column {series_column!r}; its columns are {frame.columns[:12]}"
+            raise ValidationError(msg)
+        frame = frame.with_columns(pl.int_range(rows, rows + frame.height, dtype=pl.Int64).alias(ROW))
+        for name, dtype in frame.schema.items():
+            schema[name] = _merge(schema[name], dtype) if name in schema else dtype
+        if series_column is not None:
+            stats.append(
+                frame.group_by(series_key(series_column, integer_ids=integer_ids)).agg(
+                    pl.col(ROW).min().alias("first"), pl.len().alias("n")
+                )
+            )
+        if infer_forecast_point is not None:
+            stamps.append(_stamps_with_target(frame, *infer_forecast_point[:2]))
+        path = spool / f"block-{len(blocks):06d}.arrow"
+        frame.write_ipc(path, compression="uncompressed")
+        blocks.append(path)
+        rows += frame.height
     if rows == 0:
         msg = "the input has a header but no data rows"
         raise BadRequestError(msg)
@@ -201,42 +309,43 @@ def plan_chunks(
     series = 0
     chunks = math.ceil(rows / rows_per_chunk)
     if series_column is not None:
-        if series_column not in schema:
-            msg = f"the input has no series id column {series_column!r}; its columns are {list(schema)[:10]}"
-            raise ValidationError(msg)
-        stats = _collect(
-            lazy.select(series_key(series_column, integer_ids=integer_ids))
-            .with_row_index(ROW)
-            .group_by(_KEY)
-            .agg(pl.col(ROW).min().alias("first"), pl.len().alias("n"))
-        ).sort("first")
-        counts = stats.get_column("n").to_numpy()
+        tally = pl.concat(stats).group_by(_KEY).agg(pl.col("first").min(), pl.col("n").sum()).sort("first")
+        counts = tally.get_column("n").to_numpy()
         before = np.cumsum(counts) - counts
         bucket = before // rows_per_chunk  # a series starts in a bucket and stays whole
-        chunk = np.unique(bucket, return_inverse=True)[1].astype(np.int64) if bucket.size else bucket
-        chunk_of_key = stats.select(_KEY).with_columns(pl.Series(_CHUNK, chunk))
-        series = stats.height
-        chunks = int(chunk.max()) + 1 if chunk.size else 0
+        chunk = np.unique(bucket, return_inverse=True)[1].astype(np.int64)
+        chunk_of_key = tally.select(_KEY).with_columns(pl.Series(_CHUNK, chunk))
+        series = tally.height
+        chunks = int(chunk.max()) + 1
     elif single_series:
         rows_per_chunk, chunks = rows, 1
     forecast_point = None
     if infer_forecast_point is not None:
-        forecast_point = _latest_with_target(lazy, *infer_forecast_point)
-    return Plan(rows, series, chunk_of_key, rows_per_chunk, chunks, forecast_point, schema)
+        forecast_point = _latest(stamps, infer_forecast_point[0], infer_forecast_point[2])
+    return Plan(
+        rows, series, chunk_of_key, rows_per_chunk, chunks, forecast_point, pl.Schema(schema), tuple(blocks)
+    )
 
 
-def _latest_with_target(
-    lazy: pl.LazyFrame, datetime_column: str, target: str, fmt: str | None
-) -> dt.datetime | None:
-    """The latest timestamp whose target is a number: the job's forecast point."""
-    schema = lazy.collect_schema()
-    if datetime_column not in schema or target not in schema:
-        return None  # the chunk's own validation names the missing column
+def _stamps_with_target(frame: pl.DataFrame, datetime_column: str, target: str) -> pl.Series:
+    """A block's distinct timestamps (as posted) whose target is a number."""
+    if datetime_column not in frame.columns or target not in frame.columns:
+        return pl.Series(datetime_column, [], dtype=pl.String)  # the chunk's validation names it
     value = pl.col(target)
-    if schema[target] == pl.String:
+    if frame.schema[target] == pl.String:
         value = value.str.strip_chars().cast(pl.Float64, strict=False)
-    stamps = _collect(lazy.filter(value.is_not_null()).select(pl.col(datetime_column)).unique()).to_series()
-    stamps = stamps.drop_nulls()
+    return frame.filter(value.is_not_null()).get_column(datetime_column).unique()
+
+
+def _latest(parts: list[pl.Series], datetime_column: str, fmt: str | None) -> dt.datetime | None:
+    """The latest timestamp with a target over the whole input: the job's forecast point."""
+    if not parts:
+        return None
+    stamps = (
+        pl.concat([p.cast(pl.String) if p.dtype != parts[0].dtype else p for p in parts])
+        .unique()
+        .drop_nulls()
+    )
     if stamps.len() == 0:
         return None
     try:
@@ -260,61 +369,59 @@ def _parse_each(stamps: pl.Series, column: str, fmt: str | None) -> pl.Series:
 
 
 def partition(
-    source: Source,
     plan: Plan,
     folder: Path,
     *,
-    overrides: dict[str, pl.DataType],
     series_column: str | None,
     integer_ids: bool = False,
 ) -> list[Chunk]:
-    """The partitioning pass: one Arrow IPC stream file per chunk, rows in input order.
+    """The partitioning pass: the spooled blocks dealt into one Arrow IPC file per chunk.
 
-    Each chunk file keeps the input's row number in :data:`ROW` (for messages
-    and failed-row reports).
+    Rows keep input order within a chunk and their input row number in
+    :data:`ROW` (for messages and failed-row reports).  Each block file is
+    deleted once dealt, so the spool never holds the input twice.
     """
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    lazy = scan(source, overrides).with_row_index(ROW)
     writers: dict[int, pa.RecordBatchStreamWriter] = {}
-    schemas: dict[int, pa.Schema] = {}
     sinks: dict[int, pa.OSFile] = {}
     counts: dict[int, int] = {}
+    arrow_schema: pa.Schema | None = None
     try:
-        for batch in _batches(lazy):
+        for path in plan.blocks:
+            with pa.OSFile(str(path), "rb") as fh:  # read, not memory-mapped
+                loaded = pl.from_arrow(pa.ipc.open_file(fh).read_all())
+            assert isinstance(loaded, pl.DataFrame)
+            block = loaded
+            block = block.cast({c: t for c, t in plan.schema.items() if block.schema.get(c) != t})
             if plan.chunk_of_key is not None and series_column is not None:
-                keyed = batch.with_columns(series_key(series_column, integer_ids=integer_ids))
+                keyed = block.with_columns(series_key(series_column, integer_ids=integer_ids))
                 keyed = keyed.join(
                     plan.chunk_of_key, on=_KEY, how="left", maintain_order="left", nulls_equal=True
                 )
-                batch = keyed.drop(_KEY)
+                block = keyed.drop(_KEY)
             else:
-                batch = batch.with_columns((pl.col(ROW) // plan.rows_per_chunk).cast(pl.Int64).alias(_CHUNK))
-            for (index,), part in batch.partition_by(_CHUNK, as_dict=True, maintain_order=True).items():
+                block = block.with_columns((pl.col(ROW) // plan.rows_per_chunk).cast(pl.Int64).alias(_CHUNK))
+            for (index,), part in block.partition_by(_CHUNK, as_dict=True, maintain_order=True).items():
                 table = part.drop(_CHUNK).to_arrow()
+                if arrow_schema is None:
+                    arrow_schema = table.schema
                 k = int(index) if index is not None else 0
                 if k not in writers:
                     sinks[k] = pa.OSFile(str(folder / f"chunk-{k:06d}.arrows"), "wb")
-                    schemas[k] = table.schema
-                    writers[k] = pa.ipc.new_stream(sinks[k], table.schema)
-                writers[k].write_table(table.cast(schemas[k]))
+                    writers[k] = pa.ipc.new_stream(sinks[k], arrow_schema)
+                writers[k].write_table(table.cast(arrow_schema))
                 counts[k] = counts.get(k, 0) + part.height
+            path.unlink()
     finally:
         for writer in writers.values():
             writer.close()
         for sink in sinks.values():
             sink.close()
+    if plan.blocks:
+        shutil.rmtree(plan.blocks[0].parent, ignore_errors=True)
     return [Chunk(k, folder / f"chunk-{k:06d}.arrows", counts[k]) for k in sorted(counts)]
-
-
-def _batches(lazy: pl.LazyFrame) -> Iterator[pl.DataFrame]:
-    try:
-        yield from lazy.collect_batches(engine="streaming")
-    except pl.exceptions.PolarsError as exc:
-        text = str(exc).strip().split("\n\n", 1)[0].replace("\n", " ")[:300]
-        msg = f"the input cannot be read: {text}"
-        raise BadRequestError(msg) from exc
 
 
 def read_chunk(chunk: Chunk) -> pl.DataFrame:

@@ -488,18 +488,14 @@ class BatchEngine:
             integer_ids=integer_ids,
             single_series=ts and not series_column,
             infer_forecast_point=infer,
+            folder=folder / "blocks",
         )
         missing = [c for c in spec.passthrough_columns if c not in plan.schema]
         if missing:
             msg = f"passthroughColumns: the input has no column {missing[0]!r}; its columns are {list(plan.schema)[:12]}"
             raise ParameterError(msg)
         chunks = partition(
-            source,
-            plan,
-            folder / "chunks",
-            overrides=overrides,
-            series_column=series_column or None,
-            integer_ids=integer_ids,
+            plan, folder / "chunks", series_column=series_column or None, integer_ids=integer_ids
         )
         return chunks, plan.forecast_point, plan.rows
 
