@@ -104,6 +104,7 @@ def serve(
     port: int = 8080,
     workers: int = 1,
     log_level: str = "info",
+    batch_workers: int = 1,
 ) -> None:
     """Serve every deployment in ``registry`` until interrupted.
 
@@ -119,8 +120,9 @@ def serve(
         port: TCP port.
         workers: uvicorn worker processes; each loads models on its own.
         log_level: uvicorn's log level.
+        batch_workers: batch prediction jobs run at once in each server process.
     """
-    settings = Settings(registry=registry)
+    settings = Settings(registry=registry, batch_workers=batch_workers)
     if not settings.api_keys and not is_loopback(host):
         print(
             f"WARNING: serving {registry} on {host}:{port} with NO API key: anyone who can "

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from tsengine.batch_cli import batch_app, datasets_app
 from tsengine.errors import ParameterError, TsEngineError
 from tsengine.humility_cli import humility_app
 from tsengine.io import read_table
@@ -41,6 +42,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(humility_app, name="humility")
+app.add_typer(batch_app, name="batch")
+app.add_typer(datasets_app, name="datasets")
 err = Console(stderr=True)
 out = Console()
 
@@ -467,10 +470,10 @@ def demo_cmd(
         _serve(reg.path, host=host, port=port, workers=1)
 
 
-def _serve(registry: Path, *, host: str, port: int, workers: int) -> None:
+def _serve(registry: Path, *, host: str, port: int, workers: int, batch_workers: int = 1) -> None:
     from api.server import serve
 
-    serve(registry=registry, host=host, port=port, workers=workers)
+    serve(registry=registry, host=host, port=port, workers=workers, batch_workers=batch_workers)
 
 
 @app.command("serve")
@@ -480,10 +483,14 @@ def serve_cmd(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8080,
     workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 1,
+    batch_workers: Annotated[
+        int,
+        typer.Option("--batch-workers", min=1, help="Batch prediction jobs run at once per worker process."),
+    ] = 1,
     registry: RegistryOpt = None,
 ) -> None:
     """Serve every stored deployment over DataRobot's predApi v1.0 routes."""
-    _serve(Registry(registry).path, host=host, port=port, workers=workers)
+    _serve(Registry(registry).path, host=host, port=port, workers=workers, batch_workers=batch_workers)
 
 
 # Options that take several columns.  The documented forms are repeating the flag

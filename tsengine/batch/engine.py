@@ -434,7 +434,7 @@ class BatchEngine:
                 deployment = replace(deployment, threshold=spec.prediction_threshold)
             source = normalise_source(intake_source(spec.intake, spec.csv, ctx), folder)
             self._update(job_id, jobIntakeSize=source.path.stat().st_size, statusDetails="Planning chunks")
-            chunks, forecast_point, total = self._plan(spec, deployment, source, folder)
+            chunks, forecast_point, total = self._plan(job_id, spec, deployment, source, folder)
             options = spec.predict_options(forecast_point=forecast_point)
             scorer = ChunkScorer(deployment, spec, options)
             sink = open_sink(spec.output, spec.csv, ctx)
@@ -471,7 +471,7 @@ class BatchEngine:
             self._listeners.pop(job_id, None)
 
     def _plan(
-        self, spec: JobSpec, deployment: Any, source: Any, folder: Path
+        self, job_id: str, spec: JobSpec, deployment: Any, source: Any, folder: Path
     ) -> tuple[list[Chunk], dt.datetime | None, int]:
         ts = getattr(deployment, "kind", "timeseries") == "timeseries"
         overrides = deployment.input_schema_overrides()
@@ -497,6 +497,7 @@ class BatchEngine:
         chunks = partition(
             plan, folder / "chunks", series_column=series_column or None, integer_ids=integer_ids
         )
+        self._update(job_id, intakeRows=plan.rows, intakeSeries=plan.series)
         return chunks, plan.forecast_point, plan.rows
 
     def _score(
@@ -510,6 +511,7 @@ class BatchEngine:
         total: int,
     ) -> dict[str, Any]:
         counts: dict[str, Any] = {"scoredRows": 0, "failedRows": 0, "skippedRows": 0, "errors": []}
+        series_done = 0
         columns: pl.Schema | None = None
         held: list[pl.DataFrame] = []  # failed-only chunks before the first scored one
         done_rows = 0
@@ -532,8 +534,11 @@ class BatchEngine:
                 else:
                     sink.write(finish(_align(frame, columns), spec, deployment))
             done_rows += chunk.rows
+            series_done += result.series
             self._update(
                 job_id,
+                processedRows=done_rows,
+                seriesScored=series_done,
                 percentageCompleted=round(100.0 * done_rows / max(total, 1), 2),
                 scoredRows=counts["scoredRows"],
                 failedRows=counts["failedRows"],

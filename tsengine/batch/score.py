@@ -51,6 +51,7 @@ class ChunkResult:
         skipped: input rows of scored series that were history only.
         errors: one message per failed series or row.
         warnings: the core's warnings (e.g. imputed known-in-advance values).
+        series: series in the chunk (0 for tabular deployments).
     """
 
     frame: pl.DataFrame
@@ -59,6 +60,7 @@ class ChunkResult:
     skipped: int
     errors: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    series: int = 0
 
 
 class ChunkScorer:

@@ -1,0 +1,654 @@
+"""``tsengine batch`` and ``tsengine datasets``: batch prediction jobs from the shell.
+
+The commands drive the same :class:`~tsengine.batch.BatchEngine` and store as
+``tsengine serve`` (``<registry>/.batch``, or ``$TSENGINE_BATCH_STORE_URL``), so
+a job started here shows up in the server's ``batchPredictions/`` list and a
+``tsengine batch cancel`` reaches a job running inside a server.  A job started
+here runs in the foreground of this process, with a progress bar on stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import orjson
+import sqlalchemy as sa
+import typer
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Column, Table
+from typer.core import TyperGroup
+
+from tsengine.batch import BatchEngine, BatchStore, parse_job_spec, public_job
+from tsengine.batch.catalog import add_dataset, public_dataset
+from tsengine.batch.engine import CANCELLED
+from tsengine.batch.spec import STATEMENT_TYPES
+from tsengine.batch.store import TERMINAL, new_id, utc_now
+from tsengine.errors import ConflictError, ParameterError, TsEngineError
+from tsengine.registry import Registry
+
+__all__ = ["adapter_from_location", "batch_app", "datasets_app", "parse_bytes"]
+
+_err = Console(stderr=True)
+_out = Console()
+_EXIT_BAD_INPUT = 2
+_EXIT_JOB_FAILED = 1
+_EXIT_INTERRUPTED = 130
+_HEARTBEAT_SECONDS = 5.0
+T = TypeVar("T")
+
+RegistryOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--registry", help="Registry folder (default: $TSENGINE_REGISTRY, else ~/.tsengine/registry)."
+    ),
+]
+
+
+class _RunByDefault(TyperGroup):
+    """A group where an unknown first word is a deployment: ``batch flights …`` is ``batch run flights …``."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Route anything that is not a subcommand (or help) to ``run``.
+
+        ``ctx`` is typer's vendored click context, which has no public type.
+        """
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+batch_app = typer.Typer(
+    cls=_RunByDefault,
+    help="Batch prediction jobs: tsengine batch DEPLOYMENT --intake … --output …, or list|status|cancel.",
+    no_args_is_help=True,
+)
+datasets_app = typer.Typer(help="The dataset catalog that batch jobs read with --intake dataset:ID.")
+
+
+def _run(fn: Callable[[], T]) -> T:
+    """Run an engine call; bad input → message on stderr, exit 2 (as the rest of the CLI)."""
+    try:
+        return fn()
+    except TsEngineError as exc:
+        _fail(exc.message)
+
+
+def _fail(message: str) -> NoReturn:
+    """Bad input found by the CLI itself: the same message and exit status as the engine's."""
+    _err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(_EXIT_BAD_INPUT)
+
+
+def _engine(registry: Path | None) -> BatchEngine:
+    """The engine over the server's store; no threads are started (nothing here needs them)."""
+    url = os.environ.get("TSENGINE_BATCH_STORE_URL")
+    return BatchEngine(Registry(registry), store=BatchStore(url) if url else None)
+
+
+# ------------------------------------------------------------------ locations
+
+
+def _file_format(name: str) -> str:
+    return "parquet" if name.lower().endswith((".parquet", ".pq")) else "csv"
+
+
+def _database_url(text: str) -> sa.URL:
+    try:
+        url = sa.make_url(text)
+    except sa.exc.ArgumentError:
+        msg = f"{text.split('://', 1)[0]}://…: not a database URL (dialect://user@host:port/db#table)"
+        raise ParameterError(msg) from None
+    if url.drivername in {"postgresql", "postgres"}:
+        url = url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        # the server resolves paths from its own working directory: store an absolute one
+        url = url.set(database=str(Path(url.database).expanduser().resolve()))
+    return url
+
+
+def _without_password(url: sa.URL) -> str:
+    """The URL as text with no password (``URL.set(password=None)`` keeps it)."""
+    return sa.URL.create(
+        url.drivername, url.username, None, url.host, url.port, url.database, url.query
+    ).render_as_string(hide_password=False)
+
+
+def _credential_for(store: BatchStore, url: sa.URL) -> str:
+    """The id of a basic credential holding the URL's user and password (reused when identical)."""
+    name = f"tsengine batch: {_without_password(url)}"
+    secret = {"user": url.username or "", "password": str(url.password)}
+    for doc in store.credentials():
+        if doc.get("name") == name and store.secret(doc["credentialId"]) == secret:
+            return str(doc["credentialId"])
+    public = {
+        "credentialId": new_id(),
+        "name": name,
+        "credentialType": "basic",
+        "description": "created by tsengine batch from a URL with a password",
+        "creationDate": utc_now(),
+    }
+    store.put_credential(public, secret)
+    return str(public["credentialId"])
+
+
+def _data_store_for(store: BatchStore, url: sa.URL) -> str:
+    """The id of the external data store for a URL without password (registered once)."""
+    text = _without_password(url)
+    for doc in store.data_stores():
+        if (doc.get("params") or {}).get("url") == text:
+            return str(doc["id"])
+    doc = {"id": new_id(), "canonicalName": text, "type": "jdbc", "params": {"url": text}}
+    store.put_data_store(doc)
+    return str(doc["id"])
+
+
+def adapter_from_location(
+    text: str,
+    *,
+    output: bool,
+    store: BatchStore,
+    statement_type: str = "insert",
+    where_columns: list[str] | None = None,
+    update_columns: list[str] | None = None,
+    credential_id: str | None = None,
+    endpoint_url: str | None = None,
+) -> dict[str, Any]:
+    """Turn an ``--intake``/``--output`` word into DataRobot adapter settings.
+
+    A file path, ``s3://bucket/key``, ``dataset:ID`` or a SQLAlchemy URL with
+    ``#[schema.]table`` (intake also ``#query:SELECT …``).  A database URL is
+    registered as an external data store (reused by URL) so the job document,
+    which servers also list, never holds a password: one in the URL becomes a
+    basic credential.
+
+    Raises:
+        ParameterError: a missing intake file or output folder, a URL without
+            a table, or a bad statement type.
+    """
+    flag = "--output" if output else "--intake"
+    if text.startswith("s3://"):
+        adapter: dict[str, Any] = {"type": "s3", "url": text, "format": _file_format(text)}
+        if endpoint_url:
+            adapter["endpointUrl"] = endpoint_url
+        if credential_id:
+            adapter["credentialId"] = credential_id
+        return adapter
+    if text.startswith("dataset:"):
+        if output:
+            msg = f"{flag}: a dataset is an intake only; write to a file, s3:// or a database"
+            raise ParameterError(msg)
+        return {"type": "dataset", "datasetId": text.removeprefix("dataset:")}
+    if re.match(r"^[A-Za-z][\w+.-]*://", text):
+        return _jdbc_adapter(text, flag, output, store, statement_type, where_columns, update_columns)
+    path = Path(text).expanduser().absolute()
+    if not output and not path.is_file():
+        msg = f"{flag}: no such file {str(path)!r}"
+        raise ParameterError(msg)
+    if output and not path.parent.is_dir():
+        msg = f"{flag}: folder {str(path.parent)!r} does not exist"
+        raise ParameterError(msg)
+    return {"type": "filesystem", "path": str(path), "format": _file_format(path.name)}
+
+
+def _jdbc_adapter(
+    text: str,
+    flag: str,
+    output: bool,
+    store: BatchStore,
+    statement_type: str,
+    where_columns: list[str] | None,
+    update_columns: list[str] | None,
+) -> dict[str, Any]:
+    raw, _, target = text.partition("#")
+    if not target.strip():
+        msg = f"{flag}: name the table after '#', e.g. postgresql://user@host/db#schema.table"
+        raise ParameterError(msg)
+    url = _database_url(raw)
+    adapter: dict[str, Any] = {"type": "jdbc", "dataStoreId": _data_store_for(store, url)}
+    if url.password:
+        adapter["credentialId"] = _credential_for(store, url)
+    if not output and target.startswith("query:"):
+        adapter["query"] = target.removeprefix("query:").strip()
+        return adapter
+    schema, _, table = target.rpartition(".")
+    adapter["table"] = table
+    if schema:
+        adapter["schema"] = schema
+    if output:
+        if statement_type not in STATEMENT_TYPES:
+            msg = f"--statement-type: must be one of {', '.join(STATEMENT_TYPES)}, got {statement_type!r}"
+            raise ParameterError(msg)
+        adapter["statementType"] = statement_type
+        if statement_type in {"insert", "insert_update"}:
+            adapter["createTableIfNotExists"] = True
+        if where_columns:
+            adapter["whereColumns"] = list(where_columns)
+        if update_columns:
+            adapter["updateColumns"] = list(update_columns)
+    return adapter
+
+
+def parse_bytes(text: str) -> int | str:
+    """``--chunk-size``: bytes, with an optional K/M/G suffix, or auto/fixed/dynamic."""
+    if text in {"auto", "fixed", "dynamic"}:
+        return text
+    match = re.fullmatch(r"\s*(\d+)\s*([kmg]?)i?b?\s*", text.lower())
+    if match is None:
+        msg = f"--chunk-size: expected bytes such as 5000000, 512K or 5M, got {text!r}"
+        raise ParameterError(msg)
+    return int(match[1]) << (10 * " kmg".index(match[2] or " "))
+
+
+def _timeseries(
+    forecast_point: str | None, start: str | None, end: str | None, historical: bool, relax: bool
+) -> dict[str, Any] | None:
+    if forecast_point and (start or end or historical):
+        msg = "--forecast-point is forecast mode; --start/--end/--historical are historical mode: pick one"
+        raise ParameterError(msg)
+    if (start is None) != (end is None) and not historical:
+        msg = "--start and --end go together (or pass --historical to predict the whole input)"
+        raise ParameterError(msg)
+    settings: dict[str, Any]
+    if start or end or historical:
+        settings = {"type": "historical", "predictionsStartDate": start, "predictionsEndDate": end}
+    elif forecast_point or relax:
+        settings = {"type": "forecast", "forecastPoint": forecast_point}
+    else:
+        return None
+    settings["relaxKnownInAdvanceFeaturesCheck"] = relax
+    return {k: v for k, v in settings.items() if v is not None}
+
+
+# ------------------------------------------------------------------ running
+
+
+class _Bar:
+    """The job's progress: % of input rows, rows and series done/total, rows scored, rate, ETA."""
+
+    def __init__(self, progress: Progress, job_id: str) -> None:
+        self.progress = progress
+        self.task = progress.add_task(f"job {job_id}", total=100.0, rows="", scored=0, rate="", chunk="")
+        self.started = time.monotonic()
+
+    def __call__(self, doc: dict[str, Any]) -> None:
+        pct = float(doc.get("percentageCompleted") or 0.0)
+        scored = int(doc.get("scoredRows") or 0)
+        seconds = max(time.monotonic() - self.started, 1e-6)
+        total, series = doc.get("intakeRows"), doc.get("intakeSeries")
+        rows = f"{doc.get('processedRows') or 0:,}/{total:,} rows in" if total else ""
+        if series:
+            rows += f", {doc.get('seriesScored') or 0:,}/{series:,} series"
+        match = re.match(r"Scored chunk (\d+) of (\d+)", str(doc.get("statusDetails") or ""))
+        self.progress.update(
+            self.task,
+            completed=pct,
+            rows=rows,
+            scored=scored,
+            rate=f"{scored / seconds:,.0f} rows/s" if scored else "",
+            chunk=f"chunk {match[1]}/{match[2]}" if match else str(doc.get("statusDetails") or ""),
+        )
+
+
+def _new_progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]}"),
+        TextColumn("{task.fields[scored]:,} scored"),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("{task.fields[chunk]}"),
+        TimeRemainingColumn(),
+        console=_err,
+    )
+
+
+def _wait(done: threading.Event, beat: Callable[[], None] = lambda: None) -> None:
+    """Wait for the runner, beating its heartbeat (the housekeeper thread would, in a server).
+
+    An Event, not ``Thread.join``: a join interrupted by Ctrl-C can leave
+    ``is_alive()`` wrongly False.  Without the heartbeat a server sharing the
+    store would take a long chunk (> 60 s) for a dead process and fail the job.
+    """
+    while not done.wait(_HEARTBEAT_SECONDS):
+        beat()
+
+
+def _foreground(engine: BatchEngine, job_id: str, bar: _Bar) -> dict[str, Any]:
+    """Run the job here; Ctrl-C cancels it (the runner stops after its chunk) and exits 130.
+
+    The job runs in a thread so the main thread stays free to take the
+    interrupt.  If a server's worker claimed the queued job first, follow it
+    in the store instead.
+    """
+    failure: list[BaseException] = []
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            engine.run_now(job_id)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            failure.append(exc)
+        finally:
+            done.set()
+
+    engine.listen(job_id, bar)
+    thread = threading.Thread(target=work, name=f"tsengine-batch-{job_id}", daemon=True)
+    try:
+        thread.start()
+        _wait(done, lambda: engine.store.heartbeat([job_id]))
+        if failure and isinstance(failure[0], ConflictError):
+            while (doc := engine.store.job(job_id))["status"] not in TERMINAL:
+                bar(doc)
+                time.sleep(0.5)
+        elif failure:
+            raise failure[0]
+    except KeyboardInterrupt:
+        _err.print(f"interrupted: cancelling job {job_id} after its current chunk…", highlight=False)
+        engine.cancel(job_id)
+        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C leaves at once
+            _wait(done)
+        # C extensions (polars, pyarrow) may raise the interrupt in the runner's thread
+        # too, past the engine's handlers: record the cancel the engine could not
+        if done.is_set() and engine.store.job(job_id)["status"] not in TERMINAL:
+            engine.fail(job_id, CANCELLED, status="ABORTED")
+        raise typer.Exit(_EXIT_INTERRUPTED) from None
+    return engine.store.job(job_id)
+
+
+def _describe(adapter: dict[str, Any], store: BatchStore) -> str:
+    kind = adapter.get("type")
+    if kind == "filesystem":
+        return str(adapter["path"])
+    if kind == "s3":
+        return str(adapter["url"])
+    if kind == "dataset":
+        return f"dataset:{adapter['datasetId']}"
+    if kind == "jdbc":
+        name = store.data_store(adapter["dataStoreId"])["canonicalName"]
+        table = ".".join(p for p in (adapter.get("schema"), adapter.get("table")) if p)
+        return f"{name}#{table or 'query'}"
+    return str(kind)
+
+
+@batch_app.command("run")
+def run_cmd(
+    deployment_id: Annotated[str, typer.Argument(metavar="DEPLOYMENT", help="Deployment id.")],
+    intake: Annotated[
+        str, typer.Option("--intake", help="FILE, s3://bucket/key, dataset:ID or DB-URL#table.")
+    ],
+    output: Annotated[
+        str, typer.Option("--output", help="FILE (.csv or .parquet), s3://bucket/key or DB-URL#table.")
+    ],
+    forecast_point: Annotated[str | None, typer.Option("--forecast-point", help="Forecast point.")] = None,
+    start: Annotated[str | None, typer.Option("--start", help="Historical: first timestamp.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Historical: end (exclusive).")] = None,
+    historical: Annotated[
+        bool, typer.Option("--historical", help="Historical mode over the whole input.")
+    ] = False,
+    relax: Annotated[
+        bool, typer.Option("--relax-known-in-advance", help="Impute missing known-in-advance values.")
+    ] = False,
+    passthrough: Annotated[
+        list[str] | None,
+        typer.Option("--passthrough", help="Input column copied to the output (repeatable)."),
+    ] = None,
+    passthrough_all: Annotated[
+        bool, typer.Option("--passthrough-all", help="Copy every input column.")
+    ] = False,
+    num_concurrent: Annotated[
+        int | None, typer.Option("--num-concurrent", min=1, help="Chunks scored at once (default: cores).")
+    ] = None,
+    chunk_size: Annotated[
+        str | None, typer.Option("--chunk-size", metavar="BYTES", help="Input bytes per chunk (e.g. 5M).")
+    ] = None,
+    max_explanations: Annotated[int, typer.Option("--max-explanations", min=0)] = 0,
+    prediction_status: Annotated[
+        bool, typer.Option("--include-prediction-status", help="Add a prediction_status column.")
+    ] = False,
+    no_abort: Annotated[
+        bool, typer.Option("--no-abort-on-error", help="Report bad rows per row instead of failing the job.")
+    ] = False,
+    delimiter: Annotated[
+        str | None, typer.Option("--delimiter", help="CSV delimiter (one character or tab).")
+    ] = None,
+    encoding: Annotated[str | None, typer.Option("--encoding", help="Intake CSV encoding.")] = None,
+    statement_type: Annotated[
+        str,
+        typer.Option(
+            "--statement-type", help="Database output: insert, create_table, update, insert_update."
+        ),
+    ] = "insert",
+    where_column: Annotated[
+        list[str] | None,
+        typer.Option("--where-column", help="Key column for update/insert_update (repeatable)."),
+    ] = None,
+    update_column: Annotated[
+        list[str] | None, typer.Option("--update-column", help="Column updated (repeatable; default: all).")
+    ] = None,
+    s3_endpoint_url: Annotated[
+        str | None, typer.Option("--s3-endpoint-url", help="S3-compatible endpoint.")
+    ] = None,
+    credential_id: Annotated[
+        str | None, typer.Option("--credential-id", help="Stored S3 credential id.")
+    ] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Score a file, S3 object, dataset or table with a deployment and write the predictions.
+
+    Runs in the foreground (also as: tsengine batch DEPLOYMENT …); Ctrl-C cancels the job.
+    Exit status: 0 completed, 1 failed or aborted, 2 bad input, 130 interrupted.
+    """
+    engine = _run(lambda: _engine(registry))
+
+    def create() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        s3: dict[str, Any] = {"credential_id": credential_id, "endpoint_url": s3_endpoint_url}
+        source = adapter_from_location(intake, output=False, store=engine.store, **s3)
+        sink = adapter_from_location(
+            output,
+            output=True,
+            store=engine.store,
+            statement_type=statement_type,
+            where_columns=where_column,
+            update_columns=update_column,
+            **s3,
+        )
+        body: dict[str, Any] = {
+            "deploymentId": deployment_id,
+            "intakeSettings": source,
+            "outputSettings": sink,
+            "numConcurrent": num_concurrent,
+            "chunkSize": parse_bytes(chunk_size) if chunk_size else None,
+            "maxExplanations": max_explanations or None,
+            "includePredictionStatus": prediction_status or None,
+            "abortOnError": False if no_abort else None,
+            "passthroughColumnsSet": "all" if passthrough_all else None,
+            "passthroughColumns": list(passthrough) if passthrough and not passthrough_all else None,
+            "timeseriesSettings": _timeseries(forecast_point, start, end, historical, relax),
+        }
+        csv = {k: v for k, v in {"delimiter": delimiter, "encoding": encoding}.items() if v}
+        if csv:
+            body["csvSettings"] = csv
+        spec = parse_job_spec({k: v for k, v in body.items() if v is not None}, allow_filesystem=True)
+        return engine.create_job(spec, source="cli"), source, sink
+
+    job, source, sink = _run(create)
+    with _new_progress() as progress:
+        bar = _Bar(progress, job["id"])
+        doc = _run(lambda: _foreground(engine, job["id"], bar))
+        if doc["status"] == "COMPLETED":
+            bar(doc)
+    summary = (
+        f"job {doc['id']} {doc['status']}: {doc['scoredRows']:,} rows scored, {doc['failedRows']:,} failed, "
+        f"{doc['skippedRows']:,} skipped → {_describe(sink, engine.store)}"
+    )
+    _out.print(summary, highlight=False, soft_wrap=True)
+    if doc["status"] != "COMPLETED":
+        _err.print(f"[bold red]error:[/] {doc['statusDetails']}", highlight=False, soft_wrap=True)
+        raise typer.Exit(_EXIT_JOB_FAILED)
+    if doc["failedRows"]:
+        _err.print(f"[yellow]warning:[/] {doc['statusDetails']}", highlight=False, soft_wrap=True)
+
+
+# ------------------------------------------------------------------ list, status, cancel
+
+
+_KIND = {"filesystem": "file", "localFile": "upload"}
+
+
+def _json(value: Any) -> None:
+    _out.file.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+    _out.file.flush()
+
+
+@batch_app.command("list")
+def list_cmd(
+    status: Annotated[
+        list[str] | None,
+        typer.Option("--status", help="Only jobs in this status (repeatable), e.g. RUNNING."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Newest N jobs.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the job documents as JSON.")] = False,
+    registry: RegistryOpt = None,
+) -> None:
+    """List batch jobs, newest first (CLI and server jobs alike)."""
+    wanted = [s.upper() for s in status or []]
+    known = ("INITIALIZING", "RUNNING", *TERMINAL)
+    bad = [s for s in wanted if s not in known]
+    if bad:
+        _fail(f"--status: {bad[0]!r} is not one of {', '.join(known)}")
+    engine = _run(lambda: _engine(registry))
+    docs, total = engine.store.jobs(statuses=wanted, limit=limit)
+    if as_json:
+        _json([public_job(d) for d in docs])
+        return
+    if not docs:
+        _err.print("no batch jobs")
+        return
+    # ids and statuses are copied into other commands and scripts: never cut them
+    table = Table(
+        Column("id", no_wrap=True, min_width=24),
+        Column("deployment", overflow="fold"),
+        Column("status", no_wrap=True, min_width=12),
+        *("%", "scored", "created", "intake → output"),
+        box=box.SIMPLE_HEAD,
+    )
+    for doc in docs:
+        spec = doc["jobSpec"]
+        table.add_row(
+            doc["id"],
+            spec["deploymentId"],
+            doc["status"],
+            f"{doc.get('percentageCompleted') or 0:.0f}",
+            f"{doc.get('scoredRows') or 0:,}",
+            str(doc.get("created", ""))[:16].replace("T", " "),
+            f"{_KIND.get(i := spec['intakeSettings']['type'], i)} → {_KIND.get(o := spec['outputSettings']['type'], o)}",
+        )
+    # a pipe gets full rows rather than rich's 80 columns
+    (_out if _out.is_terminal else Console(width=200)).print(table)
+    if total > len(docs):
+        _err.print(f"{len(docs)} of {total} jobs shown (--limit)")
+
+
+@batch_app.command("status")
+def status_cmd(
+    job_id: Annotated[str, typer.Argument(metavar="ID")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole job document.")] = False,
+    registry: RegistryOpt = None,
+) -> None:
+    """Show one job: status, progress, counts, and (with --json) its whole document."""
+    engine = _run(lambda: _engine(registry))
+    doc = public_job(_run(lambda: engine.store.job(job_id)))
+    if as_json:
+        _json(doc)
+        return
+    for key in (
+        "id",
+        "status",
+        "statusDetails",
+        "percentageCompleted",
+        "scoredRows",
+        "failedRows",
+        "skippedRows",
+    ):
+        _out.print(f"[bold]{key}[/]: {doc.get(key)}", highlight=False)
+    spec = doc["jobSpec"]
+    _out.print(f"[bold]deployment[/]: {spec['deploymentId']}", highlight=False)
+    for key in ("intakeSettings", "outputSettings"):
+        _out.print(f"[bold]{key}[/]: {orjson.dumps(spec[key]).decode()}", highlight=False, soft_wrap=True)
+    _out.print(
+        f"[bold]created[/]: {doc.get('created')}  [bold]elapsed[/]: {doc['elapsedTimeSec']} s",
+        highlight=False,
+    )
+
+
+@batch_app.command("cancel")
+def cancel_cmd(job_id: Annotated[str, typer.Argument(metavar="ID")], registry: RegistryOpt = None) -> None:
+    """Cancel a job (a running one stops after its current chunk, wherever it runs)."""
+    engine = _run(lambda: _engine(registry))
+    doc = _run(lambda: engine.cancel(job_id))
+    if doc["status"] in TERMINAL:
+        _out.print(f"job {job_id}: {doc['status']}", highlight=False)
+    else:
+        _out.print(f"job {job_id}: cancel requested; it stops after its current chunk", highlight=False)
+
+
+# ------------------------------------------------------------------ datasets
+
+
+@datasets_app.command("add")
+def datasets_add_cmd(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet file, snapshotted by content.")],
+    name: Annotated[str | None, typer.Option("--name", help="Display name (default: file name).")] = None,
+    dataset_id: Annotated[
+        str | None, typer.Option("--dataset", help="Add a new version to this dataset id.")
+    ] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Register a file in the catalog; prints the dataset id and version for --intake dataset:ID."""
+    engine = _run(lambda: _engine(registry))
+    doc = _run(
+        lambda: add_dataset(engine.store, engine.folder / "datasets", file, name=name, dataset_id=dataset_id)
+    )
+    _out.print(f"{doc['datasetId']} {doc['versionId']}", highlight=False)
+    _err.print(
+        f"dataset {doc['name']!r}: {doc['datasetSize']:,} bytes, sha256 {doc['sha256'][:12]}…",
+        highlight=False,
+    )
+
+
+@datasets_app.command("list")
+def datasets_list_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
+    registry: RegistryOpt = None,
+) -> None:
+    """List catalog datasets."""
+    engine = _run(lambda: _engine(registry))
+    docs = [public_dataset(d) for d in engine.store.datasets()]
+    if as_json:
+        _json(docs)
+        return
+    if not docs:
+        _err.print("no datasets")
+        return
+    table = Table("id", "name", "version", "versions", "bytes", "format", "created")
+    for doc in docs:
+        table.add_row(
+            doc["datasetId"],
+            doc["name"],
+            doc["versionId"],
+            str(len(doc["versions"])),
+            f"{doc['datasetSize']:,}",
+            doc["format"],
+            str(doc["creationDate"])[:19].replace("T", " "),
+        )
+    _out.print(table)
