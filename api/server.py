@@ -27,6 +27,7 @@ from api.settings import Settings
 
 __all__ = [
     "DEFAULT_H11_MAX_INCOMPLETE_EVENT_SIZE",
+    "DEFAULT_KEEP_ALIVE_SECONDS",
     "app_from_env",
     "is_loopback",
     "make_server",
@@ -64,9 +65,17 @@ class NoDelayH11Protocol(H11Protocol):
         super().connection_made(transport)
 
 
+# uvicorn closes an idle keep-alive connection after 5 s by default: exactly the
+# datarobot client's polling interval (wait_for_completion polls every 5 s), so the
+# client's next request raced the close and failed with "Remote end closed
+# connection without response" (seen in the batch end-to-end tests).  75 s is
+# nginx's default and longer than any client's polling interval.
+DEFAULT_KEEP_ALIVE_SECONDS = 75
+
 _HTTP_OPTIONS: dict[str, Any] = {
     "http": NoDelayH11Protocol,
     "h11_max_incomplete_event_size": DEFAULT_H11_MAX_INCOMPLETE_EVENT_SIZE,
+    "timeout_keep_alive": DEFAULT_KEEP_ALIVE_SECONDS,
 }
 
 

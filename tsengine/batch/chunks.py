@@ -195,20 +195,58 @@ def _frames(source: Source, overrides: dict[str, pl.DataType]) -> Iterator[pl.Da
     for header, block in _csv_blocks(source):
         if columns is None:
             columns = _header_columns(header, source)
+        data = header + block
+        given = {c: t for c, t in overrides.items() if c in columns}
         try:
-            frame = pl.read_csv(
-                io.BytesIO(header + block),
-                separator=source.csv.delimiter,
-                quote_char=source.csv.quotechar,
-                schema_overrides={c: t for c, t in overrides.items() if c in columns},
-                infer_schema_length=None,
-                try_parse_dates=False,
-            )
+            try:
+                frame = _read_block(data, source, given, INFER_ROWS)
+                if _late_values(frame, given):
+                    frame = _read_block(data, source, given, None)
+            except pl.exceptions.ComputeError:
+                # a value past the sampled rows does not fit the inferred type: infer from all
+                frame = _read_block(data, source, given, None)
         except pl.exceptions.PolarsError as exc:
             msg = f"the input cannot be read as CSV (at or after byte {offset}): {_short(exc)}"
             raise BadRequestError(msg) from exc
         offset += len(block)
-        yield frame
+        # a column with no value in this block says nothing of its type: let other blocks decide
+        yield frame.with_columns(
+            pl.col(c).cast(pl.Null)
+            for c, t in frame.schema.items()
+            if c not in given and frame[c].null_count() == frame.height
+        )
+
+
+INFER_ROWS = 10_000
+"""Rows polars samples per block to infer types: inferring from the whole block cost
+17x the parse of a 32 MiB block (0.505 s vs 0.029 s), so that is only the fallback."""
+
+
+def _read_block(
+    data: bytes, source: Source, given: dict[str, pl.DataType], infer: int | None
+) -> pl.DataFrame:
+    return pl.read_csv(
+        io.BytesIO(data),
+        separator=source.csv.delimiter,
+        quote_char=source.csv.quotechar,
+        schema_overrides=given,
+        infer_schema_length=infer,
+        try_parse_dates=False,
+    )
+
+
+def _late_values(frame: pl.DataFrame, given: dict[str, pl.DataType]) -> bool:
+    """Whether a column was empty in the sampled rows but not after (its type was guessed)."""
+    if frame.height <= INFER_ROWS:
+        return False
+    head = frame.head(INFER_ROWS)
+    return any(
+        dtype == pl.String
+        and c not in given
+        and head[c].null_count() == INFER_ROWS
+        and frame[c].null_count() < frame.height
+        for c, dtype in frame.schema.items()
+    )
 
 
 def _header_columns(header: bytes, source: Source) -> list[str]:
@@ -280,7 +318,7 @@ def plan_chunks(
     stats: list[pl.DataFrame] = []
     stamps: list[pl.Series] = []
     blocks: list[Path] = []
-    rows = 0
+    rows = in_memory = 0
     for frame in _frames(source, overrides):
         if series_column is not None and series_column not in frame.columns:
             msg = f"the input has no series id column {series_column!r}; its columns are {frame.columns[:12]}"
@@ -300,10 +338,12 @@ def plan_chunks(
         frame.write_ipc(path, compression="uncompressed")
         blocks.append(path)
         rows += frame.height
+        in_memory += int(frame.estimated_size())
     if rows == 0:
         msg = "the input has a header but no data rows"
         raise BadRequestError(msg)
-    size = source.path.stat().st_size
+    # chunk sizes are CSV bytes: a Parquet file is compressed, so count its rows' size in memory
+    size = source.path.stat().st_size if source.format == "csv" else in_memory
     rows_per_chunk = max(1, math.ceil(rows * chunk_bytes / max(size, 1)), math.ceil(rows / MAX_CHUNKS))
     chunk_of_key: pl.DataFrame | None = None
     series = 0
