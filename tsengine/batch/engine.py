@@ -261,11 +261,10 @@ class BatchEngine:
             msg = f"job {job_id!r} reads its data from {doc['jobSpec']['intakeSettings']['type']}; it takes no upload"
             raise NotFoundError(msg)
         state = doc.get("_upload")
-        if (
-            doc["status"] != "INITIALIZING"
-            or state in {"receiving", "done"}
-            or (state == "multipart" and not multipart)
-        ):
+        if doc["status"] != "INITIALIZING":
+            msg = f"job {job_id!r} is {doc['status']} ({doc.get('statusDetails')}); it takes no more data"
+            raise ConflictError(msg)
+        if state in {"receiving", "done"} or (state == "multipart" and not multipart):
             msg = f"job {job_id!r}: the dataset upload has already begun"
             raise ConflictError(msg)
         self.store.update_job(job_id, _upload="multipart" if multipart else "receiving", _uploader=self.owner)
