@@ -309,6 +309,7 @@ def _new_progress() -> Progress:
         TextColumn("{task.fields[chunk]}"),
         TimeRemainingColumn(),
         console=_err,
+        disable=not _err.is_terminal,  # a log file gets the summary line, not redrawn bars
     )
 
 

@@ -379,7 +379,10 @@ def test_a_killed_process_leaves_its_job_failed_and_no_output(
 
 
 def test_blocks_cut_at_records_and_merge_types(
-    engine: BatchEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flights_deployment: tsengine.Deployment
+    engine: BatchEngine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    flights_deployment: tsengine.Deployment,
 ) -> None:
     from tsengine.batch import chunks
 
@@ -391,11 +394,25 @@ def test_blocks_cut_at_records_and_merge_types(
     )
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     frame.write_csv(source, quote_style="necessary")
-    done = file_job(engine, source, out, passthroughColumns=["note", "weight"], timeseriesSettings={"type": "historical"})
+    done = file_job(
+        engine, source, out, passthroughColumns=["note", "weight"], timeseriesSettings={"type": "historical"}
+    )
     assert done["status"] == "COMPLETED", done["statusDetails"]
     got = pl.read_csv(out)
     assert set(got["note"]) == {f'note "{s}",\nline two' for s in ("EWR-UA", "JFK-B6", "LGA-DL")}
     assert got["weight"].dtype == pl.Float64
-    whole = pl.read_csv(source, schema_overrides=flights_deployment.input_schema_overrides(), infer_schema_length=None)
+    whole = pl.read_csv(
+        source, schema_overrides=flights_deployment.input_schema_overrides(), infer_schema_length=None
+    )
     expected = flights_deployment.predict(whole, start="1900-01-01", end="2262-01-01")
     assert got.height == expected.height
+
+
+def test_progress_counts_rows_and_series(engine: BatchEngine, tmp_path: Path) -> None:
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    flights().write_csv(source)
+    done = file_job(engine, source, out, chunkSize=1024)
+    assert done["intakeRows"] == done["processedRows"] == flights().height
+    assert done["intakeSeries"] == done["seriesScored"] == 3
+    assert done["percentageCompleted"] == 100.0
+    assert done["skippedRows"] == flights().height  # history rows only: the forecasts are generated rows

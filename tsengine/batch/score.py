@@ -99,8 +99,9 @@ class ChunkScorer:
         warnings: list[str] = []
         self._score_units(chunk, units, parts, counts, errors, warnings)
         frame = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
+        series = len(units) if self.datetime_column is not None else 0
         return ChunkResult(
-            frame, counts[0], counts[1], counts[2], tuple(errors), tuple(dict.fromkeys(warnings))
+            frame, counts[0], counts[1], counts[2], tuple(errors), tuple(dict.fromkeys(warnings)), series
         )
 
     def _score_units(
