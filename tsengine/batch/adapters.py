@@ -107,15 +107,17 @@ def _local_file_intake(_settings: AdapterSettings, csv: CsvSettings, ctx: Adapte
     return Source(ctx.folder / UPLOAD_NAME, "csv", csv)
 
 
+def _path_format(path: Path, settings: AdapterSettings) -> Literal["csv", "parquet"]:
+    """Parquet by extension or ``format``, else CSV."""
+    return "parquet" if path.suffix.lower() in {".parquet", ".pq"} or settings.format == "parquet" else "csv"
+
+
 def _filesystem_intake(settings: AdapterSettings, csv: CsvSettings, _ctx: AdapterContext) -> Source:
     path = Path(str(settings.get("path"))).expanduser()
     if not path.is_file():
         msg = f"intakeSettings.path: no such file {str(path)!r}"
         raise ParameterError(msg)
-    fmt: Literal["csv", "parquet"] = (
-        "parquet" if path.suffix.lower() in {".parquet", ".pq"} or settings.format == "parquet" else "csv"
-    )
-    return Source(path, fmt, csv, owned=False)
+    return Source(path, _path_format(path, settings), csv, owned=False)
 
 
 def _dataset_intake(settings: AdapterSettings, csv: CsvSettings, ctx: AdapterContext) -> Source:
@@ -234,10 +236,7 @@ def _filesystem_sink(settings: AdapterSettings, csv: CsvSettings, _ctx: AdapterC
     if not path.parent.is_dir():
         msg = f"outputSettings.path: folder {str(path.parent)!r} does not exist"
         raise ParameterError(msg)
-    fmt: Literal["csv", "parquet"] = (
-        "parquet" if path.suffix.lower() in {".parquet", ".pq"} or settings.format == "parquet" else "csv"
-    )
-    return FileSink(path, fmt=fmt, csv=csv)
+    return FileSink(path, fmt=_path_format(path, settings), csv=csv)
 
 
 OUTPUTS: dict[str, SinkOpener] = {

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import sqlalchemy as sa
@@ -393,32 +393,19 @@ class BatchStore:
         Raises:
             NotFoundError: unknown id.
         """
-        return _loads(self._credential_row(credential_id).doc)
+        return _loads(self._row(CREDENTIALS, credential_id).doc)
 
     def secret(self, credential_id: str) -> dict[str, Any]:
         """What an adapter needs to authenticate; never returned over HTTP or logged."""
-        return _loads(self._credential_row(credential_id).secret)
-
-    def _credential_row(self, credential_id: str) -> Any:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(CREDENTIALS).where(CREDENTIALS.c.id == credential_id)).first()
-        if row is None:
-            msg = f"credential {credential_id!r} not found; create it with POST /api/v2/credentials/"
-            raise NotFoundError(msg)
-        return row
+        return _loads(self._row(CREDENTIALS, credential_id).secret)
 
     def credentials(self) -> list[dict[str, Any]]:
         """Public views of every credential."""
-        with self.engine.connect() as conn:
-            return [
-                _loads(r.doc) for r in conn.execute(sa.select(CREDENTIALS).order_by(CREDENTIALS.c.created))
-            ]
+        return self._docs(CREDENTIALS)
 
     def delete_credential(self, credential_id: str) -> None:
         """Remove a credential."""
-        self._credential_row(credential_id)
-        with self._tx() as conn:
-            conn.execute(CREDENTIALS.delete().where(CREDENTIALS.c.id == credential_id))
+        self._delete(CREDENTIALS, credential_id)
 
     def put_data_store(self, doc: dict[str, Any]) -> None:
         """Store an external data store (a SQLAlchemy URL without secrets)."""
@@ -431,25 +418,15 @@ class BatchStore:
         Raises:
             NotFoundError: unknown id.
         """
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(DATA_STORES).where(DATA_STORES.c.id == data_store_id)).first()
-        if row is None:
-            msg = f"external data store {data_store_id!r} not found; register it with POST /api/v2/externalDataStores/"
-            raise NotFoundError(msg)
-        return _loads(row.doc)
+        return _loads(self._row(DATA_STORES, data_store_id).doc)
 
     def data_stores(self) -> list[dict[str, Any]]:
         """Every external data store."""
-        with self.engine.connect() as conn:
-            return [
-                _loads(r.doc) for r in conn.execute(sa.select(DATA_STORES).order_by(DATA_STORES.c.created))
-            ]
+        return self._docs(DATA_STORES)
 
     def delete_data_store(self, data_store_id: str) -> None:
         """Remove an external data store."""
-        self.data_store(data_store_id)
-        with self._tx() as conn:
-            conn.execute(DATA_STORES.delete().where(DATA_STORES.c.id == data_store_id))
+        self._delete(DATA_STORES, data_store_id)
 
     def put_dataset(self, doc: dict[str, Any]) -> None:
         """Insert or replace a catalog dataset (its versions live in the document)."""
@@ -466,17 +443,37 @@ class BatchStore:
         Raises:
             NotFoundError: unknown id.
         """
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(DATASETS).where(DATASETS.c.id == dataset_id)).first()
-        if row is None:
-            msg = f"dataset {dataset_id!r} not found; add it with tsengine datasets add FILE"
-            raise NotFoundError(msg)
-        return _loads(row.doc)
+        return _loads(self._row(DATASETS, dataset_id).doc)
 
     def datasets(self) -> list[dict[str, Any]]:
         """Every catalog dataset."""
+        return self._docs(DATASETS)
+
+    # One lookup, listing and removal for the catalog tables; the message says how to create one.
+    _MISSING: ClassVar[dict[str, str]] = {
+        "credentials": "credential {!r} not found; create it with POST /api/v2/credentials/",
+        "external_data_stores": (
+            "external data store {!r} not found; register it with POST /api/v2/externalDataStores/"
+        ),
+        "datasets": "dataset {!r} not found; add it with tsengine datasets add FILE",
+    }
+
+    def _row(self, table: sa.Table, record_id: str) -> Any:
         with self.engine.connect() as conn:
-            return [_loads(r.doc) for r in conn.execute(sa.select(DATASETS).order_by(DATASETS.c.created))]
+            row = conn.execute(sa.select(table).where(table.c.id == record_id)).first()
+        if row is None:
+            msg = self._MISSING[table.name].format(record_id)
+            raise NotFoundError(msg)
+        return row
+
+    def _docs(self, table: sa.Table) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [_loads(r.doc) for r in conn.execute(sa.select(table).order_by(table.c.created))]
+
+    def _delete(self, table: sa.Table, record_id: str) -> None:
+        self._row(table, record_id)
+        with self._tx() as conn:
+            conn.execute(table.delete().where(table.c.id == record_id))
 
 
 def _engine(url: str) -> Engine:
