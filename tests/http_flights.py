@@ -28,8 +28,8 @@ def flights() -> pl.DataFrame:
     return frame.filter(pl.col("series").is_in(SERIES) & (pl.col("date") < "2013-05-01"))
 
 
-def train_flights(deployment_id: str = DEPLOYMENT_ID) -> tsengine.Deployment:
-    """Seasonal naive on :func:`flights`: FDW [-14, 0], FW [1, HORIZON]."""
+def train_flights(deployment_id: str = DEPLOYMENT_ID, *, horizon: int = HORIZON) -> tsengine.Deployment:
+    """Seasonal naive on :func:`flights`: FDW [-14, 0], FW [1, horizon]."""
     return tsengine.train(
         flights(),
         target="delayed",
@@ -38,7 +38,7 @@ def train_flights(deployment_id: str = DEPLOYMENT_ID) -> tsengine.Deployment:
         known_in_advance=["scheduled", "holiday"],
         models=["seasonal_naive"],
         backtests=1,
-        forecast_window=[1, HORIZON],
+        forecast_window=[1, horizon],
         feature_derivation_window=[-14, 0],
         deployment_id=deployment_id,
     )

@@ -271,17 +271,7 @@ def test_model_is_pinned_at_job_creation(client: Any, registry: Path, small_flig
     )
     job_id = response.headers["Location"].split("/")[-2]
     before = train_flights()
-    retrained = tsengine.train(
-        flights(),
-        target="delayed",
-        datetime_column="date",
-        series_id_column="series",
-        models=["seasonal_naive"],
-        backtests=1,
-        forecast_window=[1, 3],
-        feature_derivation_window=[-14, 0],
-        deployment_id=DEPLOYMENT_ID,
-    )
+    retrained = train_flights(horizon=3)
     tsengine.Registry(registry).save(retrained)  # a new live version, mid-job
     try:
         data = flights().write_csv().encode()

@@ -245,17 +245,7 @@ def test_model_snapshot_survives_retraining(engine: BatchEngine, tmp_path: Path)
     }
     job = engine.create_job(parse_job_spec(body, allow_filesystem=True))
     assert job["jobSpec"]["deploymentVersion"] == "v0001"
-    shorter = tsengine.train(
-        flights(),
-        target="delayed",
-        datetime_column="date",
-        series_id_column="series",
-        models=["seasonal_naive"],
-        backtests=1,
-        forecast_window=[1, 2],
-        feature_derivation_window=[-14, 0],
-        deployment_id=DEPLOYMENT_ID,
-    )
+    shorter = train_flights(horizon=2)
     engine.registry.save(shorter)
     done = engine.run_now(job["id"])
     assert done["status"] == "COMPLETED"
