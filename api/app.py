@@ -17,6 +17,7 @@ things live here because they concern every response:
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -37,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.auth import check_credentials
 from api.batch import add_batch_routes
 from api.cache import LRUCache
+from api.monitoring import add_monitoring_routes
 from api.openapi import ERROR_RESPONSES, PREDICTION_OPENAPI, Pong
 from api.parsing import (
     Payload,
@@ -51,6 +53,9 @@ from api.settings import Settings
 from tsengine import render
 from tsengine.batch import BatchEngine, BatchStore
 from tsengine.errors import NotFoundError, ParameterError, TsEngineError, short_list
+from tsengine.monitoring.log import RequestEvent
+from tsengine.monitoring.service import Monitor
+from tsengine.monitoring.store import MonitoringStore
 from tsengine.registry import Registry
 
 if TYPE_CHECKING:
@@ -85,6 +90,7 @@ class RequestContext:
     model_id: str | None = None
     cache_hit: bool = False
     warnings: tuple[str, ...] = ()
+    rows: int = 0
 
 
 def _context(request: Request) -> RequestContext:
@@ -132,10 +138,19 @@ class DataRobotMiddleware:
     that arrives in pieces is refused by uvicorn itself, with a plain-text 400.
     """
 
-    def __init__(self, app: ASGIApp, *, max_request_line: int) -> None:
-        """Wrap ``app``; ``max_request_line`` is the longest accepted line in bytes."""
+    def __init__(self, app: ASGIApp, *, max_request_line: int, monitor: Monitor | None = None) -> None:
+        """Wrap ``app``; ``max_request_line`` is the longest accepted line in bytes.
+
+        With a ``monitor``, every prediction request's status and latency is
+        queued for ``serviceStats`` (one non-blocking put).
+        """
         self.app = app
         self.max_request_line = max_request_line
+        self.monitor = monitor
+
+    def _record(self, scope: Scope, context: RequestContext, status: int) -> None:
+        if self.monitor is not None:
+            _record_request(self.monitor, scope, context, status)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one connection event, adding headers and guarding against crashes."""
@@ -160,6 +175,7 @@ class DataRobotMiddleware:
                 if context.warnings:
                     headers["X-DataRobot-Warnings"] = _header_safe("; ".join(context.warnings))
                 headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+                self._record(scope, context, message["status"])
             await send(message)
 
         length = _request_line_length(scope)
@@ -178,6 +194,28 @@ class DataRobotMiddleware:
                 raise
             msg = f"Internal server error (request id {context.request_id})"
             await error_response(500, msg)(scope, receive, send_with_headers)
+
+
+_PREDICTION_PATH = re.compile(
+    r"/deployments/(?P<id>[^/]+)/(?P<route>predictions|timeSeriesPredictions|predictionExplanations)$"
+)
+
+
+def _record_request(monitor: Monitor, scope: Scope, context: RequestContext, status: int) -> None:
+    match = _PREDICTION_PATH.search(scope["path"])
+    if match is None:
+        return
+    monitor.record_request(
+        RequestEvent(
+            deployment_id=match["id"],
+            created=time.time(),
+            route=match["route"],
+            status=status,
+            latency_ms=(time.perf_counter() - context.started) * 1000,
+            rows=context.rows,
+            cache_hit=context.cache_hit,
+        )
+    )
 
 
 def _request_line_length(scope: Scope) -> int:
@@ -224,9 +262,10 @@ async def _on_validation_error(_request: Request, exc: Exception) -> Response:
 class _Routes:
     """The route handlers, bound to one app's settings, registry and cache."""
 
-    def __init__(self, settings: Settings, registry: Registry) -> None:
+    def __init__(self, settings: Settings, registry: Registry, monitor: Monitor | None = None) -> None:
         self.settings = settings
         self.registry = registry
+        self.monitor = monitor
         self.cache: LRUCache[Deployment] = LRUCache(
             registry.load, size=settings.cache_size, version_of=registry.live_version
         )
@@ -315,8 +354,19 @@ class _Routes:
         if payload.media_type == "multipart/form-data":
             payload = await unwrap_multipart(payload, request.headers, limit=limit)
         output = choose_format(request.headers.get("accept"))
-        body, warnings = await run_in_threadpool(_predict_and_render, deployment, payload, options, output)
-        _context(request).warnings = warnings
+        context = _context(request)
+        body, warnings, rows = await run_in_threadpool(
+            _predict_and_render,
+            deployment,
+            payload,
+            options,
+            output,
+            self.monitor,
+            context.request_id,
+            self.registry,
+        )
+        context.warnings = warnings
+        context.rows = rows
         media_type = "text/csv; charset=utf-8" if output == "csv" else "application/json"
         return Response(body, media_type=media_type)
 
@@ -340,15 +390,41 @@ def _predict_and_render(
     payload: Payload,
     options: PredictOptions,
     output: Literal["json", "csv"],
-) -> tuple[bytes, tuple[str, ...]]:
-    """Parse, predict and render in one worker-thread hop (all CPU-bound)."""
+    monitor: Monitor | None = None,
+    request_id: str = "",
+    registry: Registry | None = None,
+) -> tuple[bytes, tuple[str, ...], int]:
+    """Parse, predict, render and queue for the prediction log in one worker-thread hop."""
     frame = to_frame(payload, schema_overrides=deployment.input_schema_overrides())
+    association = monitor.association_column(deployment, frame) if monitor is not None else None
     prediction = deployment.predict_result(frame, options)
     to_bytes = render.to_csv if output == "csv" else render.to_json
-    return to_bytes(deployment, prediction, frame, options), tuple(prediction.warnings)
+    body = to_bytes(deployment, prediction, frame, options)
+    if monitor is not None:
+        monitor.record_prediction(
+            deployment,
+            prediction.frame,
+            frame,
+            created=time.time(),
+            request_id=request_id,
+            version=registry.live_version(deployment.id) if registry is not None else None,
+            association=association,
+        )
+    return body, tuple(prediction.warnings), prediction.frame.height
 
 
-def batch_engine(settings: Settings, registry: Registry) -> BatchEngine:
+def monitor_for(settings: Settings, registry: Registry) -> Monitor:
+    """The monitor a server runs: its store from the settings (SQLite in the registry by default)."""
+    folder = Path(getattr(registry, "path", settings.registry)) / ".monitoring"
+    store = (
+        MonitoringStore(settings.monitoring_url)
+        if settings.monitoring_url
+        else MonitoringStore.in_folder(folder)
+    )
+    return Monitor(store, capacity=settings.monitoring_queue)
+
+
+def batch_engine(settings: Settings, registry: Registry, monitor: Monitor | None = None) -> BatchEngine:
     """The batch engine a server runs: its store from the settings, its workers."""
     store = BatchStore(settings.batch_store_url) if settings.batch_store_url else None
     return BatchEngine(
@@ -358,6 +434,7 @@ def batch_engine(settings: Settings, registry: Registry) -> BatchEngine:
         workers=settings.batch_workers,
         max_queued=settings.batch_max_queued,
         retention_hours=settings.batch_retention_hours,
+        monitor=monitor,
     )
 
 
@@ -382,8 +459,13 @@ def create_app(
     """
     settings = settings if settings is not None else Settings()
     registry = registry if registry is not None else Registry(settings.registry)
-    routes = _Routes(settings, registry)
-    jobs = engine if engine is not None else batch_engine(settings, registry)
+    monitor = (
+        engine.monitor
+        if engine is not None and engine.monitor is not None
+        else monitor_for(settings, registry)
+    )
+    routes = _Routes(settings, registry, monitor)
+    jobs = engine if engine is not None else batch_engine(settings, registry, monitor)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -392,6 +474,7 @@ def create_app(
             yield
         finally:
             await run_in_threadpool(jobs.stop)
+            await run_in_threadpool(monitor.close)
 
     app = FastAPI(
         title="tsengine prediction API",
@@ -404,10 +487,11 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.batch_engine = jobs
+    app.state.monitor = monitor
     app.add_exception_handler(TsEngineError, _on_engine_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.add_middleware(DataRobotMiddleware, max_request_line=settings.max_request_line)
+    app.add_middleware(DataRobotMiddleware, max_request_line=settings.max_request_line, monitor=monitor)
 
     public = APIRouter()
     public.add_api_route(f"{PREFIX}/ping", routes.ping, methods=["GET"], response_model=Pong)
@@ -430,4 +514,5 @@ def create_app(
     private.add_api_route("/deployments", routes.list_deployments, methods=["GET"])
     app.include_router(private)
     add_batch_routes(app, jobs, settings, registry, routes.authenticate_api_key)
+    add_monitoring_routes(app, monitor, registry, registry.load, routes.authenticate_api_key)
     return app

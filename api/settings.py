@@ -131,6 +131,22 @@ class Settings(BaseSettings):
         description="Hours a finished job's upload and result are kept (DataRobot keeps 48).",
     )
 
+    monitoring_url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy URL of the monitoring store (prediction log, actuals, request stats), e.g. "
+            "postgresql+psycopg://host/db; unset means SQLite in <registry>/.monitoring/."
+        ),
+    )
+    monitoring_queue: int = Field(
+        default=10_000,
+        gt=0,
+        description=(
+            "Prediction-log events (requests or batch chunks) queued for the writer thread; "
+            "beyond it events are dropped and counted in serviceStats, never blocking a prediction."
+        ),
+    )
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -139,7 +155,9 @@ class Settings(BaseSettings):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
 
-    @field_validator("datarobot_key", "default_deployment", "batch_store_url", mode="before")
+    @field_validator(
+        "datarobot_key", "default_deployment", "batch_store_url", "monitoring_url", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         """Treat ``TSENGINE_DATAROBOT_KEY=`` as unset rather than as an empty key."""
@@ -166,6 +184,9 @@ class Settings(BaseSettings):
         }
         if self.batch_store_url is not None:
             env["TSENGINE_BATCH_STORE_URL"] = self.batch_store_url
+        if self.monitoring_url is not None:
+            env["TSENGINE_MONITORING_URL"] = self.monitoring_url
+        env["TSENGINE_MONITORING_QUEUE"] = str(self.monitoring_queue)
         if self.datarobot_key is not None:
             env["TSENGINE_DATAROBOT_KEY"] = self.datarobot_key
         if self.default_deployment is not None:

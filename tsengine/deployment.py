@@ -137,7 +137,7 @@ class Deployment:
             "min_history": spec.min_history,
             "interval_percentile": self.intervals.percentile if self.intervals else None,
             "intervals": self.intervals.describe() if self.intervals else None,
-            **{k: v for k, v in self.metadata.items() if k != "model_id"},
+            **{k: v for k, v in self.metadata.items() if k not in {"model_id", "drift_baseline"}},
         }
 
     def predict(

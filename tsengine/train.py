@@ -25,6 +25,7 @@ from tsengine.features import season_length
 from tsengine.intervals import DEFAULT_PERCENTILE, fit_intervals, random_walk_intervals
 from tsengine.io import to_polars
 from tsengine.models import MODELS, EnsembleModel, ForecastModel, PerSeriesModel
+from tsengine.monitoring.drift import baselines, feature_baseline
 from tsengine.select import choose, per_series_choice, rank
 from tsengine.spec import TimeSeriesSpec, default_windows, min_history_for
 from tsengine.timestep import infer_time_step
@@ -345,6 +346,12 @@ def train(
         "leaderboard": leaderboard,
         "selection": {"model": best, "reason": choice.reason if choice else "only candidate"},
         "model": model.describe(),
+        # Training distributions for data drift, over the rows as posted (typed,
+        # before the grid adds empty rows): see tsengine.monitoring.drift.
+        "drift_baseline": {
+            "features": baselines(canonical.frame, (*kia, *other)),
+            "target": feature_baseline(canonical.frame.get_column(Y).alias(target)),
+        },
     }
     return Deployment(
         id=deployment_id or default_id(target),

@@ -61,6 +61,7 @@ from tsengine.errors import (
     TooManyRequestsError,
     TsEngineError,
 )
+from tsengine.monitoring.service import Monitor
 from tsengine.registry import Registry
 
 __all__ = ["DEFAULT_MAX_QUEUED", "DEFAULT_RETENTION_HOURS", "BatchEngine", "Progress", "public_job"]
@@ -105,6 +106,7 @@ class BatchEngine:
         folder: working folders of jobs and dataset snapshots.
         max_queued: jobs waiting to run before new ones get 429.
         retention_hours: finished jobs' data (upload, result) is deleted after this.
+        monitor: the prediction log that jobs feed (unless ``skipDriftTracking``).
     """
 
     def __init__(
@@ -116,8 +118,10 @@ class BatchEngine:
         folder: Path | None = None,
         max_queued: int = DEFAULT_MAX_QUEUED,
         retention_hours: float = DEFAULT_RETENTION_HOURS,
+        monitor: Monitor | None = None,
     ) -> None:
         self.registry = registry
+        self.monitor = monitor
         self.folder = folder if folder is not None else registry.path / ".batch"
         self.store = store if store is not None else BatchStore.in_folder(self.folder)
         self.workers = max(1, workers)
@@ -435,7 +439,7 @@ class BatchEngine:
             self._update(job_id, jobIntakeSize=source.path.stat().st_size, statusDetails="Planning chunks")
             chunks, forecast_point, total = self._plan(job_id, spec, deployment, source, folder)
             options = spec.predict_options(forecast_point=forecast_point)
-            scorer = ChunkScorer(deployment, spec, options)
+            scorer = ChunkScorer(deployment, spec, options, observe=self._observer(job_id, spec, deployment))
             sink = open_sink(spec.output, spec.csv, ctx)
             self._update(job_id, _downloadReady=True, statusDetails=f"Scoring {len(chunks)} chunks")
             counts = self._score(job_id, spec, deployment, scorer, chunks, sink, total)
@@ -468,6 +472,28 @@ class BatchEngine:
             with self._lock:
                 self._running.discard(job_id)
             self._listeners.pop(job_id, None)
+
+    def _observer(
+        self, job_id: str, spec: JobSpec, deployment: Any
+    ) -> Callable[[pl.DataFrame, pl.DataFrame], None] | None:
+        """What feeds the prediction log from a job's chunks (None: no monitor, or skipped)."""
+        monitor = self.monitor
+        if monitor is None or spec.skip_drift_tracking:
+            return None
+
+        def observe(rows: pl.DataFrame, inputs: pl.DataFrame) -> None:
+            monitor.record_prediction(
+                deployment,
+                rows,
+                inputs,
+                created=time.time(),
+                request_id=job_id,
+                source="batch",
+                version=spec.deployment_version,
+                association=monitor.association_column(deployment, inputs),
+            )
+
+        return observe
 
     def _plan(
         self, job_id: str, spec: JobSpec, deployment: Any, source: Any, folder: Path

@@ -16,6 +16,7 @@ What batch adds:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,11 +67,23 @@ class ChunkResult:
 class ChunkScorer:
     """Scores chunks of one job with one deployment and one set of options."""
 
-    def __init__(self, deployment: Any, spec: JobSpec, options: PredictOptions) -> None:
-        """Bind the pinned deployment and the job's options."""
+    def __init__(
+        self,
+        deployment: Any,
+        spec: JobSpec,
+        options: PredictOptions,
+        *,
+        observe: Callable[[pl.DataFrame, pl.DataFrame], None] | None = None,
+    ) -> None:
+        """Bind the pinned deployment and the job's options.
+
+        ``observe(prediction rows, input rows)`` is called for every scored part
+        (the prediction log, unless the job skips drift tracking).
+        """
         self.deployment = deployment
         self.spec = spec
         self.options = options
+        self.observe = observe
         ts = getattr(deployment, "kind", "timeseries") == "timeseries"
         self.series_column: str | None = deployment.spec.series_id_column if ts else None
         self.datetime_column: str | None = deployment.spec.datetime_column if ts else None
@@ -144,6 +157,8 @@ class ChunkScorer:
         inputs = rows.drop(ROW, _KEY)
         result = self.deployment.predict_result(inputs, self.options)
         table = csv_table(self.deployment, result, inputs, self.options)
+        if self.observe is not None:
+            self.observe(result.frame, inputs)
         if self.spec.include_prediction_status:
             table = table.with_columns(pl.lit(OK).alias(STATUS))
         row_ids = result.frame.get_column("rowId")

@@ -105,7 +105,7 @@ class TabularDeployment:
             "prediction_threshold": self.threshold if self.task == "binary" else None,
             "features": [c.to_dict() for c in self.schema.columns],
             "ignored_columns": list(self.schema.ignored),
-            **{k: v for k, v in self.metadata.items() if k != "model_id"},
+            **{k: v for k, v in self.metadata.items() if k not in {"model_id", "drift_baseline"}},
         }
 
     def to_files(self) -> tuple[dict[str, Any], dict[str, bytes]]:

@@ -22,8 +22,9 @@ import tsengine
 from tsengine.boosting import early_stopping_probe
 from tsengine.errors import ParameterError, TrainingDataError, short_list
 from tsengine.io import to_polars
+from tsengine.monitoring.drift import baselines, feature_baseline
 from tsengine.tabular.deployment import TASKS, TabularDeployment
-from tsengine.tabular.schema import CATEGORICAL, FeatureSchema
+from tsengine.tabular.schema import CATEGORICAL, DATE, FeatureSchema
 from tsengine.validate import require_columns
 
 __all__ = ["MIN_ROWS", "train_tabular"]
@@ -244,6 +245,16 @@ def train_tabular(
             "validation": scores,
         },
         "feature_importance": [{"feature": f, "gain": g} for f, g in importance[:20]],
+        # Training distributions for data drift (see tsengine.monitoring.drift);
+        # dates are left out: prediction dates move on by design.
+        "drift_baseline": {
+            "features": baselines(checked, [c.name for c in schema.columns if c.kind != DATE]),
+            "target": (
+                feature_baseline(data.get_column(target), categorical=True)
+                if classes
+                else feature_baseline(pl.Series(target, y))
+            ),
+        },
     }
     return TabularDeployment(
         id=deployment_id or f"{target}-{task}",

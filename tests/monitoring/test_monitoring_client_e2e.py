@@ -1,0 +1,174 @@
+"""Monitoring end to end: predict over HTTP and in a batch job, post actuals later, read accuracy
+and drift through the unmodified ``datarobot`` client, and check them against a direct computation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import datarobot as dr
+import httpx
+import numpy as np
+import polars as pl
+import pytest
+from datarobot.models import BatchPredictionJob
+
+import tsengine
+from api import Settings
+from api.app import create_app
+from api.testing import running
+from tsengine.tabular import train_tabular
+
+from http_flights import DEPLOYMENT_ID, LAST_HISTORY, flights, train_flights
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+    path = tmp_path_factory.mktemp("registry")
+    registry = tsengine.Registry(path)
+    registry.save(train_flights())
+    registry.save(
+        train_tabular(
+            pl.read_csv(FIXTURES / "tabular_binary.csv"),
+            target="status",
+            task="binary",
+            deployment_id="credit",
+        )
+    )
+    settings = Settings(registry=path)
+    app = create_app(settings, registry=registry)
+    with running(settings, app=app) as url:
+        dr.Client(endpoint=f"{url}/api/v2", token="t")
+        yield url, app.state.monitor
+
+
+def history() -> pl.DataFrame:
+    return flights().filter(pl.col("date") <= LAST_HISTORY)
+
+
+def actuals_after(last: str) -> pl.DataFrame:
+    return flights().filter(pl.col("date") > last)
+
+
+def test_accuracy_from_realtime_and_batch_predictions(server: tuple[str, Any]) -> None:
+    url, monitor = server
+    realtime = httpx.post(
+        f"{url}/predApi/v1.0/deployments/{DEPLOYMENT_ID}/predictions",
+        params={"relaxKnownInAdvanceFeaturesCheck": "true"},
+        content=history().write_csv().encode(),
+        headers={"Content-Type": "text/csv"},
+        timeout=30,
+    )
+    assert realtime.status_code == 200
+    forecasts = pl.DataFrame(realtime.json()["data"]).select(
+        pl.col("seriesId"),
+        pl.col("timestamp").str.slice(0, 10).alias("date"),
+        pl.col("prediction"),
+        pl.col("predictionIntervals").struct.field("80").struct.field("low").alias("low"),
+        pl.col("predictionIntervals").struct.field("80").struct.field("high").alias("high"),
+    )
+    job = BatchPredictionJob.score(
+        DEPLOYMENT_ID,
+        intake_settings={"type": "localFile", "file": history().to_pandas()},
+        output_settings={"type": "localFile"},
+        timeseries_settings={"type": "forecast", "relax_known_in_advance_features_check": True},
+    )
+    job.wait_for_completion(max_wait=60)
+    assert monitor.log.flush()
+
+    truth = actuals_after(LAST_HISTORY)
+    payload = [
+        {"association_id": f"{row['series']}|{row['date']}", "actual_value": float(row["delayed"])}
+        for row in truth.to_dicts()
+    ]
+    deployment = dr.Deployment.get(DEPLOYMENT_ID)
+    deployment.submit_actuals(payload)
+    accuracy = deployment.get_accuracy()
+    # every forecast of a timestamp (realtime and batch) meets its one actual
+    joined = forecasts.join(
+        truth.select(pl.col("series").alias("seriesId"), "date", "delayed"), on=["seriesId", "date"]
+    )
+    errors = (joined["prediction"] - joined["delayed"]).to_numpy()
+    rmse, mae = math.sqrt(float(np.mean(errors**2))), float(np.mean(np.abs(errors)))
+    coverage = float(((joined["low"] <= joined["delayed"]) & (joined["delayed"] <= joined["high"])).mean())
+    assert accuracy.metrics["RMSE"]["value"] == pytest.approx(rmse, rel=1e-9)
+    assert accuracy.metrics["MAE"]["value"] == pytest.approx(mae, rel=1e-9)
+    assert accuracy.metrics["Coverage"]["value"] == pytest.approx(coverage, rel=1e-9)
+    assert accuracy.data  # the client requires the list
+
+    over_time = deployment.get_accuracy_over_time(metric="RMSE")
+    assert sum(b["sample_size"] for b in over_time.buckets) == 2 * joined.height
+
+    stats = deployment.get_service_stats()
+    assert stats.metrics["totalRequests"] >= 1
+    assert stats.metrics["totalPredictions"] == 2 * forecasts.height
+
+
+def test_actuals_report_bad_rows_and_duplicates(server: tuple[str, Any]) -> None:
+    url, _ = server
+    response = httpx.post(
+        f"{url}/api/v2/deployments/{DEPLOYMENT_ID}/actuals/fromJSON/",
+        json={
+            "data": [
+                {"associationId": "EWR-UA|2013-04-24", "actualValue": 3},
+                {"associationId": "EWR-UA|2013-04-24T00:00:00Z", "actualValue": 4},
+                {"associationId": "", "actualValue": 1},
+                {"associationId": "x", "actualValue": "many"},
+                {"associationId": "nobody|2013-01-01", "actualValue": 1},
+            ]
+        },
+    )
+    assert response.status_code == 202
+    status = httpx.get(response.headers["Location"]).json()
+    assert status["status"] == "COMPLETED"
+    assert status["invalid"] == 2
+    assert any("data[2].associationId" in m for m in status["invalidRows"])
+    assert any("data[3].actualValue" in m for m in status["invalidRows"])
+    assert status["duplicates"] >= 1  # same id twice (the first test may have stored it too)
+    assert status["unknownAssociationIds"] >= 1
+    missing = httpx.post(
+        f"{url}/api/v2/deployments/nope/actuals/fromJSON/",
+        json={"data": [{"associationId": "a", "actualValue": 1}]},
+    )
+    assert missing.status_code == 404
+
+
+def test_tabular_association_id_drift_and_accuracy(server: tuple[str, Any]) -> None:
+    url, monitor = server
+    deployment = dr.Deployment.get("credit")
+    deployment.update_association_id_settings(column_names=["loan_id"], required_in_prediction_requests=True)
+    assert deployment.get_association_id_settings()["column_names"] == ["loan_id"]
+    credit = pl.read_csv(FIXTURES / "tabular_binary.csv").head(300).with_row_index("loan_id")
+    refused = httpx.post(
+        f"{url}/predApi/v1.0/deployments/credit/predictions",
+        content=credit.drop("loan_id").write_csv().encode(),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert refused.status_code == 422
+    assert "loan_id" in refused.json()["message"]
+    served = httpx.post(
+        f"{url}/predApi/v1.0/deployments/credit/predictions",
+        content=credit.drop("status").write_csv().encode(),
+        headers={"Content-Type": "text/csv"},
+        timeout=30,
+    )
+    assert served.status_code == 200
+    assert monitor.log.flush()
+    deployment.submit_actuals(
+        [{"association_id": str(r["loan_id"]), "actual_value": r["status"]} for r in credit.to_dicts()]
+    )
+    accuracy = deployment.get_accuracy()
+    assert {"LogLoss", "AUC", "Accuracy"} <= set(accuracy.metrics)
+    assert 0.5 < accuracy.metrics["AUC"]["value"] <= 1.0
+    drift = deployment.get_feature_drift()
+    names = {d.name for d in drift}
+    assert {"income", "seniority"} <= names
+    assert all(d.drift_score is None or d.drift_score >= 0 for d in drift)
+    target = deployment.get_target_drift()
+    assert target.target_name == "status"
+    assert target.sample_size == 300

@@ -1,0 +1,3 @@
+"""Deployment monitoring: prediction log, actuals, accuracy and drift."""
+
+from __future__ import annotations

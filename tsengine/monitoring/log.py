@@ -1,0 +1,273 @@
+"""The prediction log: predictions recorded off the request's critical path.
+
+A request hands its prediction frame to :meth:`MonitoringLog.record` and goes on:
+that is one ``put_nowait`` on a bounded queue.  A writer thread turns events
+into rows (association ids, timestamps as POSIX seconds) and appends them in
+one transaction per drained batch.  A full queue never blocks a prediction: the
+event is dropped *and counted*; a store that fails never fails a prediction:
+the batch is counted as failed and a warning is logged once.  Both counts are
+reported by ``serviceStats`` (and ``/metrics``), so a gap in the log is visible.
+
+What a crash loses: the events still in the queue (at most ``capacity``
+requests); what was written is in committed transactions, so the store is
+never half-written.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import polars as pl
+
+from tsengine.monitoring.store import MonitoringStore
+
+__all__ = [
+    "DEFAULT_CAPACITY",
+    "SAMPLE_ROWS",
+    "MonitoringLog",
+    "PredictionEvent",
+    "RequestEvent",
+    "association_ids",
+]
+
+logger = logging.getLogger("tsengine.monitoring")
+
+DEFAULT_CAPACITY = 10_000
+"""Events (requests or batch chunks) the queue holds before new ones are dropped."""
+SAMPLE_ROWS = 200
+"""Input rows kept per request for drift: enough for stable proportions over a day of traffic."""
+_BATCH = 256
+_ISO = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def association_ids(series: pl.Expr, timestamp: pl.Expr) -> pl.Expr:
+    """Time series association ids: ``<series id>|<timestamp>`` (``<timestamp>`` alone for one series).
+
+    The forecast point is left out on purpose, so that one actual posted later
+    matches every forecast made for its timestamp, at every distance.
+    """
+    stamp = timestamp.dt.strftime(_ISO)
+    return (
+        pl.when(series.is_null())
+        .then(stamp)
+        .otherwise(pl.concat_str([series.cast(pl.String), stamp], separator="|"))
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionEvent:
+    """Predictions of one request (or one batch chunk), as the core produced them."""
+
+    deployment_id: str
+    kind: str
+    frame: pl.DataFrame
+    created: float
+    request_id: str = ""
+    source: str = "realtime"
+    version: str | None = None
+    model_id: str = ""
+    association: pl.Series | None = None
+    inputs: pl.DataFrame | None = None
+    positive_class: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestEvent:
+    """One served request, for service health."""
+
+    deployment_id: str
+    created: float
+    route: str
+    status: int
+    latency_ms: float
+    rows: int = 0
+    cache_hit: bool = False
+
+
+@dataclass
+class _Counts:
+    recorded: int = 0
+    written: int = 0
+    dropped: int = 0
+    failed: int = 0
+    last_error: str | None = None
+    warned: bool = field(default=False, repr=False)
+
+
+class MonitoringLog:
+    """A bounded queue and one writer thread in front of a :class:`MonitoringStore`."""
+
+    def __init__(self, store: MonitoringStore, *, capacity: int = DEFAULT_CAPACITY) -> None:
+        """Start the writer thread."""
+        self.store = store
+        self._queue: queue.Queue[PredictionEvent | RequestEvent | None] = queue.Queue(maxsize=capacity)
+        self.counts = _Counts()
+        self._writer = threading.Thread(target=self._write_loop, name="tsengine-monitoring", daemon=True)
+        self._writer.start()
+
+    def record(self, event: PredictionEvent | RequestEvent) -> bool:
+        """Queue an event without waiting; False (and counted) when the queue is full."""
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            self.counts.dropped += 1
+            return False
+        self.counts.recorded += 1
+        return True
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued event is written (tests, shutdown); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the writer."""
+        self.flush(timeout)
+        self._queue.put(None)
+        self._writer.join(timeout)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for service health: recorded, written, dropped, failed, queued."""
+        return {
+            "recorded": self.counts.recorded,
+            "written": self.counts.written,
+            "dropped": self.counts.dropped,
+            "failed": self.counts.failed,
+            "queued": self._queue.qsize(),
+            "lastError": self.counts.last_error,
+        }
+
+    # ----------------------------------------------------------------- writer
+
+    def _write_loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                self._queue.task_done()
+                return
+            batch = [first]
+            while len(batch) < _BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # stop after this batch
+                    self._queue.task_done()
+                    break
+                batch.append(item)
+            try:
+                self._write(batch)
+                self.counts.written += len(batch)
+            except Exception as exc:  # the store is down or refuses: never the caller's problem
+                self.counts.failed += len(batch)
+                self.counts.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                if not self.counts.warned:
+                    self.counts.warned = True
+                    logger.warning(
+                        "monitoring store %r failed; predictions are served but not logged: %s",
+                        self.store,
+                        exc,
+                    )
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    def _write(self, batch: list[PredictionEvent | RequestEvent]) -> None:
+        predictions: list[dict[str, Any]] = []
+        samples: list[dict[str, Any]] = []
+        requests: list[dict[str, Any]] = []
+        for event in batch:
+            if isinstance(event, RequestEvent):
+                requests.append(
+                    {
+                        "deployment_id": event.deployment_id,
+                        "created": event.created,
+                        "route": event.route,
+                        "status": event.status,
+                        "latency_ms": event.latency_ms,
+                        "rows": event.rows,
+                        "cache_hit": event.cache_hit,
+                    }
+                )
+                continue
+            predictions.extend(_prediction_rows(event))
+            if event.inputs is not None and event.inputs.height:
+                sample = event.inputs
+                if sample.height > SAMPLE_ROWS:
+                    sample = sample.sample(SAMPLE_ROWS, seed=random.randrange(2**31))
+                rows = orjson.dumps(sample.to_dict(as_series=False), option=orjson.OPT_SERIALIZE_NUMPY)
+                samples.append(
+                    {"deployment_id": event.deployment_id, "created": event.created, "rows": rows.decode()}
+                )
+        self.store.insert("mon_predictions", predictions)
+        self.store.insert("mon_feature_samples", samples)
+        self.store.insert("mon_requests", requests)
+
+
+def _epoch(column: str) -> pl.Expr:
+    return (pl.col(column).dt.epoch("us") / 1e6).alias(column)
+
+
+def _prediction_rows(event: PredictionEvent) -> list[dict[str, Any]]:
+    """One row per predicted value, with its association id."""
+    frame = event.frame
+    base = {
+        "deployment_id": event.deployment_id,
+        "version": event.version,
+        "model_id": event.model_id,
+        "request_id": event.request_id,
+        "source": event.source,
+        "created": event.created,
+    }
+    if event.kind == "timeseries":
+        interval = "predictionIntervalLow" in frame.columns
+        series = pl.col("seriesId").cast(pl.String)
+        rows = frame.select(
+            association_ids(series, pl.col("timestamp")).alias("association_id"),
+            series.alias("series_id"),
+            (pl.col("forecastPoint").dt.epoch("us") / 1e6).alias("forecast_point"),
+            (pl.col("timestamp").dt.epoch("us") / 1e6).alias("timestamp"),
+            pl.col("forecastDistance").cast(pl.Int64).alias("distance"),
+            pl.col("prediction").cast(pl.Float64),
+            (pl.col("predictionIntervalLow") if interval else pl.lit(None, pl.Float64)).alias("low"),
+            (pl.col("predictionIntervalHigh") if interval else pl.lit(None, pl.Float64)).alias("high"),
+        )
+    else:
+        association = (
+            event.association.cast(pl.String).alias("association_id")
+            if event.association is not None
+            else pl.Series("association_id", [None] * frame.height, dtype=pl.String)
+        )
+        label = frame.get_column("prediction")
+        value = _score_column(frame, event.positive_class)
+        rows = pl.DataFrame(
+            [
+                association,
+                pl.Series("prediction", value, dtype=pl.Float64),
+                label.cast(pl.String).alias("label")
+                if label.dtype == pl.String or event.positive_class is not None
+                else pl.Series("label", [None] * frame.height, dtype=pl.String),
+            ]
+        )
+    return [{**base, **row} for row in rows.to_dicts()]
+
+
+def _score_column(frame: pl.DataFrame, positive_class: Any) -> Any:
+    """Regression: the value; binary: the positive class probability; multiclass: None."""
+    if positive_class is None:
+        column = frame.get_column("prediction")
+        return column.cast(pl.Float64, strict=False) if column.dtype != pl.String else [None] * frame.height
+    probability = [c for c in frame.columns if c.endswith(f"_{positive_class}_PREDICTION")]
+    return frame.get_column(probability[0]) if probability else [None] * frame.height

@@ -1,0 +1,264 @@
+"""The monitoring store: the prediction log, actuals, feature samples, request stats, settings.
+
+SQLite in the registry folder by default (``<registry>/.monitoring/monitoring.sqlite3``),
+PostgreSQL by URL (``TSENGINE_MONITORING_URL``), through one SQLAlchemy Core
+schema.  SQLite was chosen over DuckDB for the embedded default because the
+log is written in many small appends from a writer thread while readers
+aggregate a deployment's window, and SQLite's WAL mode serves that without a
+second dependency; the aggregates themselves run in polars on the rows of one
+deployment and period.
+
+Times are POSIX seconds (``created``, ``timestamp``) so windows are integer
+comparisons in both databases.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+__all__ = ["MonitoringStore"]
+
+_META = sa.MetaData()
+PREDICTIONS = sa.Table(
+    "mon_predictions",
+    _META,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("deployment_id", sa.String(128), nullable=False),
+    sa.Column("version", sa.String(32)),
+    sa.Column("model_id", sa.String(64)),
+    sa.Column("request_id", sa.String(64)),
+    sa.Column("source", sa.String(16)),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("association_id", sa.String(256)),
+    sa.Column("series_id", sa.String(256)),
+    sa.Column("forecast_point", sa.Float),
+    sa.Column("timestamp", sa.Float),
+    sa.Column("distance", sa.Integer),
+    sa.Column("prediction", sa.Float),
+    sa.Column("low", sa.Float),
+    sa.Column("high", sa.Float),
+    sa.Column("label", sa.String(256)),
+    sa.Index("ix_mon_predictions_dep_created", "deployment_id", "created"),
+    sa.Index("ix_mon_predictions_dep_assoc", "deployment_id", "association_id"),
+)
+ACTUALS = sa.Table(
+    "mon_actuals",
+    _META,
+    sa.Column("deployment_id", sa.String(128), primary_key=True),
+    sa.Column("association_id", sa.String(256), primary_key=True),
+    sa.Column("actual", sa.Float),
+    sa.Column("actual_label", sa.String(256)),
+    sa.Column("timestamp", sa.Float),
+    sa.Column("was_acted_on", sa.Boolean),
+    sa.Column("received", sa.Float, nullable=False),
+)
+SAMPLES = sa.Table(
+    "mon_feature_samples",
+    _META,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("deployment_id", sa.String(128), nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("rows", sa.Text, nullable=False),
+    sa.Index("ix_mon_samples_dep_created", "deployment_id", "created"),
+)
+REQUESTS = sa.Table(
+    "mon_requests",
+    _META,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("deployment_id", sa.String(128), nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("route", sa.String(64)),
+    sa.Column("status", sa.Integer),
+    sa.Column("latency_ms", sa.Float),
+    sa.Column("rows", sa.Integer),
+    sa.Column("cache_hit", sa.Boolean),
+    sa.Index("ix_mon_requests_dep_created", "deployment_id", "created"),
+)
+SETTINGS = sa.Table(
+    "mon_settings",
+    _META,
+    sa.Column("deployment_id", sa.String(128), primary_key=True),
+    sa.Column("doc", sa.Text, nullable=False),
+)
+
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "associationId": {"columnNames": [], "requiredInPredictionRequests": False},
+    "targetDrift": {"enabled": True},
+    "featureDrift": {"enabled": True},
+    "predictionsDataCollection": {"enabled": True},
+}
+
+
+class MonitoringStore:
+    """Reads and writes monitoring records; safe to share between threads."""
+
+    def __init__(self, url: str) -> None:
+        """Open (and create) the store at a SQLAlchemy URL."""
+        self.url = url
+        if url.startswith("sqlite"):
+            self.engine: Engine = sa.create_engine(
+                url, connect_args={"check_same_thread": False, "timeout": 30}
+            )
+
+            @sa.event.listens_for(self.engine, "connect")
+            def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.close()
+        else:
+            self.engine = sa.create_engine(url, pool_pre_ping=True)
+        _META.create_all(self.engine)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def in_folder(cls, folder: Path) -> MonitoringStore:
+        """The default store: ``monitoring.sqlite3`` in a folder."""
+        folder.mkdir(parents=True, exist_ok=True)
+        return cls(f"sqlite:///{folder / 'monitoring.sqlite3'}")
+
+    def __repr__(self) -> str:
+        return f"MonitoringStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self._lock, self.engine.begin() as conn:
+            yield conn
+
+    # ------------------------------------------------------------------ writes
+
+    def insert(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Append rows to one of the log tables in one transaction."""
+        if rows:
+            with self._tx() as conn:
+                conn.execute(_META.tables[table].insert(), list(rows))
+
+    def upsert_actuals(self, deployment_id: str, rows: Iterable[dict[str, Any]]) -> tuple[int, int]:
+        """Store actuals; an association id already stored keeps its first value.
+
+        Returns:
+            ``(inserted, duplicates)``.
+        """
+        rows = list(rows)
+        if not rows:
+            return 0, 0
+        ids = [r["association_id"] for r in rows]
+        with self._tx() as conn:
+            known: set[str] = set()
+            for start in range(0, len(ids), 5000):
+                part = ids[start : start + 5000]
+                known.update(
+                    conn.execute(
+                        sa.select(ACTUALS.c.association_id).where(
+                            ACTUALS.c.deployment_id == deployment_id, ACTUALS.c.association_id.in_(part)
+                        )
+                    ).scalars()
+                )
+            fresh: dict[str, dict[str, Any]] = {}
+            for row in rows:
+                if row["association_id"] not in known and row["association_id"] not in fresh:
+                    fresh[row["association_id"]] = {"deployment_id": deployment_id, **row}
+            if fresh:
+                conn.execute(ACTUALS.insert(), list(fresh.values()))
+        return len(fresh), len(rows) - len(fresh)
+
+    def settings(self, deployment_id: str) -> dict[str, Any]:
+        """A deployment's monitoring settings (DataRobot's defaults when never set)."""
+        with self.engine.connect() as conn:
+            doc = conn.execute(
+                sa.select(SETTINGS.c.doc).where(SETTINGS.c.deployment_id == deployment_id)
+            ).scalar()
+        stored: dict[str, Any] = orjson.loads(doc) if doc else {}
+        return {key: {**value, **stored.get(key, {})} for key, value in DEFAULT_SETTINGS.items()}
+
+    def put_settings(self, deployment_id: str, doc: dict[str, Any]) -> None:
+        """Replace a deployment's settings."""
+        with self._tx() as conn:
+            conn.execute(SETTINGS.delete().where(SETTINGS.c.deployment_id == deployment_id))
+            conn.execute(
+                SETTINGS.insert().values(deployment_id=deployment_id, doc=orjson.dumps(doc).decode())
+            )
+
+    def has_predictions(self, deployment_id: str) -> bool:
+        """Whether any prediction of the deployment was logged."""
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(
+                    sa.select(PREDICTIONS.c.id).where(PREDICTIONS.c.deployment_id == deployment_id).limit(1)
+                ).first()
+                is not None
+            )
+
+    # ------------------------------------------------------------------- reads
+
+    def frame(
+        self,
+        table: str,
+        deployment_id: str,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        column: str = "created",
+    ) -> pl.DataFrame:
+        """One deployment's rows of a table in ``[start, end)`` of ``column``, as a frame."""
+        target = _META.tables[table]
+        query = sa.select(target).where(target.c.deployment_id == deployment_id)
+        if start is not None:
+            query = query.where(target.c[column] >= start)
+        if end is not None:
+            query = query.where(target.c[column] < end)
+        with self.engine.connect() as conn:
+            result = conn.execute(query)
+            names = list(result.keys())
+            rows = result.all()
+        schema = {c.name: _DTYPES.get(type(c.type), pl.String()) for c in target.columns}
+        return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row").select(names)
+
+    def joined(
+        self, deployment_id: str, *, start: float | None = None, end: float | None = None
+    ) -> pl.DataFrame:
+        """Predictions of a period (by prediction time) with their actuals: the accuracy table."""
+        predictions = self.frame("mon_predictions", deployment_id, start=start, end=end)
+        actuals = self.frame("mon_actuals", deployment_id)
+        return predictions.join(
+            actuals.select(
+                "association_id",
+                "actual",
+                "actual_label",
+                pl.col("timestamp").alias("actual_timestamp"),
+            ),
+            on="association_id",
+            how="inner",
+        )
+
+    def samples(
+        self, deployment_id: str, *, start: float | None = None, end: float | None = None
+    ) -> pl.DataFrame:
+        """The feature samples logged in a period, as one frame."""
+        frame = self.frame("mon_feature_samples", deployment_id, start=start, end=end)
+        parts = [pl.DataFrame(orjson.loads(text)) for text in frame.get_column("rows").to_list()]
+        parts = [p for p in parts if p.height]
+        return pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
+
+    def now(self) -> float:
+        """The store's clock (tests move it by patching)."""
+        return time.time()
+
+
+_DTYPES: dict[type, pl.DataType] = {
+    sa.Integer: pl.Int64(),
+    sa.Float: pl.Float64(),
+    sa.Boolean: pl.Boolean(),
+    sa.String: pl.String(),
+    sa.Text: pl.String(),
+}
