@@ -459,11 +459,11 @@ def create_app(
     """
     settings = settings if settings is not None else Settings()
     registry = registry if registry is not None else Registry(settings.registry)
-    monitor = (
-        engine.monitor
-        if engine is not None and engine.monitor is not None
-        else monitor_for(settings, registry)
-    )
+    monitor: Monitor | None = None
+    if engine is not None and engine.monitor is not None:
+        monitor = engine.monitor
+    elif settings.monitoring_enabled:
+        monitor = monitor_for(settings, registry)
     routes = _Routes(settings, registry, monitor)
     jobs = engine if engine is not None else batch_engine(settings, registry, monitor)
 
@@ -474,7 +474,8 @@ def create_app(
             yield
         finally:
             await run_in_threadpool(jobs.stop)
-            await run_in_threadpool(monitor.close)
+            if monitor is not None:
+                await run_in_threadpool(monitor.close)
 
     app = FastAPI(
         title="tsengine prediction API",
@@ -514,5 +515,6 @@ def create_app(
     private.add_api_route("/deployments", routes.list_deployments, methods=["GET"])
     app.include_router(private)
     add_batch_routes(app, jobs, settings, registry, routes.authenticate_api_key)
-    add_monitoring_routes(app, monitor, registry, registry.load, routes.authenticate_api_key)
+    if monitor is not None:
+        add_monitoring_routes(app, monitor, registry, registry.load, routes.authenticate_api_key)
     return app

@@ -131,6 +131,13 @@ class Settings(BaseSettings):
         description="Hours a finished job's upload and result are kept (DataRobot keeps 48).",
     )
 
+    monitoring_enabled: bool = Field(
+        default=True,
+        description=(
+            "Record predictions, requests and actuals for monitoring (accuracy, drift, service "
+            "stats). Off: no prediction log and no monitoring routes."
+        ),
+    )
     monitoring_url: str | None = Field(
         default=None,
         description=(
@@ -187,6 +194,7 @@ class Settings(BaseSettings):
         if self.monitoring_url is not None:
             env["TSENGINE_MONITORING_URL"] = self.monitoring_url
         env["TSENGINE_MONITORING_QUEUE"] = str(self.monitoring_queue)
+        env["TSENGINE_MONITORING_ENABLED"] = "true" if self.monitoring_enabled else "false"
         if self.datarobot_key is not None:
             env["TSENGINE_DATAROBOT_KEY"] = self.datarobot_key
         if self.default_deployment is not None:

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 import polars as pl
 
@@ -41,9 +42,11 @@ logger = logging.getLogger("tsengine.monitoring")
 
 DEFAULT_CAPACITY = 10_000
 """Events (requests or batch chunks) the queue holds before new ones are dropped."""
-SAMPLE_ROWS = 200
-"""Input rows kept per request for drift: enough for stable proportions over a day of traffic."""
+SAMPLE_ROWS = 50
+"""Input rows kept per request (or batch chunk) for drift: over many requests, enough for stable
+proportions, and small enough that the writer stays cheap beside the requests it logs."""
 _BATCH = 256
+_LINGER = 0.05
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -156,6 +159,8 @@ class MonitoringLog:
             if first is None:
                 self._queue.task_done()
                 return
+            if self._queue.qsize() < _BATCH:
+                time.sleep(_LINGER)  # let a few requests' events gather: one insert serves them all
             batch = [first]
             while len(batch) < _BATCH:
                 try:
@@ -185,56 +190,82 @@ class MonitoringLog:
                     self._queue.task_done()
 
     def _write(self, batch: list[PredictionEvent | RequestEvent]) -> None:
-        predictions: list[dict[str, Any]] = []
-        samples: list[dict[str, Any]] = []
-        requests: list[dict[str, Any]] = []
-        for event in batch:
-            if isinstance(event, RequestEvent):
-                requests.append(
-                    {
-                        "deployment_id": event.deployment_id,
-                        "created": event.created,
-                        "route": event.route,
-                        "status": event.status,
-                        "latency_ms": event.latency_ms,
-                        "rows": event.rows,
-                        "cache_hit": event.cache_hit,
-                    }
+        """Store a drained batch: one frame per table, built column-wise, one insert each.
+
+        Building rows per event cost ~270 µs of polars calls for a 28-row
+        forecast and SQLAlchemy's dict parameters ~7.6 µs a row; concatenating
+        the batch first and inserting tuples keeps the writer's share of the
+        GIL small, since it runs beside the requests it logs.
+        """
+        events = [e for e in batch if isinstance(e, PredictionEvent)]
+        requests = [e for e in batch if isinstance(e, RequestEvent)]
+        if events:
+            self.store.insert_rows("mon_predictions", _prediction_table(events))
+            samples = [_sample(e) for e in events if e.inputs is not None and e.inputs.height]
+            if samples:
+                self.store.insert_rows(
+                    "mon_feature_samples", pl.DataFrame(samples, orient="row", schema=_SAMPLE_SCHEMA)
                 )
-                continue
-            predictions.extend(_prediction_rows(event))
-            if event.inputs is not None and event.inputs.height:
-                sample = event.inputs
-                if sample.height > SAMPLE_ROWS:
-                    sample = sample.sample(SAMPLE_ROWS, seed=random.randrange(2**31))
-                rows = orjson.dumps(sample.to_dict(as_series=False), option=orjson.OPT_SERIALIZE_NUMPY)
-                samples.append(
-                    {"deployment_id": event.deployment_id, "created": event.created, "rows": rows.decode()}
-                )
-        self.store.insert("mon_predictions", predictions)
-        self.store.insert("mon_feature_samples", samples)
-        self.store.insert("mon_requests", requests)
+        if requests:
+            self.store.insert_rows(
+                "mon_requests",
+                pl.DataFrame(
+                    [
+                        (e.deployment_id, e.created, e.route, e.status, e.latency_ms, e.rows, e.cache_hit)
+                        for e in requests
+                    ],
+                    orient="row",
+                    schema=_REQUEST_SCHEMA,
+                ),
+            )
 
 
-def _epoch(column: str) -> pl.Expr:
-    return (pl.col(column).dt.epoch("us") / 1e6).alias(column)
+_SAMPLE_SCHEMA = {"deployment_id": pl.String, "created": pl.Float64, "rows": pl.String}
+_REQUEST_SCHEMA = {
+    "deployment_id": pl.String,
+    "created": pl.Float64,
+    "route": pl.String,
+    "status": pl.Int64,
+    "latency_ms": pl.Float64,
+    "rows": pl.Int64,
+    "cache_hit": pl.Boolean,
+}
+_META = ("deployment_id", "version", "model_id", "request_id", "source", "created")
 
 
-def _prediction_rows(event: PredictionEvent) -> list[dict[str, Any]]:
-    """One row per predicted value, with its association id."""
+def _sample(event: PredictionEvent) -> tuple[str, float, str]:
+    """Up to :data:`SAMPLE_ROWS` input rows of one event, as JSON columns, for drift."""
+    assert event.inputs is not None
+    sample = event.inputs
+    if sample.height > SAMPLE_ROWS:
+        sample = sample.sample(SAMPLE_ROWS, seed=random.randrange(2**31))
+    rows = orjson.dumps(sample.to_dict(as_series=False), option=orjson.OPT_SERIALIZE_NUMPY)
+    return event.deployment_id, event.created, rows.decode()
+
+
+def _prediction_table(events: list[PredictionEvent]) -> pl.DataFrame:
+    """Every event's predicted values as rows of ``mon_predictions``, built once for the batch."""
+    parts = [_values(e) for e in events]
+    owner = pl.Series(np.repeat(np.arange(len(events)), [p.height for p in parts]))
+    meta = [
+        pl.Series(
+            name, [getattr(e, name) for e in events], dtype=pl.Float64 if name == "created" else pl.String
+        )
+        .gather(owner)
+        .alias(name)
+        for name in _META
+    ]
+    values = pl.concat(parts, how="diagonal_relaxed")
+    return values.with_columns(meta)
+
+
+def _values(event: PredictionEvent) -> pl.DataFrame:
+    """One event's association ids, series, times, distances, predictions and intervals."""
     frame = event.frame
-    base = {
-        "deployment_id": event.deployment_id,
-        "version": event.version,
-        "model_id": event.model_id,
-        "request_id": event.request_id,
-        "source": event.source,
-        "created": event.created,
-    }
     if event.kind == "timeseries":
         interval = "predictionIntervalLow" in frame.columns
         series = pl.col("seriesId").cast(pl.String)
-        rows = frame.select(
+        return frame.select(
             association_ids(series, pl.col("timestamp")).alias("association_id"),
             series.alias("series_id"),
             (pl.col("forecastPoint").dt.epoch("us") / 1e6).alias("forecast_point"),
@@ -244,24 +275,22 @@ def _prediction_rows(event: PredictionEvent) -> list[dict[str, Any]]:
             (pl.col("predictionIntervalLow") if interval else pl.lit(None, pl.Float64)).alias("low"),
             (pl.col("predictionIntervalHigh") if interval else pl.lit(None, pl.Float64)).alias("high"),
         )
-    else:
-        association = (
-            event.association.cast(pl.String).alias("association_id")
-            if event.association is not None
-            else pl.Series("association_id", [None] * frame.height, dtype=pl.String)
-        )
-        label = frame.get_column("prediction")
-        value = _score_column(frame, event.positive_class)
-        rows = pl.DataFrame(
-            [
-                association,
-                pl.Series("prediction", value, dtype=pl.Float64),
-                label.cast(pl.String).alias("label")
-                if label.dtype == pl.String or event.positive_class is not None
-                else pl.Series("label", [None] * frame.height, dtype=pl.String),
-            ]
-        )
-    return [{**base, **row} for row in rows.to_dicts()]
+    association = (
+        event.association.cast(pl.String).alias("association_id")
+        if event.association is not None
+        else pl.Series("association_id", [None] * frame.height, dtype=pl.String)
+    )
+    label = frame.get_column("prediction")
+    labelled = label.dtype == pl.String or event.positive_class is not None
+    return pl.DataFrame(
+        [
+            association,
+            pl.Series("prediction", _score_column(frame, event.positive_class), dtype=pl.Float64),
+            label.cast(pl.String).alias("label")
+            if labelled
+            else pl.Series("label", [None] * frame.height, dtype=pl.String),
+        ]
+    )
 
 
 def _score_column(frame: pl.DataFrame, positive_class: Any) -> Any:

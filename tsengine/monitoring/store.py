@@ -143,6 +143,32 @@ class MonitoringStore:
             with self._tx() as conn:
                 conn.execute(_META.tables[table].insert(), list(rows))
 
+    def insert_rows(self, table: str, frame: pl.DataFrame) -> None:
+        """Append a frame's rows (columns named as the table's) with the driver's own executemany.
+
+        Tuples through the DBAPI cursor cost ~1 µs a row, against ~7.6 µs for
+        SQLAlchemy's per-row dict parameters; both databases get the same rows.
+        """
+        if frame.height == 0:
+            return
+        columns = list(frame.columns)
+        marks = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": None, "named": None}
+        mark = marks.get(self.engine.dialect.paramstyle)
+        if mark is None:
+            self.insert(table, frame.to_dicts())
+            return
+        quote = self.engine.dialect.identifier_preparer.quote
+        sql = (
+            f"INSERT INTO {quote(table)} ({', '.join(quote(c) for c in columns)}) "
+            f"VALUES ({', '.join([mark] * len(columns))})"
+        )
+        with self._lock, self.engine.begin() as conn:
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.executemany(sql, frame.rows())
+            finally:
+                cursor.close()
+
     def upsert_actuals(self, deployment_id: str, rows: Iterable[dict[str, Any]]) -> tuple[int, int]:
         """Store actuals; an association id already stored keeps its first value.
 
