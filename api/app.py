@@ -363,7 +363,7 @@ class _Routes:
             output,
             self.monitor,
             context.request_id,
-            self.registry,
+            self.cache.version(deployment_id),
         )
         context.warnings = warnings
         context.rows = rows
@@ -392,7 +392,7 @@ def _predict_and_render(
     output: Literal["json", "csv"],
     monitor: Monitor | None = None,
     request_id: str = "",
-    registry: Registry | None = None,
+    version: str | None = None,
 ) -> tuple[bytes, tuple[str, ...], int]:
     """Parse, predict, render and queue for the prediction log in one worker-thread hop."""
     frame = to_frame(payload, schema_overrides=deployment.input_schema_overrides())
@@ -407,7 +407,7 @@ def _predict_and_render(
             frame,
             created=time.time(),
             request_id=request_id,
-            version=registry.live_version(deployment.id) if registry is not None else None,
+            version=version,
             association=association,
         )
     return body, tuple(prediction.warnings), prediction.frame.height

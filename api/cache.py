@@ -113,6 +113,11 @@ class LRUCache(Generic[T]):
             if pending.users == 0:
                 del self._pending[key]
 
+    def version(self, key: str) -> str | None:
+        """The version of the value held for ``key`` (checked by the last :meth:`get`), without a file read."""
+        entry = self._items.get(key)
+        return None if entry is None else entry[1]
+
     def clear(self) -> None:
         """Forget every loaded value (e.g. after a deployment was retrained)."""
         self._items.clear()

@@ -22,6 +22,7 @@ from tsengine.batch_cli import batch_app, datasets_app
 from tsengine.errors import ParameterError, TsEngineError
 from tsengine.humility_cli import humility_app
 from tsengine.io import read_table
+from tsengine.monitor_cli import monitor_app
 from tsengine.options import PredictOptions
 from tsengine.registry import Registry
 from tsengine.render import to_csv, to_json
@@ -44,6 +45,7 @@ app = typer.Typer(
 app.add_typer(humility_app, name="humility")
 app.add_typer(batch_app, name="batch")
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(monitor_app, name="monitor")
 err = Console(stderr=True)
 out = Console()
 
