@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.auth import check_credentials
 from api.batch import add_batch_routes
 from api.cache import LRUCache
+from api.metrics import Metrics
 from api.monitoring import add_monitoring_routes
 from api.openapi import ERROR_RESPONSES, PREDICTION_OPENAPI, Pong
 from api.parsing import (
@@ -52,6 +53,7 @@ from api.parsing import (
 from api.settings import Settings
 from tsengine import render
 from tsengine.batch import BatchEngine, BatchStore
+from tsengine.batch.catalog import snapshot_path
 from tsengine.errors import NotFoundError, ParameterError, TsEngineError, short_list
 from tsengine.monitoring.log import RequestEvent
 from tsengine.monitoring.service import Monitor
@@ -138,7 +140,14 @@ class DataRobotMiddleware:
     that arrives in pieces is refused by uvicorn itself, with a plain-text 400.
     """
 
-    def __init__(self, app: ASGIApp, *, max_request_line: int, monitor: Monitor | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_request_line: int,
+        monitor: Monitor | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         """Wrap ``app``; ``max_request_line`` is the longest accepted line in bytes.
 
         With a ``monitor``, every prediction request's status and latency is
@@ -147,10 +156,32 @@ class DataRobotMiddleware:
         self.app = app
         self.max_request_line = max_request_line
         self.monitor = monitor
+        self.metrics = metrics
 
     def _record(self, scope: Scope, context: RequestContext, status: int) -> None:
+        """Count a prediction request for serviceStats and /metrics (a regex and two puts)."""
+        if self.monitor is None and self.metrics is None:
+            return
+        match = _PREDICTION_PATH.search(scope["path"])
+        if match is None:
+            return
+        seconds = time.perf_counter() - context.started
+        if self.metrics is not None:
+            self.metrics.observe(
+                match["id"], match["route"], status, seconds, context.rows, context.cache_hit
+            )
         if self.monitor is not None:
-            _record_request(self.monitor, scope, context, status)
+            self.monitor.record_request(
+                RequestEvent(
+                    deployment_id=match["id"],
+                    created=time.time(),
+                    route=match["route"],
+                    status=status,
+                    latency_ms=seconds * 1000,
+                    rows=context.rows,
+                    cache_hit=context.cache_hit,
+                )
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one connection event, adding headers and guarding against crashes."""
@@ -199,23 +230,6 @@ class DataRobotMiddleware:
 _PREDICTION_PATH = re.compile(
     r"/deployments/(?P<id>[^/]+)/(?P<route>predictions|timeSeriesPredictions|predictionExplanations)$"
 )
-
-
-def _record_request(monitor: Monitor, scope: Scope, context: RequestContext, status: int) -> None:
-    match = _PREDICTION_PATH.search(scope["path"])
-    if match is None:
-        return
-    monitor.record_request(
-        RequestEvent(
-            deployment_id=match["id"],
-            created=time.time(),
-            route=match["route"],
-            status=status,
-            latency_ms=(time.perf_counter() - context.started) * 1000,
-            rows=context.rows,
-            cache_hit=context.cache_hit,
-        )
-    )
 
 
 def _request_line_length(scope: Scope) -> int:
@@ -492,7 +506,11 @@ def create_app(
     app.add_exception_handler(TsEngineError, _on_engine_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.add_middleware(DataRobotMiddleware, max_request_line=settings.max_request_line, monitor=monitor)
+    metrics = Metrics(monitor)
+    app.state.metrics = metrics
+    app.add_middleware(
+        DataRobotMiddleware, max_request_line=settings.max_request_line, monitor=monitor, metrics=metrics
+    )
 
     public = APIRouter()
     public.add_api_route(f"{PREFIX}/ping", routes.ping, methods=["GET"], response_model=Pong)
@@ -516,5 +534,24 @@ def create_app(
     app.include_router(private)
     add_batch_routes(app, jobs, settings, registry, routes.authenticate_api_key)
     if monitor is not None:
-        add_monitoring_routes(app, monitor, registry, registry.load, routes.authenticate_api_key)
+        add_monitoring_routes(
+            app,
+            monitor,
+            registry,
+            registry.load,
+            routes.authenticate_api_key,
+            dataset_path=lambda dataset_id, version: snapshot_path(jobs.store, dataset_id, version),
+        )
+
+    async def prometheus() -> Response:
+        """Prometheus exposition: prediction requests, latency, rows, cache, the log's counters."""
+        return metrics.response()
+
+    app.add_api_route(
+        "/metrics",
+        prometheus,
+        methods=["GET"],
+        dependencies=[Depends(routes.authenticate_api_key)],
+        tags=["monitoring"],
+    )
     return app

@@ -12,15 +12,19 @@ import datetime as dt
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
+import polars as pl
 from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from tsengine.batch.store import new_id
 from tsengine.errors import BadRequestError, NotFoundError, ParameterError
+from tsengine.io import read_table
+from tsengine.monitoring.actuals import actual_records, submit_records
 from tsengine.monitoring.service import Monitor
 from tsengine.registry import Registry
 from tsengine.timestep import parse_timestamp
@@ -48,10 +52,17 @@ def _when(request: Request, name: str) -> dt.datetime | None:
 class MonitoringRoutes:
     """Route handlers bound to one monitor and registry."""
 
-    def __init__(self, monitor: Monitor, registry: Registry, load: Callable[[str], Any]) -> None:
+    def __init__(
+        self,
+        monitor: Monitor,
+        registry: Registry,
+        load: Callable[[str], Any],
+        dataset_path: Callable[[str, str | None], tuple[Path, str]] | None = None,
+    ) -> None:
         self.monitor = monitor
         self.registry = registry
         self.load = load
+        self.dataset_path = dataset_path
         self._statuses: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -96,6 +107,39 @@ class MonitoringRoutes:
             msg = "the body must be an object with a data list"
             raise ParameterError(msg)
         report = await run_in_threadpool(self.monitor.submit_actuals, deployment, body.get("data"))
+        return self._done(request, report)
+
+    async def actuals_from_dataset(self, request: Request, deployment_id: str) -> Response:
+        """``POST deployments/{id}/actuals/fromDataset/``: actuals from a catalog dataset's columns."""
+        deployment = await self._deployment(deployment_id)
+        body = await _body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("datasetId"), str):
+            msg = "datasetId: required, the catalog dataset holding the actuals"
+            raise ParameterError(msg)
+        for key in ("actualValueColumn", "associationIdColumn"):
+            if not isinstance(body.get(key), str) and not (
+                key == "associationIdColumn" and body.get("seriesIdColumn")
+            ):
+                msg = f"{key}: required, the dataset's column name"
+                raise ParameterError(msg)
+        if self.dataset_path is None:
+            msg = "this server has no dataset catalog"
+            raise NotFoundError(msg)
+        path, fmt = await run_in_threadpool(
+            self.dataset_path, body["datasetId"], body.get("datasetVersionId")
+        )
+        frame = await run_in_threadpool(pl.read_parquet if fmt == "parquet" else read_table, path)
+        records = actual_records(
+            deployment,
+            frame,
+            f"dataset {body['datasetId']}",
+            association_column=body.get("associationIdColumn"),
+            actual_column=body["actualValueColumn"],
+            timestamp_column=body.get("timestampColumn"),
+            acted_column=body.get("wasActedOnColumn"),
+            series_column=body.get("seriesIdColumn"),
+        )
+        report = await run_in_threadpool(submit_records, self.monitor, deployment, records)
         return self._done(request, report)
 
     async def accuracy(self, request: Request, deployment_id: str) -> Response:
@@ -161,10 +205,15 @@ def _duration(text: str | None) -> dt.timedelta | None:
 
 
 def add_monitoring_routes(
-    app: FastAPI, monitor: Monitor, registry: Registry, load: Callable[[str], Any], auth: Callable[..., Any]
+    app: FastAPI,
+    monitor: Monitor,
+    registry: Registry,
+    load: Callable[[str], Any],
+    auth: Callable[..., Any],
+    dataset_path: Callable[[str, str | None], tuple[Path, str]] | None = None,
 ) -> None:
-    """Mount the monitoring routes (behind the API-key check)."""
-    routes = MonitoringRoutes(monitor, registry, load)
+    """Mount the monitoring routes (behind the API-key check); ``dataset_path`` resolves catalog datasets."""
+    routes = MonitoringRoutes(monitor, registry, load, dataset_path)
     router = APIRouter(prefix=V2, dependencies=[Depends(auth)], tags=["monitoring"])
     add = router.add_api_route
     deployment = "/deployments/{deployment_id}"
@@ -172,6 +221,7 @@ def add_monitoring_routes(
     add(f"{deployment}/settings/", routes.get_settings, methods=["GET"])
     add(f"{deployment}/settings/", routes.patch_settings, methods=["PATCH"], status_code=202)
     add(f"{deployment}/actuals/fromJSON/", routes.actuals, methods=["POST"], status_code=202)
+    add(f"{deployment}/actuals/fromDataset/", routes.actuals_from_dataset, methods=["POST"], status_code=202)
     add(f"{deployment}/accuracy/", routes.accuracy, methods=["GET"])
     add(f"{deployment}/accuracyOverTime/", routes.accuracy_over_time, methods=["GET"])
     add(f"{deployment}/accuracyBreakdown/", routes.accuracy_breakdown, methods=["GET"])

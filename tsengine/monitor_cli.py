@@ -15,22 +15,21 @@ import contextlib
 import datetime as dt
 import math
 import os
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import orjson
-import polars as pl
 import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from tsengine.errors import ParameterError, TsEngineError
+from tsengine.errors import TsEngineError
 from tsengine.io import read_table
-from tsengine.monitoring.service import MAX_ACTUALS_PER_REQUEST, Monitor
+from tsengine.monitoring.actuals import actual_records, submit_records
+from tsengine.monitoring.service import Monitor
 from tsengine.monitoring.store import MonitoringStore
 from tsengine.registry import Registry
 from tsengine.timestep import parse_timestamp
@@ -40,7 +39,6 @@ __all__ = ["monitor_app"]
 _err = Console(stderr=True)
 _out = Console()
 _EXIT_BAD_INPUT = 2
-_MAX_INVALID_SHOWN = 20
 _PSI_AMBER = 0.1
 _PSI_RED = 0.25
 T = TypeVar("T")
@@ -157,112 +155,6 @@ def settings_cmd(
 # ------------------------------------------------------------------- actuals
 
 
-def _require(frame: pl.DataFrame, column: str, option: str, path: Path) -> None:
-    if column not in frame.columns:
-        msg = f"{path.name}: no column {column!r} ({option}); columns are {', '.join(frame.columns)}"
-        raise ParameterError(msg)
-
-
-def _text(values: pl.Series) -> list[str | None]:
-    """Any column as text: dates and datetimes in ISO form, numbers as written."""
-    if values.dtype == pl.Datetime:
-        values = values.dt.strftime("%Y-%m-%dT%H:%M:%S")
-    return [None if v is None else str(v) for v in values.to_list()]
-
-
-def _actual_records(
-    deployment: Any,
-    frame: pl.DataFrame,
-    path: Path,
-    *,
-    association_column: str | None,
-    actual_column: str,
-    timestamp_column: str | None,
-    acted_column: str | None,
-    series_column: str | None,
-) -> list[dict[str, Any]]:
-    """The ``actuals/fromJSON/`` records of a table.
-
-    Raises:
-        ParameterError: a named column is missing, or the options do not fit the deployment.
-    """
-    timeseries = deployment.kind == "timeseries"
-    build = timeseries and (
-        series_column is not None
-        or (
-            association_column is None
-            and timestamp_column is not None
-            and "association_id" not in frame.columns
-        )
-    )
-    if series_column is not None and not timeseries:
-        msg = "--series-column applies to time series deployments only; use --association-id-column"
-        raise ParameterError(msg)
-    _require(frame, actual_column, "--actual-value-column", path)
-    if timestamp_column is not None:
-        _require(frame, timestamp_column, "--timestamp-column", path)
-    if acted_column is not None:
-        _require(frame, acted_column, "--was-acted-on-column", path)
-    if build:
-        if timestamp_column is None:
-            msg = "--series-column needs --timestamp-column: time series association ids are <series>|<timestamp>"
-            raise ParameterError(msg)
-        stamps = _text(frame.get_column(timestamp_column))
-        if series_column is not None:
-            _require(frame, series_column, "--series-column", path)
-            series = _text(frame.get_column(series_column))
-        else:
-            series = [None] * frame.height
-        ids: list[str | None] = [
-            None if t is None else (t if s is None else f"{s}|{t}")
-            for s, t in zip(series, stamps, strict=True)
-        ]
-    else:
-        column = association_column or "association_id"
-        _require(frame, column, "--association-id-column", path)
-        ids = _text(frame.get_column(column))
-    values = frame.get_column(actual_column).to_list()
-    records: list[dict[str, Any]] = [
-        {"associationId": a, "actualValue": v} for a, v in zip(ids, values, strict=True)
-    ]
-    if timestamp_column is not None:
-        for record, stamp in zip(records, _text(frame.get_column(timestamp_column)), strict=True):
-            if stamp is not None:
-                record["timestamp"] = stamp
-    if acted_column is not None:
-        for record, acted in zip(records, frame.get_column(acted_column).to_list(), strict=True):
-            if acted is not None:
-                record["wasActedOn"] = acted
-    return records
-
-
-_DATA_INDEX = re.compile(r"^data\[(\d+)\]")
-
-
-def _submit(monitor: Monitor, deployment: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Send the records in batches of 10,000 and sum the reports; row numbers count from 1 in the file."""
-    total: dict[str, Any] = {
-        "received": 0,
-        "inserted": 0,
-        "duplicates": 0,
-        "invalid": 0,
-        "invalidRows": [],
-        "unknownAssociationIds": 0,
-    }
-    for offset in range(0, len(records), MAX_ACTUALS_PER_REQUEST):
-        batch = records[offset : offset + MAX_ACTUALS_PER_REQUEST]
-        report = monitor.submit_actuals(deployment, batch)
-        for key in ("received", "inserted", "duplicates", "invalid", "unknownAssociationIds"):
-            total[key] += int(report[key])
-        room = _MAX_INVALID_SHOWN - len(total["invalidRows"])
-        for message in report["invalidRows"][: max(room, 0)]:
-            found = _DATA_INDEX.match(message)
-            if found:
-                message = f"row {offset + int(found[1]) + 1}: {message[found.end() :].lstrip('.')}"
-            total["invalidRows"].append(message)
-    return total
-
-
 @monitor_app.command("actuals")
 def actuals_cmd(
     deployment_id: Annotated[str, typer.Argument(metavar="DEPLOYMENT", help="Deployment id.")],
@@ -301,10 +193,10 @@ def actuals_cmd(
     if frame.height == 0:
         _fail(f"{data.name}: no rows")
     records = _run(
-        lambda: _actual_records(
+        lambda: actual_records(
             deployment,
             frame,
-            data,
+            data.name,
             association_column=association_id_column,
             actual_column=actual_value_column,
             timestamp_column=timestamp_column,
@@ -313,7 +205,7 @@ def actuals_cmd(
         )
     )
     with _monitor(reg) as monitor:
-        report = _run(lambda: _submit(monitor, deployment, records))
+        report = _run(lambda: submit_records(monitor, deployment, records))
     if as_json:
         _print_json(report)
         return

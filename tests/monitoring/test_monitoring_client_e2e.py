@@ -172,3 +172,66 @@ def test_tabular_association_id_drift_and_accuracy(server: tuple[str, Any]) -> N
     target = deployment.get_target_drift()
     assert target.target_name == "status"
     assert target.sample_size == 300
+
+
+def test_prometheus_metrics_count_prediction_requests(server: tuple[str, Any]) -> None:
+    url, monitor = server
+    response = httpx.post(
+        f"{url}/predApi/v1.0/deployments/{DEPLOYMENT_ID}/predictions",
+        params={"relaxKnownInAdvanceFeaturesCheck": "true"},
+        content=history().write_csv().encode(),
+        headers={"Content-Type": "text/csv"},
+        timeout=30,
+    )
+    assert response.status_code == 200
+    bad = httpx.post(
+        f"{url}/predApi/v1.0/deployments/{DEPLOYMENT_ID}/predictions",
+        content=b"date,series\n2013-01-01,X\n",
+        headers={"Content-Type": "text/csv"},
+    )
+    assert bad.status_code == 422
+    text = httpx.get(f"{url}/metrics").text
+    assert (
+        f'tsengine_prediction_requests_total{{deployment="{DEPLOYMENT_ID}",route="predictions",status="200"}}'
+        in text
+    )
+    assert (
+        f'tsengine_prediction_requests_total{{deployment="{DEPLOYMENT_ID}",route="predictions",status="422"}} 1.0'
+        in text
+    )
+    assert f'tsengine_predictions_total{{deployment="{DEPLOYMENT_ID}"}}' in text
+    assert 'tsengine_monitoring_events_total{outcome="dropped"} 0.0' in text
+
+
+def test_actuals_from_a_catalog_dataset(server: tuple[str, Any], tmp_path: Path) -> None:
+    url, _ = server
+    path = tmp_path / "actuals.csv"
+    actuals_after(LAST_HISTORY).select("series", "date", "delayed").write_csv(path)
+    with path.open("rb") as fh:
+        dataset = httpx.post(
+            f"{url}/api/v2/datasets/fromFile/", files={"file": ("actuals.csv", fh, "text/csv")}
+        ).json()
+    response = httpx.post(
+        f"{url}/api/v2/deployments/{DEPLOYMENT_ID}/actuals/fromDataset/",
+        json={
+            "datasetId": dataset["datasetId"],
+            "seriesIdColumn": "series",
+            "timestampColumn": "date",
+            "actualValueColumn": "delayed",
+        },
+    )
+    assert response.status_code == 202, response.text
+    status = httpx.get(response.headers["Location"]).json()
+    assert status["received"] == 21
+    assert status["invalid"] == 0
+    assert status["inserted"] + status["duplicates"] == 21
+    wrong = httpx.post(
+        f"{url}/api/v2/deployments/{DEPLOYMENT_ID}/actuals/fromDataset/",
+        json={
+            "datasetId": dataset["datasetId"],
+            "associationIdColumn": "nope",
+            "actualValueColumn": "delayed",
+        },
+    )
+    assert wrong.status_code == 422
+    assert "'nope'" in wrong.json()["message"]
