@@ -11,11 +11,13 @@ package's own ``conftest.py`` or test module.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, settings
+from services import PG_MISSING, moto_s3_server, postgres_bin, postgres_server
 
 import tsengine
 
@@ -91,3 +93,27 @@ def tmp_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tsengine.Re
     path = tmp_path / "registry"
     monkeypatch.setenv("TSENGINE_REGISTRY", str(path))
     return tsengine.Registry(path)
+
+
+# A real PostgreSQL and moto's S3 server, started once per session when a test asks for them.
+# A missing PostgreSQL skips its tests loudly on a workstation and fails them in CI
+# (``CI`` set), where ``.ci/run`` installs it.
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """``postgresql+psycopg://postgres@127.0.0.1:PORT/tsengine_test`` of a server started for the session."""
+    bindir = postgres_bin()
+    if bindir is None:
+        if os.environ.get("CI"):
+            pytest.fail(PG_MISSING)
+        pytest.skip(PG_MISSING)
+    with postgres_server(bindir) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """``http://127.0.0.1:PORT`` of moto's S3 server started for the session."""
+    with moto_s3_server() as endpoint:
+        yield endpoint

@@ -26,7 +26,8 @@ with one handler; the CLI prints ``message`` and exits 2.  The statuses come fro
     ├── RequestLineTooLongError (414)
     ├── TooManyRequestsError (429)       the batch job queue is full
     ├── HumilityError (480)              a humility rule's ReturnError action
-    └── DeploymentStoreError (500)       a stored deployment is corrupt or too new
+    ├── DeploymentStoreError (500)       a stored deployment is corrupt or too new
+    └── MonitoringStoreError (503)       the monitoring database cannot be reached
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ __all__ = [
     "InsufficientHistoryError",
     "KnownInAdvanceError",
     "MissingColumnError",
+    "MonitoringStoreError",
     "NotFoundError",
     "OffGridError",
     "ParameterError",
@@ -190,3 +192,9 @@ class DeploymentStoreError(TsEngineError):
     """
 
     status = HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+class MonitoringStoreError(TsEngineError):
+    """The monitoring store cannot be reached; predictions go on, reports wait for it."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE

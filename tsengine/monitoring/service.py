@@ -13,17 +13,18 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import numpy as np
 import polars as pl
 
-from tsengine.errors import ConflictError, ParameterError, ValidationError, short_list
+from tsengine.errors import ConflictError, MonitoringStoreError, ParameterError, ValidationError, short_list
 from tsengine.monitoring import accuracy as acc
 from tsengine.monitoring import drift
 from tsengine.monitoring.log import MonitoringLog, PredictionEvent, RequestEvent
-from tsengine.monitoring.store import MonitoringStore
+from tsengine.monitoring.store import DEFAULT_SETTINGS, MonitoringStore
 from tsengine.timestep import parse_timestamp
 
 __all__ = ["MAX_ACTUALS_PER_REQUEST", "Monitor", "canonical_association_id"]
@@ -31,6 +32,7 @@ __all__ = ["MAX_ACTUALS_PER_REQUEST", "Monitor", "canonical_association_id"]
 MAX_ACTUALS_PER_REQUEST = 10_000
 """DataRobot's limit per ``actuals/fromJSON/`` call (the client sends batches of this size)."""
 DEFAULT_PERIOD = dt.timedelta(days=7)
+_SETTINGS_RETRY_SECONDS = 60.0
 SLOW_REQUEST_MS = 1000.0
 _ASSOCIATION = re.compile(r"^(?P<series>.*)\|(?P<stamp>[^|]+)$")
 
@@ -75,6 +77,7 @@ class Monitor:
         self.store = store
         self.log = MonitoringLog(store) if capacity is None else MonitoringLog(store, capacity=capacity)
         self._settings: dict[str, dict[str, Any]] = {}
+        self._fallback: dict[str, float] = {}
 
     def close(self) -> None:
         """Write what is queued and stop the writer."""
@@ -85,8 +88,17 @@ class Monitor:
     def settings(self, deployment_id: str) -> dict[str, Any]:
         """The deployment's monitoring settings (cached; changed only through :meth:`update_settings`)."""
         cached = self._settings.get(deployment_id)
-        if cached is None:
-            cached = self._settings[deployment_id] = self.store.settings(deployment_id)
+        if cached is None or (
+            deployment_id in self._fallback and time.monotonic() > self._fallback[deployment_id]
+        ):
+            try:
+                cached = self.store.settings(deployment_id)
+                self._fallback.pop(deployment_id, None)
+            except MonitoringStoreError:
+                # the store is down: serve with the defaults and look again in a minute
+                cached = {key: dict(value) for key, value in DEFAULT_SETTINGS.items()}
+                self._fallback[deployment_id] = time.monotonic() + _SETTINGS_RETRY_SECONDS
+            self._settings[deployment_id] = cached
         return cached
 
     def update_settings(self, deployment_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -498,8 +510,15 @@ class Monitor:
     ) -> dict[str, Any]:
         """``GET serviceStats/``: requests, predictions, latency, error rates, cache hits, log health."""
         start, end = self.period(start, end)
-        requests = self.store.frame("mon_requests", deployment.id, start=_epoch(start), end=_epoch(end))
-        predictions = self.store.frame("mon_predictions", deployment.id, start=_epoch(start), end=_epoch(end))
+        try:
+            requests = self.store.frame("mon_requests", deployment.id, start=_epoch(start), end=_epoch(end))
+            predictions = self.store.frame(
+                "mon_predictions", deployment.id, start=_epoch(start), end=_epoch(end)
+            )
+            store_error = None
+        except MonitoringStoreError as exc:  # the log's own counters still tell the gap
+            requests = predictions = pl.DataFrame({"latency_ms": [], "status": [], "cache_hit": []})
+            store_error = exc.message
         total = requests.height
         latency = requests.get_column("latency_ms").to_numpy() if total else np.empty(0)
         status = requests.get_column("status").to_numpy() if total else np.empty(0)
@@ -523,7 +542,7 @@ class Monitor:
                 "p50": _float(np.percentile(latency, 50)) if total else None,
                 "p99": _float(np.percentile(latency, 99)) if total else None,
             },
-            "monitoringLog": self.log.stats(),
+            "monitoringLog": {**self.log.stats(), "storeError": store_error},
         }
 
 

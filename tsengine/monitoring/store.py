@@ -14,6 +14,7 @@ comparisons in both databases.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,6 +26,8 @@ import orjson
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+
+from tsengine.errors import MonitoringStoreError
 
 __all__ = ["MonitoringStore"]
 
@@ -117,9 +120,33 @@ class MonitoringStore:
                 cursor.execute("PRAGMA synchronous=NORMAL")
                 cursor.close()
         else:
-            self.engine = sa.create_engine(url, pool_pre_ping=True)
-        _META.create_all(self.engine)
+            # a short connect timeout: an unreachable store must not hold a request's settings lookup
+            self.engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 3})
         self._lock = threading.Lock()
+        self._ready = False
+        with contextlib.suppress(MonitoringStoreError):
+            self._ensure()  # an unreachable store is retried on first use; serving starts anyway
+
+    def _ensure(self) -> None:
+        """Create the tables once the database answers.
+
+        Raises:
+            MonitoringStoreError: the database cannot be reached, naming it (never its password).
+        """
+        if self._ready:
+            return
+        try:
+            _META.create_all(self.engine)
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._unreachable(exc) from exc
+        self._ready = True
+
+    def _unreachable(self, exc: Exception) -> MonitoringStoreError:
+        where = self.engine.url.render_as_string(hide_password=True)
+        reason = (
+            str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200] if str(exc) else type(exc).__name__
+        )
+        return MonitoringStoreError(f"the monitoring store {where} cannot be reached: {reason}")
 
     @classmethod
     def in_folder(cls, folder: Path) -> MonitoringStore:
@@ -132,8 +159,21 @@ class MonitoringStore:
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
-        with self._lock, self.engine.begin() as conn:
-            yield conn
+        self._ensure()
+        try:
+            with self._lock, self.engine.begin() as conn:
+                yield conn
+        except sa.exc.OperationalError as exc:
+            raise self._unreachable(exc) from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        self._ensure()
+        try:
+            with self._read() as conn:
+                yield conn
+        except sa.exc.OperationalError as exc:
+            raise self._unreachable(exc) from exc
 
     # ------------------------------------------------------------------ writes
 
@@ -162,7 +202,7 @@ class MonitoringStore:
             f"INSERT INTO {quote(table)} ({', '.join(quote(c) for c in columns)}) "
             f"VALUES ({', '.join([mark] * len(columns))})"
         )
-        with self._lock, self.engine.begin() as conn:
+        with self._tx() as conn:
             cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
                 cursor.executemany(sql, frame.rows())
@@ -200,7 +240,7 @@ class MonitoringStore:
 
     def settings(self, deployment_id: str) -> dict[str, Any]:
         """A deployment's monitoring settings (DataRobot's defaults when never set)."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             doc = conn.execute(
                 sa.select(SETTINGS.c.doc).where(SETTINGS.c.deployment_id == deployment_id)
             ).scalar()
@@ -217,7 +257,7 @@ class MonitoringStore:
 
     def has_predictions(self, deployment_id: str) -> bool:
         """Whether any prediction of the deployment was logged."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return (
                 conn.execute(
                     sa.select(PREDICTIONS.c.id).where(PREDICTIONS.c.deployment_id == deployment_id).limit(1)
@@ -243,7 +283,7 @@ class MonitoringStore:
             query = query.where(target.c[column] >= start)
         if end is not None:
             query = query.where(target.c[column] < end)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             result = conn.execute(query)
             names = list(result.keys())
             rows = result.all()
