@@ -170,7 +170,7 @@ class MonitoringStore:
     def _read(self) -> Iterator[Connection]:
         self._ensure()
         try:
-            with self._read() as conn:
+            with self.engine.connect() as conn:
                 yield conn
         except sa.exc.OperationalError as exc:
             raise self._unreachable(exc) from exc
