@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from tsengine.batch.store import new_id
-from tsengine.errors import BadRequestError, NotFoundError, ParameterError
+from tsengine.errors import BadRequestError, NotFoundError, ParameterError, ValidationError
 from tsengine.io import read_table
 from tsengine.monitoring.actuals import actual_records, submit_records
 from tsengine.monitoring.service import Monitor
@@ -107,6 +107,19 @@ class MonitoringRoutes:
             msg = "the body must be an object with a data list"
             raise ParameterError(msg)
         report = await run_in_threadpool(self.monitor.submit_actuals, deployment, body.get("data"))
+        return self._reported(request, report)
+
+    def _reported(self, request: Request, report: dict[str, Any]) -> Response:
+        """202 when every actual was usable; else 422 naming the bad rows (the good ones are kept)."""
+        if report["invalid"]:
+            shown = "; ".join(report["invalidRows"][:5])
+            more = f" and {report['invalid'] - 5} more" if report["invalid"] > 5 else ""
+            msg = (
+                f"{report['invalid']} of {report['received']} actuals were not stored: {shown}{more}. "
+                f"The other {report['received'] - report['invalid']} were kept "
+                f"({report['inserted']} new, {report['duplicates']} already known)"
+            )
+            raise ValidationError(msg)
         return self._done(request, report)
 
     async def actuals_from_dataset(self, request: Request, deployment_id: str) -> Response:
@@ -140,7 +153,7 @@ class MonitoringRoutes:
             series_column=body.get("seriesIdColumn"),
         )
         report = await run_in_threadpool(submit_records, self.monitor, deployment, records)
-        return self._done(request, report)
+        return self._reported(request, report)
 
     async def accuracy(self, request: Request, deployment_id: str) -> Response:
         """``GET deployments/{id}/accuracy/``."""
