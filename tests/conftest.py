@@ -117,3 +117,18 @@ def s3_endpoint() -> Iterator[str]:
     """``http://127.0.0.1:PORT`` of moto's S3 server started for the session."""
     with moto_s3_server() as endpoint:
         yield endpoint
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> str:
+    """A new, empty database on the session's PostgreSQL: each test starts with no tables."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return postgres_url.rsplit("/", 1)[0] + f"/{name}"

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import orjson
 import sqlalchemy as sa
@@ -25,67 +25,29 @@ from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
-from typer.core import TyperGroup
 
 from tsengine.batch import BatchEngine, BatchStore, parse_job_spec, public_job
 from tsengine.batch.catalog import add_dataset, public_dataset
 from tsengine.batch.engine import CANCELLED
 from tsengine.batch.spec import STATEMENT_TYPES
 from tsengine.batch.store import TERMINAL, new_id, utc_now
-from tsengine.errors import ConflictError, ParameterError, TsEngineError
+from tsengine.cli_common import RegistryOpt, default_command_group, err, fail, out, run
+from tsengine.errors import ConflictError, ParameterError
 from tsengine.registry import Registry
 
 __all__ = ["adapter_from_location", "batch_app", "datasets_app", "parse_bytes"]
 
-_err = Console(stderr=True)
-_out = Console()
-_EXIT_BAD_INPUT = 2
 _EXIT_JOB_FAILED = 1
 _EXIT_INTERRUPTED = 130
 _HEARTBEAT_SECONDS = 5.0
-T = TypeVar("T")
-
-RegistryOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--registry", help="Registry folder (default: $TSENGINE_REGISTRY, else ~/.tsengine/registry)."
-    ),
-]
-
-
-class _RunByDefault(TyperGroup):
-    """A group where an unknown first word is a deployment: ``batch flights …`` is ``batch run flights …``."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        """Route anything that is not a subcommand (or help) to ``run``.
-
-        ``ctx`` is typer's vendored click context, which has no public type.
-        """
-        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
 
 
 batch_app = typer.Typer(
-    cls=_RunByDefault,
+    cls=default_command_group("run"),
     help="Batch prediction jobs: tsengine batch DEPLOYMENT --intake … --output …, or list|status|cancel.",
     no_args_is_help=True,
 )
 datasets_app = typer.Typer(help="The dataset catalog that batch jobs read with --intake dataset:ID.")
-
-
-def _run(fn: Callable[[], T]) -> T:
-    """Run an engine call; bad input → message on stderr, exit 2 (as the rest of the CLI)."""
-    try:
-        return fn()
-    except TsEngineError as exc:
-        _fail(exc.message)
-
-
-def _fail(message: str) -> NoReturn:
-    """Bad input found by the CLI itself: the same message and exit status as the engine's."""
-    _err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(_EXIT_BAD_INPUT)
 
 
 def _engine(registry: Path | None) -> BatchEngine:
@@ -308,8 +270,8 @@ def _new_progress() -> Progress:
         TextColumn("{task.fields[rate]}"),
         TextColumn("{task.fields[chunk]}"),
         TimeRemainingColumn(),
-        console=_err,
-        disable=not _err.is_terminal,  # a log file gets the summary line, not redrawn bars
+        console=err,
+        disable=not err.is_terminal,  # a log file gets the summary line, not redrawn bars
     )
 
 
@@ -354,7 +316,7 @@ def _foreground(engine: BatchEngine, job_id: str, bar: _Bar) -> dict[str, Any]:
         elif failure:
             raise failure[0]
     except KeyboardInterrupt:
-        _err.print(f"interrupted: cancelling job {job_id} after its current chunk…", highlight=False)
+        err.print(f"interrupted: cancelling job {job_id} after its current chunk…", highlight=False)
         engine.cancel(job_id)
         with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C leaves at once
             _wait(done)
@@ -449,7 +411,7 @@ def run_cmd(
     Runs in the foreground (also as: tsengine batch DEPLOYMENT …); Ctrl-C cancels the job.
     Exit status: 0 completed, 1 failed or aborted, 2 bad input, 130 interrupted.
     """
-    engine = _run(lambda: _engine(registry))
+    engine = run(lambda: _engine(registry))
 
     def create() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         s3: dict[str, Any] = {"credential_id": credential_id, "endpoint_url": s3_endpoint_url}
@@ -482,22 +444,22 @@ def run_cmd(
         spec = parse_job_spec({k: v for k, v in body.items() if v is not None}, allow_filesystem=True)
         return engine.create_job(spec, source="cli"), source, sink
 
-    job, source, sink = _run(create)
+    job, source, sink = run(create)
     with _new_progress() as progress:
         bar = _Bar(progress, job["id"])
-        doc = _run(lambda: _foreground(engine, job["id"], bar))
+        doc = run(lambda: _foreground(engine, job["id"], bar))
         if doc["status"] == "COMPLETED":
             bar(doc)
     summary = (
         f"job {doc['id']} {doc['status']}: {doc['scoredRows']:,} rows scored, {doc['failedRows']:,} failed, "
         f"{doc['skippedRows']:,} skipped → {_describe(sink, engine.store)}"
     )
-    _out.print(summary, highlight=False, soft_wrap=True)
+    out.print(summary, highlight=False, soft_wrap=True)
     if doc["status"] != "COMPLETED":
-        _err.print(f"[bold red]error:[/] {doc['statusDetails']}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {doc['statusDetails']}", highlight=False, soft_wrap=True)
         raise typer.Exit(_EXIT_JOB_FAILED)
     if doc["failedRows"]:
-        _err.print(f"[yellow]warning:[/] {doc['statusDetails']}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]warning:[/] {doc['statusDetails']}", highlight=False, soft_wrap=True)
 
 
 # ------------------------------------------------------------------ list, status, cancel
@@ -507,8 +469,8 @@ _KIND = {"filesystem": "file", "localFile": "upload"}
 
 
 def _json(value: Any) -> None:
-    _out.file.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
-    _out.file.flush()
+    out.file.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+    out.file.flush()
 
 
 @batch_app.command("list")
@@ -526,14 +488,14 @@ def list_cmd(
     known = ("INITIALIZING", "RUNNING", *TERMINAL)
     bad = [s for s in wanted if s not in known]
     if bad:
-        _fail(f"--status: {bad[0]!r} is not one of {', '.join(known)}")
-    engine = _run(lambda: _engine(registry))
+        fail(f"--status: {bad[0]!r} is not one of {', '.join(known)}")
+    engine = run(lambda: _engine(registry))
     docs, total = engine.store.jobs(statuses=wanted, limit=limit)
     if as_json:
         _json([public_job(d) for d in docs])
         return
     if not docs:
-        _err.print("no batch jobs")
+        err.print("no batch jobs")
         return
     # ids and statuses are copied into other commands and scripts: never cut them
     table = Table(
@@ -555,9 +517,9 @@ def list_cmd(
             f"{_KIND.get(i := spec['intakeSettings']['type'], i)} → {_KIND.get(o := spec['outputSettings']['type'], o)}",
         )
     # a pipe gets full rows rather than rich's 80 columns
-    (_out if _out.is_terminal else Console(width=200)).print(table)
+    (out if out.is_terminal else Console(width=200)).print(table)
     if total > len(docs):
-        _err.print(f"{len(docs)} of {total} jobs shown (--limit)")
+        err.print(f"{len(docs)} of {total} jobs shown (--limit)")
 
 
 @batch_app.command("status")
@@ -567,8 +529,8 @@ def status_cmd(
     registry: RegistryOpt = None,
 ) -> None:
     """Show one job: status, progress, counts, and (with --json) its whole document."""
-    engine = _run(lambda: _engine(registry))
-    doc = public_job(_run(lambda: engine.store.job(job_id)))
+    engine = run(lambda: _engine(registry))
+    doc = public_job(run(lambda: engine.store.job(job_id)))
     if as_json:
         _json(doc)
         return
@@ -581,12 +543,12 @@ def status_cmd(
         "failedRows",
         "skippedRows",
     ):
-        _out.print(f"[bold]{key}[/]: {doc.get(key)}", highlight=False)
+        out.print(f"[bold]{key}[/]: {doc.get(key)}", highlight=False)
     spec = doc["jobSpec"]
-    _out.print(f"[bold]deployment[/]: {spec['deploymentId']}", highlight=False)
+    out.print(f"[bold]deployment[/]: {spec['deploymentId']}", highlight=False)
     for key in ("intakeSettings", "outputSettings"):
-        _out.print(f"[bold]{key}[/]: {orjson.dumps(spec[key]).decode()}", highlight=False, soft_wrap=True)
-    _out.print(
+        out.print(f"[bold]{key}[/]: {orjson.dumps(spec[key]).decode()}", highlight=False, soft_wrap=True)
+    out.print(
         f"[bold]created[/]: {doc.get('created')}  [bold]elapsed[/]: {doc['elapsedTimeSec']} s",
         highlight=False,
     )
@@ -595,12 +557,12 @@ def status_cmd(
 @batch_app.command("cancel")
 def cancel_cmd(job_id: Annotated[str, typer.Argument(metavar="ID")], registry: RegistryOpt = None) -> None:
     """Cancel a job (a running one stops after its current chunk, wherever it runs)."""
-    engine = _run(lambda: _engine(registry))
-    doc = _run(lambda: engine.cancel(job_id))
+    engine = run(lambda: _engine(registry))
+    doc = run(lambda: engine.cancel(job_id))
     if doc["status"] in TERMINAL:
-        _out.print(f"job {job_id}: {doc['status']}", highlight=False)
+        out.print(f"job {job_id}: {doc['status']}", highlight=False)
     else:
-        _out.print(f"job {job_id}: cancel requested; it stops after its current chunk", highlight=False)
+        out.print(f"job {job_id}: cancel requested; it stops after its current chunk", highlight=False)
 
 
 # ------------------------------------------------------------------ datasets
@@ -616,12 +578,12 @@ def datasets_add_cmd(
     registry: RegistryOpt = None,
 ) -> None:
     """Register a file in the catalog; prints the dataset id and version for --intake dataset:ID."""
-    engine = _run(lambda: _engine(registry))
-    doc = _run(
+    engine = run(lambda: _engine(registry))
+    doc = run(
         lambda: add_dataset(engine.store, engine.folder / "datasets", file, name=name, dataset_id=dataset_id)
     )
-    _out.print(f"{doc['datasetId']} {doc['versionId']}", highlight=False)
-    _err.print(
+    out.print(f"{doc['datasetId']} {doc['versionId']}", highlight=False)
+    err.print(
         f"dataset {doc['name']!r}: {doc['datasetSize']:,} bytes, sha256 {doc['sha256'][:12]}…",
         highlight=False,
     )
@@ -633,13 +595,13 @@ def datasets_list_cmd(
     registry: RegistryOpt = None,
 ) -> None:
     """List catalog datasets."""
-    engine = _run(lambda: _engine(registry))
+    engine = run(lambda: _engine(registry))
     docs = [public_dataset(d) for d in engine.store.datasets()]
     if as_json:
         _json(docs)
         return
     if not docs:
-        _err.print("no datasets")
+        err.print("no datasets")
         return
     table = Table("id", "name", "version", "versions", "bytes", "format", "created")
     for doc in docs:
@@ -652,4 +614,4 @@ def datasets_list_cmd(
             doc["format"],
             str(doc["creationDate"])[:19].replace("T", " "),
         )
-    _out.print(table)
+    out.print(table)

@@ -15,18 +15,16 @@ import contextlib
 import datetime as dt
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import orjson
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
-from typer.core import TyperGroup
 
-from tsengine.errors import TsEngineError
+from tsengine.cli_common import RegistryOpt, default_command_group, err, fail, out, run
 from tsengine.io import read_table
 from tsengine.monitoring.actuals import actual_records, submit_records
 from tsengine.monitoring.service import Monitor
@@ -36,52 +34,15 @@ from tsengine.timestep import parse_timestamp
 
 __all__ = ["monitor_app"]
 
-_err = Console(stderr=True)
-_out = Console()
-_EXIT_BAD_INPUT = 2
 _PSI_AMBER = 0.1
 _PSI_RED = 0.25
-T = TypeVar("T")
-
-RegistryOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--registry", help="Registry folder (default: $TSENGINE_REGISTRY, else ~/.tsengine/registry)."
-    ),
-]
-
-
-class _ReportByDefault(TyperGroup):
-    """A group where an unknown first word is a deployment: ``monitor flights`` is ``monitor report flights``."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        """Route anything that is not a subcommand (or help) to ``report``.
-
-        ``ctx`` is typer's vendored click context, which has no public type.
-        """
-        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
-            args = ["report", *args]
-        return super().parse_args(ctx, args)
 
 
 monitor_app = typer.Typer(
-    cls=_ReportByDefault,
+    cls=default_command_group("report"),
     help="Deployment monitoring: tsengine monitor DEPLOYMENT [--since …] [--plot out.png], or settings|actuals.",
     no_args_is_help=True,
 )
-
-
-def _run(fn: Callable[[], T]) -> T:
-    """Run an engine call; bad input → message on stderr, exit 2 (as the rest of the CLI)."""
-    try:
-        return fn()
-    except TsEngineError as exc:
-        _fail(exc.message)
-
-
-def _fail(message: str) -> NoReturn:
-    _err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(_EXIT_BAD_INPUT)
 
 
 @contextlib.contextmanager
@@ -101,7 +62,7 @@ def _print_json(doc: Any) -> None:
 
 
 def _load(registry: Registry, deployment_id: str) -> Any:
-    return _run(lambda: registry.load(deployment_id))
+    return run(lambda: registry.load(deployment_id))
 
 
 # ------------------------------------------------------------------ settings
@@ -145,9 +106,9 @@ def settings_cmd(
         patch["featureDrift"] = {"enabled": feature_drift}
     with _monitor(reg) as monitor:
         doc = (
-            _run(lambda: monitor.update_settings(deployment_id, patch))
+            run(lambda: monitor.update_settings(deployment_id, patch))
             if patch
-            else _run(lambda: monitor.settings(deployment_id))
+            else run(lambda: monitor.settings(deployment_id))
         )
     _print_json(doc)
 
@@ -189,10 +150,10 @@ def actuals_cmd(
     """Upload actuals from a file (in batches of 10,000) and print what was stored."""
     reg = Registry(registry)
     deployment = _load(reg, deployment_id)
-    frame = _run(lambda: read_table(data))
+    frame = run(lambda: read_table(data))
     if frame.height == 0:
-        _fail(f"{data.name}: no rows")
-    records = _run(
+        fail(f"{data.name}: no rows")
+    records = run(
         lambda: actual_records(
             deployment,
             frame,
@@ -205,7 +166,7 @@ def actuals_cmd(
         )
     )
     with _monitor(reg) as monitor:
-        report = _run(lambda: submit_records(monitor, deployment, records))
+        report = run(lambda: submit_records(monitor, deployment, records))
     if as_json:
         _print_json(report)
         return
@@ -220,11 +181,11 @@ def actuals_cmd(
         ("unknown association ids", "unknownAssociationIds"),
     ):
         table.add_row(label, f"{report[key]:,}")
-    _out.print(table)
+    out.print(table)
     for message in report["invalidRows"]:
-        _out.print(f"  [yellow]invalid:[/] {message}", highlight=False, soft_wrap=True)
+        out.print(f"  [yellow]invalid:[/] {message}", highlight=False, soft_wrap=True)
     if report["invalid"] > len(report["invalidRows"]):
-        _out.print(f"  … and {report['invalid'] - len(report['invalidRows']):,} more invalid rows")
+        out.print(f"  … and {report['invalid'] - len(report['invalidRows']):,} more invalid rows")
 
 
 # -------------------------------------------------------------------- report
@@ -265,7 +226,7 @@ def _report(
 
 def _print_report(doc: dict[str, Any]) -> None:
     period = doc["period"]
-    _out.print(f"[bold]{doc['deploymentId']}[/]  {period['start']} → {period['end']}", highlight=False)
+    out.print(f"[bold]{doc['deploymentId']}[/]  {period['start']} → {period['end']}", highlight=False)
 
     accuracy = doc["accuracy"]
     table = Table(title=f"Accuracy (sample size {accuracy['sampleSize']:,})", box=box.SIMPLE_HEAD)
@@ -283,7 +244,7 @@ def _print_report(doc: dict[str, Any]) -> None:
             _fmt(entry["baselineValue"]),
             "–" if change is None else f"{change:+.1f}%",
         )
-    _out.print(table)
+    out.print(table)
 
     drift = doc["featureDrift"]
     table = Table(title="Feature drift (PSI)", box=box.SIMPLE_HEAD)
@@ -307,9 +268,9 @@ def _print_report(doc: dict[str, Any]) -> None:
         f"{target.get('baselineSampleSize') or 0:,}",
         "–",
     )
-    _out.print(table)
+    out.print(table)
     if not drift["data"]:
-        _out.print("  no feature samples logged in this period", style="dim")
+        out.print("  no feature samples logged in this period", style="dim")
 
     stats = doc["serviceStats"]
     metrics, latency, log = stats["metrics"], stats["latencyMs"], stats["monitoringLog"]
@@ -325,7 +286,7 @@ def _print_report(doc: dict[str, Any]) -> None:
     )
     table.add_row("cache hit ratio", f"{metrics['cacheHitRatio']:.2%}")
     table.add_row("log events dropped / failed", f"{log['dropped']:,} / {log['failed']:,}")
-    _out.print(table)
+    out.print(table)
 
 
 def _plot(monitor: Monitor, deployment: Any, doc: dict[str, Any], path: Path) -> None:
@@ -333,7 +294,7 @@ def _plot(monitor: Monitor, deployment: Any, doc: dict[str, Any], path: Path) ->
     try:
         import matplotlib as mpl
     except ImportError:
-        _fail("--plot needs matplotlib: pip install matplotlib")
+        fail("--plot needs matplotlib: pip install matplotlib")
     mpl.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -421,15 +382,15 @@ def report_cmd(
     """Accuracy, drift and service health of a deployment over a period."""
     reg = Registry(registry)
     deployment = _load(reg, deployment_id)
-    start = None if since is None else _run(lambda: parse_timestamp(since, name="--since"))
-    end = None if until is None else _run(lambda: parse_timestamp(until, name="--until"))
+    start = None if since is None else run(lambda: parse_timestamp(since, name="--since"))
+    end = None if until is None else run(lambda: parse_timestamp(until, name="--until"))
     with _monitor(reg) as monitor:
-        doc = _run(lambda: _report(monitor, deployment, start, end))
+        doc = run(lambda: _report(monitor, deployment, start, end))
         if plot is not None:
-            _run(lambda: _plot(monitor, deployment, doc, plot))
+            run(lambda: _plot(monitor, deployment, doc, plot))
     if as_json:
         _print_json(doc)
     else:
         _print_report(doc)
     if plot is not None:
-        _err.print(f"plot written to {plot}", highlight=False)
+        err.print(f"plot written to {plot}", highlight=False)

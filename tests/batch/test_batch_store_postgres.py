@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
 
 import polars as pl
-import pytest
-import sqlalchemy as sa
 
 import tsengine
 from tsengine.batch import BatchEngine, BatchStore, parse_job_spec
@@ -16,24 +13,13 @@ from tsengine.batch import BatchEngine, BatchStore, parse_job_spec
 from http_flights import DEPLOYMENT_ID, flights, train_flights
 
 
-@pytest.fixture
-def store_url(postgres_url: str) -> str:
-    """A fresh database per test, so job tables start empty."""
-    name = f"jobs_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return postgres_url.rsplit("/", 1)[0] + f"/{name}"
-
-
-def test_a_job_created_by_one_server_runs_on_another(store_url: str, tmp_path: Path) -> None:
+def test_a_job_created_by_one_server_runs_on_another(fresh_postgres_url: str, tmp_path: Path) -> None:
     registry = tsengine.Registry(tmp_path / "registry")
     registry.save(train_flights())
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     flights().write_csv(source)
-    front = BatchEngine(registry, store=BatchStore(store_url), folder=tmp_path / "front")
-    worker = BatchEngine(registry, store=BatchStore(store_url), folder=tmp_path / "worker").start()
+    front = BatchEngine(registry, store=BatchStore(fresh_postgres_url), folder=tmp_path / "front")
+    worker = BatchEngine(registry, store=BatchStore(fresh_postgres_url), folder=tmp_path / "worker").start()
     try:
         body = {
             "deploymentId": DEPLOYMENT_ID,
@@ -57,11 +43,11 @@ def test_a_job_created_by_one_server_runs_on_another(store_url: str, tmp_path: P
         worker.stop()
 
 
-def test_claims_and_abort_flags_are_shared(store_url: str, tmp_path: Path) -> None:
+def test_claims_and_abort_flags_are_shared(fresh_postgres_url: str, tmp_path: Path) -> None:
     registry = tsengine.Registry(tmp_path / "registry")
     registry.save(train_flights())
-    one = BatchEngine(registry, store=BatchStore(store_url), folder=tmp_path / "one")
-    two = BatchEngine(registry, store=BatchStore(store_url), folder=tmp_path / "two")
+    one = BatchEngine(registry, store=BatchStore(fresh_postgres_url), folder=tmp_path / "one")
+    two = BatchEngine(registry, store=BatchStore(fresh_postgres_url), folder=tmp_path / "two")
     job = one.create_job(parse_job_spec({"deploymentId": DEPLOYMENT_ID}))
     assert one.store.claim(job["id"], one.owner)
     assert not two.store.claim(job["id"], two.owner)

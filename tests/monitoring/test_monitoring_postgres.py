@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 import polars as pl
 import pytest
-import sqlalchemy as sa
 
 from tsengine.monitoring.service import Monitor
 from tsengine.monitoring.store import MonitoringStore
@@ -16,22 +14,12 @@ from tsengine.options import PredictOptions
 from http_flights import LAST_HISTORY, flights, train_flights
 
 
-@pytest.fixture
-def database(postgres_url: str) -> str:
-    name = f"mon_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return postgres_url.rsplit("/", 1)[0] + f"/{name}"
-
-
-def test_log_actuals_and_accuracy_on_postgres(database: str, tmp_path: object) -> None:
+def test_log_actuals_and_accuracy_on_postgres(fresh_postgres_url: str, tmp_path: object) -> None:
     deployment = train_flights()
     forecast = deployment.predict_result(
         flights().filter(pl.col("date") <= LAST_HISTORY), PredictOptions(relax_known_in_advance=True)
     ).frame
-    monitor = Monitor(MonitoringStore(database))
+    monitor = Monitor(MonitoringStore(fresh_postgres_url))
     assert monitor.record_prediction(deployment, forecast, flights().head(30), created=time.time())
     assert monitor.log.flush(30)
     assert monitor.log.stats()["failed"] == 0

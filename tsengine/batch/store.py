@@ -26,6 +26,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from tsengine.database import open_engine
 from tsengine.errors import NotFoundError, ParameterError
 
 __all__ = ["BatchStore", "new_id", "utc_now"]
@@ -477,19 +478,8 @@ class BatchStore:
 
 
 def _engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
-        return engine
     try:
-        return sa.create_engine(url, pool_pre_ping=True)
+        return open_engine(url)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
         safe = sa.engine.make_url(url).render_as_string(hide_password=True) if "://" in url else url
         msg = f"batch store URL {safe!r} is not usable: {exc}"

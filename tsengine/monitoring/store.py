@@ -27,6 +27,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from tsengine.database import open_engine
 from tsengine.errors import MonitoringStoreError
 
 __all__ = ["MonitoringStore"]
@@ -108,20 +109,7 @@ class MonitoringStore:
     def __init__(self, url: str) -> None:
         """Open (and create) the store at a SQLAlchemy URL."""
         self.url = url
-        if url.startswith("sqlite"):
-            self.engine: Engine = sa.create_engine(
-                url, connect_args={"check_same_thread": False, "timeout": 30}
-            )
-
-            @sa.event.listens_for(self.engine, "connect")
-            def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-                cursor = dbapi_connection.cursor()
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA synchronous=NORMAL")
-                cursor.close()
-        else:
-            # a short connect timeout: an unreachable store must not hold a request's settings lookup
-            self.engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 3})
+        self.engine: Engine = open_engine(url)
         self._lock = threading.Lock()
         self._ready = False
         with contextlib.suppress(MonitoringStoreError):
