@@ -33,6 +33,8 @@ from tsengine.batch.spec import STATEMENT_TYPES
 from tsengine.batch.store import TERMINAL, new_id, utc_now
 from tsengine.cli_common import RegistryOpt, default_command_group, err, fail, out, run
 from tsengine.errors import ConflictError, ParameterError
+from tsengine.monitoring.service import Monitor
+from tsengine.monitoring.store import MonitoringStore
 from tsengine.registry import Registry
 
 __all__ = ["adapter_from_location", "batch_app", "datasets_app", "parse_bytes"]
@@ -50,10 +52,28 @@ batch_app = typer.Typer(
 datasets_app = typer.Typer(help="The dataset catalog that batch jobs read with --intake dataset:ID.")
 
 
-def _engine(registry: Path | None) -> BatchEngine:
-    """The engine over the server's store; no threads are started (nothing here needs them)."""
+def _engine(registry: Path | None, *, monitored: bool = False) -> BatchEngine:
+    """The engine over the server's store; no threads are started (nothing here needs them).
+
+    ``monitored`` (running a job): the job feeds the same prediction log as the
+    server's jobs, unless ``TSENGINE_MONITORING_ENABLED`` is false.
+    """
+    reg = Registry(registry)
     url = os.environ.get("TSENGINE_BATCH_STORE_URL")
-    return BatchEngine(Registry(registry), store=BatchStore(url) if url else None)
+    monitor = None
+    if monitored and os.environ.get("TSENGINE_MONITORING_ENABLED", "true").strip().lower() not in {
+        "false",
+        "0",
+        "no",
+    }:
+        monitoring_url = os.environ.get("TSENGINE_MONITORING_URL")
+        store = (
+            MonitoringStore(monitoring_url)
+            if monitoring_url
+            else MonitoringStore.in_folder(reg.path / ".monitoring")
+        )
+        monitor = Monitor(store)
+    return BatchEngine(reg, store=BatchStore(url) if url else None, monitor=monitor)
 
 
 # ------------------------------------------------------------------ locations
@@ -411,55 +431,60 @@ def run_cmd(
     Runs in the foreground (also as: tsengine batch DEPLOYMENT …); Ctrl-C cancels the job.
     Exit status: 0 completed, 1 failed or aborted, 2 bad input, 130 interrupted.
     """
-    engine = run(lambda: _engine(registry))
+    engine = run(lambda: _engine(registry, monitored=True))
+    try:
 
-    def create() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        s3: dict[str, Any] = {"credential_id": credential_id, "endpoint_url": s3_endpoint_url}
-        source = adapter_from_location(intake, output=False, store=engine.store, **s3)
-        sink = adapter_from_location(
-            output,
-            output=True,
-            store=engine.store,
-            statement_type=statement_type,
-            where_columns=where_column,
-            update_columns=update_column,
-            **s3,
+        def create() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+            s3: dict[str, Any] = {"credential_id": credential_id, "endpoint_url": s3_endpoint_url}
+            source = adapter_from_location(intake, output=False, store=engine.store, **s3)
+            sink = adapter_from_location(
+                output,
+                output=True,
+                store=engine.store,
+                statement_type=statement_type,
+                where_columns=where_column,
+                update_columns=update_column,
+                **s3,
+            )
+            body: dict[str, Any] = {
+                "deploymentId": deployment_id,
+                "intakeSettings": source,
+                "outputSettings": sink,
+                "numConcurrent": num_concurrent,
+                "chunkSize": parse_bytes(chunk_size) if chunk_size else None,
+                "maxExplanations": max_explanations or None,
+                "includePredictionStatus": prediction_status or None,
+                "abortOnError": False if no_abort else None,
+                "passthroughColumnsSet": "all" if passthrough_all else None,
+                "passthroughColumns": list(passthrough) if passthrough and not passthrough_all else None,
+                "timeseriesSettings": _timeseries(forecast_point, start, end, historical, relax),
+            }
+            csv = {k: v for k, v in {"delimiter": delimiter, "encoding": encoding}.items() if v}
+            if csv:
+                body["csvSettings"] = csv
+            spec = parse_job_spec({k: v for k, v in body.items() if v is not None}, allow_filesystem=True)
+            return engine.create_job(spec, source="cli"), source, sink
+
+        job, source, sink = run(create)
+        with _new_progress() as progress:
+            bar = _Bar(progress, job["id"])
+            doc = run(lambda: _foreground(engine, job["id"], bar))
+            if doc["status"] == "COMPLETED":
+                bar(doc)
+        summary = (
+            f"job {doc['id']} {doc['status']}: {doc['scoredRows']:,} rows scored, {doc['failedRows']:,} failed, "
+            f"{doc['skippedRows']:,} skipped → {_describe(sink, engine.store)}"
         )
-        body: dict[str, Any] = {
-            "deploymentId": deployment_id,
-            "intakeSettings": source,
-            "outputSettings": sink,
-            "numConcurrent": num_concurrent,
-            "chunkSize": parse_bytes(chunk_size) if chunk_size else None,
-            "maxExplanations": max_explanations or None,
-            "includePredictionStatus": prediction_status or None,
-            "abortOnError": False if no_abort else None,
-            "passthroughColumnsSet": "all" if passthrough_all else None,
-            "passthroughColumns": list(passthrough) if passthrough and not passthrough_all else None,
-            "timeseriesSettings": _timeseries(forecast_point, start, end, historical, relax),
-        }
-        csv = {k: v for k, v in {"delimiter": delimiter, "encoding": encoding}.items() if v}
-        if csv:
-            body["csvSettings"] = csv
-        spec = parse_job_spec({k: v for k, v in body.items() if v is not None}, allow_filesystem=True)
-        return engine.create_job(spec, source="cli"), source, sink
+        out.print(summary, highlight=False, soft_wrap=True)
+        if doc["status"] != "COMPLETED":
+            err.print(f"[bold red]error:[/] {doc['statusDetails']}", highlight=False, soft_wrap=True)
+            raise typer.Exit(_EXIT_JOB_FAILED)
+        if doc["failedRows"]:
+            err.print(f"[yellow]warning:[/] {doc['statusDetails']}", highlight=False, soft_wrap=True)
 
-    job, source, sink = run(create)
-    with _new_progress() as progress:
-        bar = _Bar(progress, job["id"])
-        doc = run(lambda: _foreground(engine, job["id"], bar))
-        if doc["status"] == "COMPLETED":
-            bar(doc)
-    summary = (
-        f"job {doc['id']} {doc['status']}: {doc['scoredRows']:,} rows scored, {doc['failedRows']:,} failed, "
-        f"{doc['skippedRows']:,} skipped → {_describe(sink, engine.store)}"
-    )
-    out.print(summary, highlight=False, soft_wrap=True)
-    if doc["status"] != "COMPLETED":
-        err.print(f"[bold red]error:[/] {doc['statusDetails']}", highlight=False, soft_wrap=True)
-        raise typer.Exit(_EXIT_JOB_FAILED)
-    if doc["failedRows"]:
-        err.print(f"[yellow]warning:[/] {doc['statusDetails']}", highlight=False, soft_wrap=True)
+    finally:
+        if engine.monitor is not None:
+            engine.monitor.close()  # the prediction log is written before the command ends
 
 
 # ------------------------------------------------------------------ list, status, cancel

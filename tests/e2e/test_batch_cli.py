@@ -104,6 +104,11 @@ def test_forecast_job_file_to_file_in_a_subprocess_equals_one_predict(
     got = pl.read_csv(out)
     assert got.columns == COLUMNS
     assert_same_predictions(got, forecast(small_deployment, intake))
+    # the job fed the same prediction log as the server's jobs
+    from tsengine.monitoring.store import MonitoringStore
+
+    logged = MonitoringStore.in_folder(registry / ".monitoring").frame("mon_predictions", DEPLOYMENT)
+    assert logged.filter(pl.col("source") == "batch").height >= got.height
 
 
 def test_explicit_run_writes_parquet(
