@@ -176,7 +176,7 @@ def actuals_cmd(
     for label, key in (
         ("received", "received"),
         ("inserted", "inserted"),
-        ("duplicates (replaced)", "duplicates"),
+        ("duplicates (first value kept)", "duplicates"),
         ("invalid", "invalid"),
         ("unknown association ids", "unknownAssociationIds"),
     ):
