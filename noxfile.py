@@ -66,3 +66,4 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/performance.py", *session.posargs)
     session.run("python", "benchmarks/batch.py")
     session.run("python", "benchmarks/monitoring.py")
+    session.run("python", "benchmarks/monitoring_store.py")
