@@ -12,6 +12,7 @@ which the log could use.  Results: ``benchmarks/results/monitoring_store.md``.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +20,6 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import polars as pl
-import sqlite3
 from _env import package_versions
 
 RESULTS = Path(__file__).resolve().parent / "results"
