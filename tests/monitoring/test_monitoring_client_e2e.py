@@ -248,3 +248,28 @@ def test_actuals_from_a_catalog_dataset(server: tuple[str, Any], tmp_path: Path)
     )
     assert wrong.status_code == 422
     assert "'nope'" in wrong.json()["message"]
+
+
+def test_drift_switched_off_is_reported_and_not_sampled(server: tuple[str, Any]) -> None:
+    url, monitor = server
+    deployment = dr.Deployment.get(DEPLOYMENT_ID)
+    deployment.update_drift_tracking_settings(feature_drift_enabled=False)
+    try:
+        assert deployment.get_drift_tracking_settings()["feature_drift"]["enabled"] is False
+        off = httpx.get(f"{url}/api/v2/deployments/{DEPLOYMENT_ID}/featureDrift/")
+        assert off.status_code == 422
+        assert "featureDrift tracking is disabled" in off.json()["message"]
+        assert monitor.log.flush()  # earlier tests' events are written first
+        before = monitor.store.samples(DEPLOYMENT_ID).height
+        served = httpx.post(
+            f"{url}/predApi/v1.0/deployments/{DEPLOYMENT_ID}/predictions",
+            params={"relaxKnownInAdvanceFeaturesCheck": "true"},
+            content=history().write_csv().encode(),
+            headers={"Content-Type": "text/csv"},
+            timeout=30,
+        )
+        assert served.status_code == 200
+        assert monitor.log.flush()
+        assert monitor.store.samples(DEPLOYMENT_ID).height == before
+    finally:
+        deployment.update_drift_tracking_settings(feature_drift_enabled=True)

@@ -204,7 +204,8 @@ class Monitor:
             version=version,
             model_id=deployment.model_id,
             association=association,
-            inputs=inputs,
+            # no feature samples while feature drift is off: nothing would read them
+            inputs=inputs if self.settings(deployment.id)["featureDrift"]["enabled"] else None,
             positive_class=deployment.positive_class if tabular and deployment.task == "binary" else None,
         )
         return self.log.record(event)
@@ -452,10 +453,23 @@ class Monitor:
             "bySeries": acc.by_series(joined, kind=kind).to_dicts(),
         }
 
+    def _require_tracking(self, deployment_id: str, kind: str) -> None:
+        if not self.settings(deployment_id)[kind]["enabled"]:
+            msg = (
+                f"{kind} tracking is disabled for deployment {deployment_id!r}; enable it with "
+                f'PATCH settings/ {{"{kind}": {{"enabled": true}}}}'
+            )
+            raise ParameterError(msg)
+
     def feature_drift(
         self, deployment: Any, start: dt.datetime | None, end: dt.datetime | None
     ) -> dict[str, Any]:
-        """``GET featureDrift/``: PSI of each feature's logged sample against its training baseline."""
+        """``GET featureDrift/``: PSI of each feature's logged sample against its training baseline.
+
+        Raises:
+            ParameterError: feature drift tracking is switched off in the settings.
+        """
+        self._require_tracking(deployment.id, "featureDrift")
         start, end = self.period(start, end)
         baseline = deployment.metadata.get("drift_baseline") or {}
         sample = self.store.samples(deployment.id, start=_epoch(start), end=_epoch(end))
@@ -478,7 +492,12 @@ class Monitor:
     def target_drift(
         self, deployment: Any, start: dt.datetime | None, end: dt.datetime | None
     ) -> dict[str, Any]:
-        """``GET targetDrift/``: PSI of the predicted values against the training target's distribution."""
+        """``GET targetDrift/``: PSI of the predicted values against the training target's distribution.
+
+        Raises:
+            ParameterError: target drift tracking is switched off in the settings.
+        """
+        self._require_tracking(deployment.id, "targetDrift")
         start, end = self.period(start, end)
         baseline = (deployment.metadata.get("drift_baseline") or {}).get("target")
         predictions = self.store.frame("mon_predictions", deployment.id, start=_epoch(start), end=_epoch(end))
