@@ -406,3 +406,24 @@ def test_progress_counts_rows_and_series(engine: BatchEngine, tmp_path: Path) ->
     assert done["intakeSeries"] == done["seriesScored"] == 3
     assert done["percentageCompleted"] == 100.0
     assert done["skippedRows"] == flights().height  # history rows only: the forecasts are generated rows
+
+
+def test_a_server_shutdown_fails_the_running_job_with_that_reason(
+    engine: BatchEngine, tmp_path: Path
+) -> None:
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    flights().write_csv(source)
+    body = {
+        "deploymentId": DEPLOYMENT_ID,
+        "chunkSize": 1024,
+        "numConcurrent": 1,
+        "intakeSettings": {"type": "filesystem", "path": str(source)},
+        "outputSettings": {"type": "filesystem", "path": str(out)},
+        "timeseriesSettings": {"type": "forecast", "relaxKnownInAdvanceFeaturesCheck": True},
+    }
+    job = engine.create_job(parse_job_spec(body, allow_filesystem=True))
+    engine.listen(job["id"], lambda doc: engine._stop.set() if doc.get("scoredRows") else None)
+    done = engine.run_now(job["id"])
+    assert done["status"] == "FAILED"
+    assert "shut down" in done["statusDetails"]
+    assert not out.exists()

@@ -84,6 +84,16 @@ class _Aborted(Exception):
     """The job was cancelled between chunks."""
 
 
+class _ShutDown(Exception):
+    """The engine is stopping (server shutdown) between chunks."""
+
+
+SHUT_DOWN = (
+    "The server shut down while this job was running; its partial output was discarded. "
+    "Run it again (e.g. POST batchPredictions/fromExisting/)."
+)
+
+
 Progress = Callable[[dict[str, Any]], None]
 
 
@@ -461,6 +471,8 @@ class BatchEngine:
             )
         except _Aborted:
             self._finish(job_id, "ABORTED", CANCELLED)
+        except _ShutDown:
+            self._finish(job_id, "FAILED", SHUT_DOWN)
         except TsEngineError as exc:
             self._finish(job_id, "FAILED", exc.message)
         except Exception as exc:
@@ -541,8 +553,10 @@ class BatchEngine:
         held: list[pl.DataFrame] = []  # failed-only chunks before the first scored one
         done_rows = 0
         for chunk, result in self._ordered(spec.num_concurrent, chunks, scorer):
-            if self.store.abort_requested(job_id) or self._stop.is_set():
+            if self.store.abort_requested(job_id):
                 raise _Aborted
+            if self._stop.is_set():
+                raise _ShutDown
             counts["scoredRows"] += result.scored
             counts["failedRows"] += result.failed
             counts["skippedRows"] += result.skipped
