@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -255,3 +256,50 @@ def test_uploaded_dataset_is_a_catalog_entry(http: httpx.Client, tmp_path: Path)
     assert str(tmp_path) not in created.text
     listed = http.get("/datasets/").json()
     assert body["datasetId"] in {d["datasetId"] for d in listed["data"]}
+
+
+def test_the_server_runs_a_scheduled_definition_when_it_is_due(
+    http: httpx.Client, server: tuple[str, BatchEngine], tmp_path: Path
+) -> None:
+    _, engine = server
+    path = tmp_path / "h.csv"
+    flights().write_csv(path)
+    with path.open("rb") as fh:
+        dataset = http.post("/datasets/fromFile/", files={"file": ("h.csv", fh, "text/csv")}).json()
+    every_minute = {"minute": ["*"], "hour": ["*"], "dayOfMonth": ["*"], "month": ["*"], "dayOfWeek": ["*"]}
+    created = http.post(
+        "/batchPredictionJobDefinitions/",
+        json={
+            "name": "every minute",
+            "enabled": True,
+            "schedule": every_minute,
+            "deploymentId": DEPLOYMENT_ID,
+            "numConcurrent": 1,
+            "intakeSettings": {"type": "dataset", "datasetId": dataset["datasetId"]},
+            "outputSettings": {"type": "localFile"},
+            "timeseriesSettings": RELAX,
+        },
+    )
+    assert created.status_code == 202, created.text
+    definition = created.json()
+    # make the next run due now instead of waiting for the minute to turn
+    due = engine.store.scheduled_run(definition["id"])
+    assert due is not None
+    assert engine.store.advance_schedule(definition["id"], expected=due, next_run=time.time() - 1)
+    for _ in range(200):  # the server's housekeeping thread starts it within a second or so
+        jobs = http.get(
+            "/batchPredictions/", params={"batchPredictionJobDefinitionId": definition["id"]}
+        ).json()
+        if jobs["count"] and jobs["data"][0]["status"] == "COMPLETED":
+            break
+        time.sleep(0.1)
+    assert jobs["count"] == 1
+    job = jobs["data"][0]
+    assert job["status"] == "COMPLETED"
+    assert job["source"] == "scheduled"
+    assert job["batchPredictionJobDefinition"]["id"] == definition["id"]
+    stored = http.get(f"/batchPredictionJobDefinitions/{definition['id']}/").json()
+    assert stored["lastScheduledRunTime"] is not None
+    assert stored["lastSuccessfulRunTime"] is not None
+    assert (engine.store.scheduled_run(definition["id"]) or 0) > time.time()  # the next minute, not again now
+    assert http.delete(f"/batchPredictionJobDefinitions/{definition['id']}/").status_code == 204
