@@ -39,7 +39,6 @@ from typing import Any
 
 import polars as pl
 
-from tsengine.batch import definitions as defs
 from tsengine.batch.adapters import (
     RESULT_NAME,
     UPLOAD_NAME,
@@ -51,6 +50,7 @@ from tsengine.batch.adapters import (
 )
 from tsengine.batch.catalog import latest_version
 from tsengine.batch.chunks import Chunk, normalise_source, partition, plan_chunks, read_chunk
+from tsengine.batch.definitions import ScheduledRuns
 from tsengine.batch.score import ChunkResult, ChunkScorer, finish
 from tsengine.batch.spec import JobSpec, parse_job_spec
 from tsengine.batch.store import ACTIVE, TERMINAL, BatchStore, new_id, utc_now
@@ -106,7 +106,7 @@ def public_job(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class BatchEngine:
+class BatchEngine(ScheduledRuns):
     """Runs batch prediction jobs of one registry.
 
     Args:
@@ -649,66 +649,6 @@ class BatchEngine:
             **fields,
         )
         self._after_finish(final)
-
-    def _after_finish(self, doc: dict[str, Any]) -> None:
-        definition = doc.get("batchPredictionJobDefinition")
-        if not definition:
-            return
-        try:
-            stored = self.store.definition(definition["id"])
-        except NotFoundError:
-            return
-        key = "lastSuccessfulRunTime" if doc["status"] == "COMPLETED" else "lastFailedRunTime"
-        stored[key] = utc_now()
-        stored["lastStartedJobStatus"] = doc["status"]
-        self.store.put_definition(stored, next_run=None, keep_schedule=True)
-
-    # ------------------------------------------------------------- definitions
-
-    @staticmethod
-    def _next_run(doc: dict[str, Any], after: float | None = None) -> float | None:
-        if not doc.get("enabled") or not doc.get("schedule"):
-            return None
-        return defs.next_run(doc["schedule"], dt.datetime.fromtimestamp(after or time.time(), dt.UTC))
-
-    def save_definition(self, doc: dict[str, Any]) -> dict[str, Any]:
-        """Store a definition (new or updated) and schedule its next run."""
-        self.store.put_definition(doc, next_run=self._next_run(doc))
-        return doc
-
-    def run_definition(self, definition_id: str, *, source: str = "manual") -> dict[str, Any]:
-        """Start a job from a stored definition now."""
-        doc = self.store.definition(definition_id)
-        spec = parse_job_spec(
-            {k: v for k, v in doc["batchPredictionJob"].items() if k != "deploymentVersion"}
-        )
-        job = self.create_job(spec, source=source, definition=doc)
-        doc["lastStartedJobTime"] = utc_now()
-        doc["lastStartedJobStatus"] = job["status"]
-        if source == "scheduled":
-            doc["lastScheduledRunTime"] = utc_now()
-        self.store.put_definition(doc, next_run=None, keep_schedule=True)
-        return job
-
-    def run_due_definitions(self, now: float | None = None) -> list[str]:
-        """Start every scheduled definition that is due; returns the new job ids."""
-        now = time.time() if now is None else now
-        started = []
-        for doc in self.store.due_definitions(now):
-            expected = self.store.scheduled_run(doc["id"])
-            # the next run after this one (a run missed while the server was down runs once)
-            following = self._next_run(doc, max(now, expected or now))
-            if expected is None or not self.store.advance_schedule(
-                doc["id"], expected=expected, next_run=following
-            ):
-                continue  # another process took this run
-            try:
-                started.append(self.run_definition(doc["id"], source="scheduled")["id"])
-            except TsEngineError as exc:
-                logger.warning("scheduled job definition %s could not start: %s", doc["id"], exc.message)
-                doc["lastFailedRunTime"] = utc_now()
-                self.store.put_definition(doc, next_run=None, keep_schedule=True)
-        return started
 
     # ------------------------------------------------------------ housekeeping
 
