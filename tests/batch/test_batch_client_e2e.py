@@ -339,3 +339,22 @@ def tsengine_datasets_add(client: Any, path: Path) -> Any:
         is_snapshot=True,
         processing_state="COMPLETED",
     )
+
+
+def test_dataframe_upload_with_a_semicolon_dialect(
+    client: Any, tmp_path: Path, small_flights: pl.DataFrame
+) -> None:
+    # the client writes a DataFrame with commas whatever csv_settings says; the output keeps ';'
+    out = tmp_path / "out.csv"
+    job = BatchPredictionJob.score(
+        LGBM,
+        intake_settings={"type": "localFile", "file": history(small_flights)},
+        output_settings={"type": "localFile", "path": str(out)},
+        timeseries_settings={"type": "forecast", "relax_known_in_advance_features_check": True},
+        csv_settings={"delimiter": ";"},
+        passthrough_columns_set="all",
+    )
+    assert job.get_status()["status"] == "COMPLETED"
+    result = pd.read_csv(out, sep=";")
+    assert len(result) == 21
+    assert "scheduled" in result.columns

@@ -34,7 +34,7 @@ import io
 import math
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -102,13 +102,36 @@ class Plan:
 
 
 def normalise_source(source: Source, folder: Path) -> Source:
-    """A CSV in a non-UTF-8 encoding, transcoded to UTF-8 once (polars reads UTF-8 only).
+    """The intake as UTF-8 in its real dialect: transcoded once, comma-separated when it is.
+
+    The ``datarobot`` client uploads a DataFrame as comma-separated CSV whatever
+    ``csvSettings.delimiter`` says (its ``to_csv`` takes no separator), so a
+    header without the declared delimiter but with commas is read with commas;
+    the output keeps the declared dialect.
 
     Raises:
         BadRequestError: bytes that do not decode, with their offset.
     """
-    if source.format != "csv" or codecs.lookup(source.csv.encoding).name == "utf-8":
+    if source.format != "csv":
         return source
+    if codecs.lookup(source.csv.encoding).name != "utf-8":
+        source = _transcode(source, folder)
+    return _comma_if_written_so(source)
+
+
+def _comma_if_written_so(source: Source) -> Source:
+    delimiter = source.csv.delimiter
+    if delimiter == ",":
+        return source
+    with source.path.open("rb") as fh:
+        header = fh.readline()
+    if delimiter.encode() not in header and b"," in header:
+        return Source(source.path, "csv", replace(source.csv, delimiter=","), owned=source.owned)
+    return source
+
+
+def _transcode(source: Source, folder: Path) -> Source:
+    """A non-UTF-8 CSV transcoded to UTF-8 once (polars reads UTF-8 only)."""
     target = folder / "intake.utf8.csv"
     decoder = codecs.getincrementaldecoder(source.csv.encoding)()
     offset = 0
@@ -124,8 +147,7 @@ def normalise_source(source: Source, folder: Path) -> Source:
                 raise BadRequestError(msg) from exc
             offset += len(block)
         out.write(decoder.decode(b"", final=True))
-    csv = source.csv.__class__(source.csv.delimiter, source.csv.quotechar, "utf-8")
-    return Source(target, "csv", csv, owned=True)
+    return Source(target, "csv", replace(source.csv, encoding="utf-8"), owned=True)
 
 
 def _last_record_end(data: bytes, quote: bytes) -> int:
