@@ -43,7 +43,8 @@ def engine(tmp_path: Path, flights_deployment: tsengine.Deployment) -> BatchEngi
     return BatchEngine(registry)
 
 
-def file_job(engine: BatchEngine, source: Path, out: Path, **extra: Any) -> dict[str, Any]:
+def file_spec(source: Path, out: Path, **extra: Any) -> Any:
+    """A forecast job from one local file to another (the CLI's adapters)."""
     body = {
         "deploymentId": DEPLOYMENT_ID,
         "intakeSettings": {"type": "filesystem", "path": str(source)},
@@ -51,7 +52,11 @@ def file_job(engine: BatchEngine, source: Path, out: Path, **extra: Any) -> dict
         "timeseriesSettings": {"type": "forecast", "relaxKnownInAdvanceFeaturesCheck": True},
         **extra,
     }
-    job = engine.create_job(parse_job_spec(body, allow_filesystem=True), source="test")
+    return parse_job_spec(body, allow_filesystem=True)
+
+
+def file_job(engine: BatchEngine, source: Path, out: Path, **extra: Any) -> dict[str, Any]:
+    job = engine.create_job(file_spec(source, out, **extra), source="test")
     return engine.run_now(job["id"])
 
 
@@ -216,15 +221,7 @@ def test_upload_states(engine: BatchEngine) -> None:
 def test_cancel_between_chunks(engine: BatchEngine, tmp_path: Path) -> None:
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     flights().write_csv(source)
-    body = {
-        "deploymentId": DEPLOYMENT_ID,
-        "chunkSize": 1024,
-        "numConcurrent": 1,
-        "intakeSettings": {"type": "filesystem", "path": str(source)},
-        "outputSettings": {"type": "filesystem", "path": str(out)},
-        "timeseriesSettings": {"type": "forecast", "relaxKnownInAdvanceFeaturesCheck": True},
-    }
-    job = engine.create_job(parse_job_spec(body, allow_filesystem=True))
+    job = engine.create_job(file_spec(source, out, chunkSize=1024, numConcurrent=1))
     engine.listen(job["id"], lambda doc: engine.cancel(doc["id"]) if doc.get("scoredRows") else None)
     done = engine.run_now(job["id"])
     assert done["status"] == "ABORTED"
@@ -237,13 +234,7 @@ def test_cancel_between_chunks(engine: BatchEngine, tmp_path: Path) -> None:
 def test_model_snapshot_survives_retraining(engine: BatchEngine, tmp_path: Path) -> None:
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     flights().write_csv(source)
-    body = {
-        "deploymentId": DEPLOYMENT_ID,
-        "intakeSettings": {"type": "filesystem", "path": str(source)},
-        "outputSettings": {"type": "filesystem", "path": str(out)},
-        "timeseriesSettings": {"type": "forecast", "relaxKnownInAdvanceFeaturesCheck": True},
-    }
-    job = engine.create_job(parse_job_spec(body, allow_filesystem=True))
+    job = engine.create_job(file_spec(source, out))
     assert job["jobSpec"]["deploymentVersion"] == "v0001"
     shorter = train_flights(horizon=2)
     engine.registry.save(shorter)
@@ -413,15 +404,7 @@ def test_a_server_shutdown_fails_the_running_job_with_that_reason(
 ) -> None:
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     flights().write_csv(source)
-    body = {
-        "deploymentId": DEPLOYMENT_ID,
-        "chunkSize": 1024,
-        "numConcurrent": 1,
-        "intakeSettings": {"type": "filesystem", "path": str(source)},
-        "outputSettings": {"type": "filesystem", "path": str(out)},
-        "timeseriesSettings": {"type": "forecast", "relaxKnownInAdvanceFeaturesCheck": True},
-    }
-    job = engine.create_job(parse_job_spec(body, allow_filesystem=True))
+    job = engine.create_job(file_spec(source, out, chunkSize=1024, numConcurrent=1))
     engine.listen(job["id"], lambda doc: engine._stop.set() if doc.get("scoredRows") else None)
     done = engine.run_now(job["id"])
     assert done["status"] == "FAILED"
