@@ -464,7 +464,11 @@ def demo_cmd(
         f"demo deployment [bold]{DEMO_ID}[/] is in {reg.path}\n"
         f"  CLI:  tsengine predict {DEMO_ID} {sample} --registry {reg.path} --relax-known-in-advance\n"
         f"  HTTP: curl -s -X POST 'http://{host}:{port}/predApi/v1.0/deployments/{DEMO_ID}/predictions"
-        f"?relaxKnownInAdvanceFeaturesCheck=true' -H 'Content-Type: text/csv' --data-binary @{sample}",
+        f"?relaxKnownInAdvanceFeaturesCheck=true' -H 'Content-Type: text/csv' --data-binary @{sample}\n"
+        f"  Batch: tsengine batch {DEMO_ID} --intake {sample} --output forecasts.csv --registry {reg.path} "
+        "--relax-known-in-advance\n"
+        f"  Batch API: http://{host}:{port}/api/v2/batchPredictions/ (datarobot.BatchPredictionJob)\n"
+        f"  Monitoring: tsengine monitor {DEMO_ID} --registry {reg.path}",
         highlight=False,
         soft_wrap=True,
     )

@@ -351,6 +351,13 @@ def train(
         "drift_baseline": {
             "features": baselines(canonical.frame, (*kia, *other)),
             "target": feature_baseline(canonical.frame.get_column(Y).alias(target)),
+            # what target drift compares predictions with: the deployed model's own backtest
+            # forecasts, which are smoother than the target itself
+            **(
+                {"predictions": feature_baseline(best_rows.get_column("yhat").alias("prediction"))}
+                if best_rows is not None and "yhat" in best_rows.columns
+                else {}
+            ),
         },
     }
     return Deployment(

@@ -356,3 +356,11 @@ def test_tabular_importance_is_gain_by_feature_name(tabular: TabularDeployment) 
         tabular.metadata["drift_baseline"]["features"], pl.DataFrame(), importance=importance
     )
     assert items == []
+
+
+def test_time_series_keep_their_backtest_predictions_as_the_target_drift_baseline() -> None:
+    from http_flights import train_flights
+
+    baseline = train_flights().metadata["drift_baseline"]
+    assert baseline["predictions"]["type"] == "numeric"
+    assert baseline["predictions"]["count"] > 0

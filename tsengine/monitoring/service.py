@@ -492,14 +492,17 @@ class Monitor:
     def target_drift(
         self, deployment: Any, start: dt.datetime | None, end: dt.datetime | None
     ) -> dict[str, Any]:
-        """``GET targetDrift/``: PSI of the predicted values against the training target's distribution.
+        """``GET targetDrift/``: PSI of the predictions against the training-time distribution.
 
         Raises:
             ParameterError: target drift tracking is switched off in the settings.
         """
         self._require_tracking(deployment.id, "targetDrift")
         start, end = self.period(start, end)
-        baseline = (deployment.metadata.get("drift_baseline") or {}).get("target")
+        stored = deployment.metadata.get("drift_baseline") or {}
+        # predictions against the model's backtest predictions where training kept them (time
+        # series); else against the training target (tabular, older deployments)
+        baseline = stored.get("predictions") or stored.get("target")
         predictions = self.store.frame("mon_predictions", deployment.id, start=_epoch(start), end=_epoch(end))
         values = predictions.get_column(
             "label" if baseline and baseline.get("type") == "categorical" else "prediction"
