@@ -358,3 +358,24 @@ def test_dataframe_upload_with_a_semicolon_dialect(
     result = pd.read_csv(out, sep=";")
     assert len(result) == 21
     assert "scheduled" in result.columns
+
+
+def test_score_from_existing_runs_the_same_spec_again(client: Any, tmp_path: Path) -> None:
+    source = tmp_path / "history.csv"
+    flights().write_csv(source)
+    dataset = tsengine_datasets_add(client, source)
+    first = BatchPredictionJob.score(
+        DEPLOYMENT_ID,
+        intake_settings={"type": "dataset", "dataset": dataset},
+        output_settings={"type": "localFile"},
+        timeseries_settings={"type": "forecast", "relax_known_in_advance_features_check": True},
+        passthrough_columns=["holiday"],
+    )
+    first.wait_for_completion(max_wait=60)
+    again = BatchPredictionJob.score_from_existing(first.id)
+    assert again.id != first.id
+    again.wait_for_completion(max_wait=60)
+    status = again.get_status()
+    assert status["status"] == "COMPLETED"
+    assert status["job_spec"]["passthrough_columns"] == ["holiday"]
+    assert first.get_result_when_complete() == again.get_result_when_complete()
