@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.auth import check_credentials
 from api.batch import add_batch_routes
 from api.cache import LRUCache
+from api.docs import add_offline_docs
 from api.metrics import Metrics
 from api.monitoring import add_monitoring_routes
 from api.openapi import ERROR_RESPONSES, PREDICTION_OPENAPI, Pong
@@ -500,7 +501,10 @@ def create_app(
         version="1.0",
         responses=ERROR_RESPONSES,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    add_offline_docs(app)
     app.state.batch_engine = jobs
     app.state.monitor = monitor
     app.add_exception_handler(TsEngineError, _on_engine_error)
