@@ -454,3 +454,62 @@ def test_serve_passes_batch_workers(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert seen["workers"] == 1
     result = CliRunner().invoke(app, ["serve", "--batch-workers", "0", "--registry", str(tmp_path)])
     assert result.exit_code == 2
+
+
+def test_postgresql_table_in_and_out(
+    registry: Path, intake: Path, small_deployment: tsengine.Deployment, fresh_postgres_url: str
+) -> None:
+    import sqlalchemy as sa
+
+    url = fresh_postgres_url.replace("postgresql+psycopg://", "postgresql://")  # as a user would type it
+    engine = sa.create_engine(fresh_postgres_url)
+    pl.read_csv(intake).write_database("history", engine, if_table_exists="replace")
+    code, stdout, err = cli(
+        registry,
+        "batch",
+        DEPLOYMENT,
+        "--intake",
+        f"{url}#history",
+        "--output",
+        f"{url}#forecasts",
+        "--statement-type",
+        "create_table",
+        "--relax-known-in-advance",
+    )
+    assert code == 0, err
+    assert "COMPLETED" in stdout
+    got = pl.read_database(f'SELECT series, date, "FORECAST_DISTANCE", "{PRED}" FROM forecasts', engine)
+    engine.dispose()
+    assert_same_predictions(got, forecast(small_deployment, intake))
+
+
+def test_s3_in_and_out_with_the_aws_environment(
+    registry: Path,
+    intake: Path,
+    small_deployment: tsengine.Deployment,
+    s3_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services import new_bucket, s3_client
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    bucket = new_bucket(s3_endpoint)
+    s3 = s3_client(s3_endpoint)
+    s3.upload_file(str(intake), bucket, "in/history.csv")
+    code, stdout, err = cli(
+        registry,
+        "batch",
+        DEPLOYMENT,
+        "--intake",
+        f"s3://{bucket}/in/history.csv",
+        "--output",
+        f"s3://{bucket}/out/forecasts.csv",
+        "--s3-endpoint-url",
+        s3_endpoint,
+        "--relax-known-in-advance",
+    )
+    assert code == 0, err
+    body = s3.get_object(Bucket=bucket, Key="out/forecasts.csv")["Body"].read()
+    assert_same_predictions(pl.read_csv(body), forecast(small_deployment, intake))
