@@ -287,6 +287,14 @@ class BatchRoutes:
         """``PUT …/csvUpload/part/{n}/``: one part of a multipart upload."""
         target = await run_in_threadpool(self._upload_target, request, job_id, part)
         await self._receive(request, job_id, target, fail_job=False)
+        total = await run_in_threadpool(
+            lambda: sum(p.stat().st_size for p in target.parent.glob("part-*.csv"))
+        )
+        limit = self.settings.batch_max_upload_bytes
+        if total > limit:  # the parts together are one upload: the same limit applies
+            msg = f"The uploaded parts add up to {total} bytes, over the {limit}-byte limit (TSENGINE_BATCH_MAX_UPLOAD_BYTES)"
+            await run_in_threadpool(self._fail_quietly, job_id, msg)
+            raise PayloadTooLargeError(msg)
         return Response(status_code=202)
 
     async def finalize(self, job_id: str) -> Response:

@@ -303,3 +303,18 @@ def test_the_server_runs_a_scheduled_definition_when_it_is_due(
     assert stored["lastSuccessfulRunTime"] is not None
     assert (engine.store.scheduled_run(definition["id"]) or 0) > time.time()  # the next minute, not again now
     assert http.delete(f"/batchPredictionJobDefinitions/{definition['id']}/").status_code == 204
+
+
+def test_multipart_parts_share_the_upload_limit(http: httpx.Client) -> None:
+    job = create(http, intakeSettings={"type": "localFile", "multipart": True})
+    part = b"date,series\n" + b"2013-01-01,EWR-UA\n" * 6000  # ~110 kB; the test server's limit is 200 kB
+    first = http.put(
+        f"{job['links']['csvUpload']}part/0/", content=part, headers={"Content-Type": "text/csv"}
+    )
+    assert first.status_code == 202
+    second = http.put(
+        f"{job['links']['csvUpload']}part/1/", content=part, headers={"Content-Type": "text/csv"}
+    )
+    assert second.status_code == 413
+    assert "add up to" in second.json()["message"]
+    assert http.get(f"/batchPredictions/{job['id']}/").json()["status"] == "ABORTED"
