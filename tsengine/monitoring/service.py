@@ -14,7 +14,7 @@ import datetime as dt
 import math
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, cast
 
 import numpy as np
@@ -59,8 +59,9 @@ def _epoch(value: dt.datetime) -> float:
     return value.replace(tzinfo=dt.UTC).timestamp()
 
 
-def _iso(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _period(start: dt.datetime, end: dt.datetime) -> dict[str, str]:
+    """DataRobot's ``period`` object: both bounds as ISO 8601 UTC with ``Z``."""
+    return {"start": start.isoformat() + "Z", "end": end.isoformat() + "Z"}
 
 
 def _float(value: Any) -> float | None:
@@ -372,7 +373,7 @@ class Monitor:
                 }
             )
         return {
-            "period": {"start": start.isoformat() + "Z", "end": end.isoformat() + "Z"},
+            "period": _period(start, end),
             "metrics": metrics,
             "data": data,
             "modelId": deployment.model_id,
@@ -419,10 +420,7 @@ class Monitor:
         table = acc.over_time(joined, kind=kind, bucket=width, start=lo, end=hi)
         buckets = [
             {
-                "period": {
-                    "start": row["bucketStart"].isoformat() + "Z",
-                    "end": row["bucketEnd"].isoformat() + "Z",
-                },
+                "period": _period(row["bucketStart"], row["bucketEnd"]),
                 "value": _float(row.get(metric)),
                 "sampleSize": int(row["sampleSize"]),
             }
@@ -434,7 +432,7 @@ class Monitor:
             "metric": metric,
             "modelId": deployment.model_id,
             "summary": {
-                "period": {"start": lo.isoformat() + "Z", "end": hi.isoformat() + "Z"},
+                "period": _period(lo, hi),
                 "value": _float(acc.metrics(joined, kind=kind).get(metric)),
                 "sampleSize": joined.height,
             },
@@ -448,7 +446,7 @@ class Monitor:
         joined = self._joined(deployment, start, end)
         kind = self._kind(deployment)
         return {
-            "period": {"start": start.isoformat() + "Z", "end": end.isoformat() + "Z"},
+            "period": _period(start, end),
             "byForecastDistance": acc.by_distance(joined, kind=kind).to_dicts(),
             "bySeries": acc.by_series(joined, kind=kind).to_dicts(),
         }
@@ -480,7 +478,7 @@ class Monitor:
             else []
         )
         return {
-            "period": {"start": start.isoformat() + "Z", "end": end.isoformat() + "Z"},
+            "period": _period(start, end),
             "metric": "psi",
             "modelId": deployment.model_id,
             "data": data,
@@ -519,7 +517,7 @@ class Monitor:
         )
         target = deployment.target if deployment.kind == "tabular" else deployment.spec.target
         return {
-            "period": {"start": start.isoformat() + "Z", "end": end.isoformat() + "Z"},
+            "period": _period(start, end),
             "metric": "psi",
             "modelId": deployment.model_id,
             "targetName": target,
@@ -557,7 +555,7 @@ class Monitor:
             "cacheHitRatio": float(hits.mean()) if total else 0.0,
         }
         return {
-            "period": {"start": start.isoformat() + "Z", "end": end.isoformat() + "Z"},
+            "period": _period(start, end),
             "metrics": metrics,
             "modelId": deployment.model_id,
             "latencyMs": {
@@ -566,8 +564,3 @@ class Monitor:
             },
             "monitoringLog": {**self.log.stats(), "storeError": store_error},
         }
-
-
-def parse_period(values: Sequence[str | None]) -> list[dt.datetime | None]:
-    """``start``/``end`` query values as naive UTC (None when absent)."""
-    return [None if v is None else parse_timestamp(v, name="start/end") for v in values]
