@@ -7,6 +7,7 @@ step lives in its own module, so this file only wires them together.
 from __future__ import annotations
 
 import datetime as dt
+import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ from tsengine.timestep import parse_timestamp
 from tsengine.validate import IDX, ORIG, ROW, SID, canonicalize, place_on_grid
 from tsengine.window import Window, forecast_window, historical_window
 
-__all__ = ["OUTPUT_COLUMNS", "Deployment", "Prediction"]
+__all__ = ["BACKTEST_FILE", "OUTPUT_COLUMNS", "Deployment", "Prediction", "backtest_trace"]
 
 OUTPUT_COLUMNS = (
     "rowId",
@@ -41,6 +42,9 @@ OUTPUT_COLUMNS = (
 """Columns of :meth:`Deployment.predict`, then ``predictionIntervalLow/High`` when on."""
 
 MODEL_FILE = "model.bin"
+BACKTEST_FILE = "backtest.parquet"
+"""Optional: the chosen model's backtest forecasts, for charts; never read to predict."""
+BACKTEST_TRACE_SERIES = 1000
 _SERIES_DTYPES: dict[str, pl.DataType] = {
     "int": pl.Int64(),
     "float": pl.Float64(),
@@ -55,6 +59,9 @@ class Prediction:
     frame: pl.DataFrame
     warnings: tuple[str, ...] = ()
     interval_percentile: int | None = None
+    # What was predicted from (time series only): the web page charts the history
+    # and marks the query's known-in-advance events from it, without validating twice.
+    window: Window | None = None
 
 
 def _as_datetime(value: dt.datetime | dt.date | str | None, name: str) -> dt.datetime | None:
@@ -79,6 +86,8 @@ class Deployment:
     intervals: IntervalTable | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     kind: str = "timeseries"
+    # Written beside the model at save time, never loaded with it (see BACKTEST_FILE).
+    backtest_trace: pl.DataFrame | None = field(default=None, compare=False, repr=False)
 
     @property
     def model_id(self) -> str:
@@ -103,7 +112,12 @@ class Deployment:
             "intervals": self.intervals.to_dict() if self.intervals else None,
             "metadata": dict(self.metadata),
         }
-        return meta, {MODEL_FILE: self.model.to_bytes()}
+        files = {MODEL_FILE: self.model.to_bytes()}
+        if self.backtest_trace is not None:
+            sink = io.BytesIO()
+            self.backtest_trace.write_parquet(sink, compression="zstd")
+            files[BACKTEST_FILE] = sink.getvalue()
+        return meta, files
 
     @classmethod
     def from_files(cls, meta: dict[str, Any], read: Callable[[str], bytes]) -> Deployment:
@@ -254,7 +268,7 @@ class Deployment:
                 warnings += (f"model {self.model.kind!r} has no per-feature contributions: no explanations",)
             else:
                 out = pl.concat([out, explained], how="horizontal")
-        return Prediction(out, warnings, percentile)
+        return Prediction(out, warnings, percentile, window)
 
     def _inputs(self, query: pl.DataFrame) -> pl.DataFrame:
         """Per query row, the inputs humility rules may check: KIA values and series id."""
@@ -268,3 +282,34 @@ class Deployment:
             return pl.lit(None, pl.String).alias("seriesId")
         dtype = _SERIES_DTYPES[self.spec.series_id_type]
         return pl.col(SID).cast(dtype, strict=False).alias("seriesId")
+
+
+def backtest_trace(
+    rows: pl.DataFrame, spec: TimeSeriesSpec, *, max_series: int = BACKTEST_TRACE_SERIES
+) -> pl.DataFrame:
+    """The chosen model's backtest forecasts in output terms, for the deployment page's chart.
+
+    Keeps the ``max_series`` series with the largest actuals (ties by id), so the
+    file stays small for wide panels while covering the series planners look at.
+    """
+    observed = rows.filter(pl.col("y").is_not_null())
+    keep = (
+        observed.group_by(SID)
+        .agg(pl.col("y").abs().sum().alias("__volume"))
+        .sort(["__volume", SID], descending=[True, False])
+        .head(max_series)
+        .select(SID)
+    )
+    step = spec.time_step
+    return (
+        rows.join(keep, on=SID, how="semi")
+        .select(
+            pl.col(SID).cast(pl.String).alias("seriesId"),
+            step.from_index(pl.col(FP)).alias("forecastPoint"),
+            step.from_index(pl.col(IDX)).alias("timestamp"),
+            pl.col(D).cast(pl.Int32).alias("forecastDistance"),
+            pl.col("y").alias("actual"),
+            pl.col("yhat").alias("prediction"),
+        )
+        .sort("seriesId", "forecastPoint", "forecastDistance")
+    )

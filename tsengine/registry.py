@@ -157,6 +157,7 @@ class Registry:
         try:
             for name, data in files.items():
                 _write(tmp / name, data)
+            self._carry_over(deployment.id, meta, tmp)
             _write(
                 tmp / _META,
                 orjson.dumps(meta, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY),
@@ -173,6 +174,58 @@ class Registry:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return final
+
+    def _carry_over(self, deployment_id: str, meta: dict[str, Any], tmp: Path) -> None:
+        """Copy the live version's extra files (e.g. the backtest trace) into a new version of the same model.
+
+        A deployment loaded and saved again with new metadata (humility rules)
+        does not hold those files; they describe the fitted model, so a version
+        with the same ``model_id`` keeps them, and a retrained model does not.
+        """
+        live = self.live_version(deployment_id)
+        if live is None:
+            return
+        folder = self.path / deployment_id / live
+        try:
+            old = orjson.loads((folder / _META).read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return
+        model_id = (meta.get("metadata") or {}).get("model_id")
+        if not model_id or (old.get("metadata") or {}).get("model_id") != model_id:
+            return
+        for path in folder.iterdir():
+            if path.name != _META and path.is_file() and not (tmp / path.name).exists():
+                _write(tmp / path.name, path.read_bytes())
+
+    def read_meta(self, deployment_id: str) -> dict[str, Any]:
+        """The live version's metadata document, without loading the model (lists, pages).
+
+        Raises:
+            NotFoundError: unknown id.
+            DeploymentStoreError: an unreadable document (naming the id, not the path).
+        """
+        if not self.exists(deployment_id):
+            msg = f"deployment {deployment_id!r} not found; check the deployment id"
+            raise NotFoundError(msg)
+        home = self.path / deployment_id
+        try:
+            meta: dict[str, Any] = orjson.loads(
+                (home / (home / _CURRENT).read_text().strip() / _META).read_bytes()
+            )
+        except (OSError, orjson.JSONDecodeError) as exc:
+            msg = f"deployment {deployment_id!r} is corrupt or incomplete: its metadata cannot be read"
+            raise DeploymentStoreError(msg) from exc
+        return meta
+
+    def read_file(self, deployment_id: str, name: str) -> bytes | None:
+        """An optional file of the live version (e.g. ``backtest.parquet``), None when absent."""
+        version = self.live_version(deployment_id)
+        if version is None or "/" in name or name.startswith("."):
+            return None
+        try:
+            return (self.path / deployment_id / version / name).read_bytes()
+        except OSError:
+            return None
 
     def versions(self, deployment_id: str) -> builtins.list[str]:
         """Stored version names of a deployment, oldest first."""

@@ -19,7 +19,7 @@ from tsengine.backtest import (
     run_backtest,
     window_that_fits,
 )
-from tsengine.deployment import Deployment
+from tsengine.deployment import Deployment, backtest_trace
 from tsengine.errors import ParameterError, TrainingDataError, TsEngineError
 from tsengine.features import season_length
 from tsengine.intervals import DEFAULT_PERCENTILE, fit_intervals, random_walk_intervals
@@ -366,4 +366,7 @@ def train(
         model=model,
         intervals=intervals,
         metadata=metadata,
+        backtest_trace=backtest_trace(best_rows, spec)
+        if best_rows is not None and best_rows.height
+        else None,
     )

@@ -64,7 +64,8 @@ def test_stored_files_carry_format_version_id_and_kind(
         "flights",
         "timeseries",
     )
-    assert sorted(p.name for p in folder.iterdir()) == ["deployment.json", "model.bin"]
+    # the chosen model's backtest forecasts ride along for the deployment page's chart
+    assert sorted(p.name for p in folder.iterdir()) == ["backtest.parquet", "deployment.json", "model.bin"]
 
 
 def test_list_and_exists(tmp_registry: Registry, deployment: tsengine.Deployment) -> None:

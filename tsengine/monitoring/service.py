@@ -102,6 +102,14 @@ class Monitor:
             self._settings[deployment_id] = cached
         return cached
 
+    def last_prediction(self, deployment_id: str) -> dt.datetime | None:
+        """When the deployment last predicted, as logged; None if never or the store is down."""
+        try:
+            seconds = self.store.last_prediction(deployment_id)
+        except MonitoringStoreError:
+            return None
+        return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC)
+
     def update_settings(self, deployment_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """Apply ``PATCH settings/``: association id, drift switches.
 

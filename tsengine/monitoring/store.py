@@ -253,6 +253,16 @@ class MonitoringStore:
                 is not None
             )
 
+    def last_prediction(self, deployment_id: str) -> float | None:
+        """When the deployment last predicted (POSIX seconds), None if never (one index lookup)."""
+        with self._read() as conn:
+            value = conn.execute(
+                sa.select(sa.func.max(PREDICTIONS.c.created)).where(
+                    PREDICTIONS.c.deployment_id == deployment_id
+                )
+            ).scalar_one_or_none()
+        return None if value is None else float(value)
+
     # ------------------------------------------------------------------- reads
 
     def frame(
