@@ -48,10 +48,11 @@ from api.parsing import (
     decompress,
     parse_options,
     read_body,
-    to_frame,
     unwrap_multipart,
 )
+from api.predicting import predict_and_log
 from api.settings import Settings
+from api.web import add_web_routes
 from tsengine import render
 from tsengine.batch import BatchEngine, BatchStore
 from tsengine.batch.catalog import snapshot_path
@@ -410,21 +411,11 @@ def _predict_and_render(
     version: str | None = None,
 ) -> tuple[bytes, tuple[str, ...], int]:
     """Parse, predict, render and queue for the prediction log in one worker-thread hop."""
-    frame = to_frame(payload, schema_overrides=deployment.input_schema_overrides())
-    association = monitor.association_column(deployment, frame) if monitor is not None else None
-    prediction = deployment.predict_result(frame, options)
+    frame, prediction = predict_and_log(
+        deployment, payload, options, monitor, request_id=request_id, version=version
+    )
     to_bytes = render.to_csv if output == "csv" else render.to_json
     body = to_bytes(deployment, prediction, frame, options)
-    if monitor is not None:
-        monitor.record_prediction(
-            deployment,
-            prediction.frame,
-            frame,
-            created=time.time(),
-            request_id=request_id,
-            version=version,
-            association=association,
-        )
     return body, tuple(prediction.warnings), prediction.frame.height
 
 
@@ -536,7 +527,10 @@ def create_app(
     private.add_api_route("/deployments/{deployment_id}/info", routes.info, methods=["GET"])
     private.add_api_route("/deployments", routes.list_deployments, methods=["GET"])
     app.include_router(private)
-    add_batch_routes(app, jobs, settings, registry, routes.authenticate_api_key)
+    batch_routes = add_batch_routes(app, jobs, settings, registry, routes.authenticate_api_key)
+    add_web_routes(
+        app, settings=settings, registry=registry, cache=routes.cache, monitor=monitor, batch=batch_routes
+    )
     if monitor is not None:
         add_monitoring_routes(
             app,

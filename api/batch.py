@@ -625,8 +625,8 @@ def _data_store(body: Any) -> dict[str, Any]:
 
 def add_batch_routes(
     app: FastAPI, engine: BatchEngine, settings: Settings, registry: Registry, auth: Callable[..., Any]
-) -> None:
-    """Mount the ``/api/v2`` routes (behind the same API-key check as predApi)."""
+) -> BatchRoutes:
+    """Mount the ``/api/v2`` routes (behind the same API-key check as predApi); the pages reuse their handlers."""
     routes = BatchRoutes(engine, settings, registry)
     router = APIRouter(prefix=V2, dependencies=[Depends(auth)], tags=["batch"])
     jobs = "/batchPredictions"
@@ -669,3 +669,4 @@ def add_batch_routes(
     add("/datasets/fromFile/", routes.upload_dataset, methods=["POST"], status_code=202)
     add("/datasets/{dataset_id}/", routes.get_dataset, methods=["GET"])
     app.include_router(router)
+    return routes
