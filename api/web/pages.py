@@ -125,11 +125,11 @@ class _Pages:
         login = f"/ui/login?next={quote(target, safe='')}"
         raise StarletteHTTPException(303, "Log in first", headers={"Location": login, "HX-Redirect": login})
 
-    def _page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    def _page(self, request: Request, name: str, code: int = 200, **context: Any) -> HTMLResponse:
         context.setdefault(
             "needs_login", not session.pages_open(self.settings.api_keys, self.settings.datarobot_key)
         )
-        return self.templates.TemplateResponse(request, name, context, status_code=status)
+        return self.templates.TemplateResponse(request, name, context, status_code=code)
 
     def _error(self, request: Request, exc: TsEngineError, *, fragment: bool = False) -> HTMLResponse:
         name = "_error.html" if fragment else "error.html"
