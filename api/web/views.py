@@ -121,7 +121,14 @@ def humility_rows(metadata: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _epoch(expr: pl.Expr) -> pl.Expr:
-    return expr.dt.epoch("ms").cast(pl.Float64) / 1000.0
+    """Seconds since 1970 (uPlot's time axis); whole seconds unless the grid is finer."""
+    ms = expr.dt.epoch("ms")
+    return pl.when(ms % 1000 == 0).then(ms // 1000).otherwise(ms / 1000.0).cast(pl.Float64)
+
+
+def _short(expr: pl.Expr) -> pl.Expr:
+    """Six significant digits: plenty for a chart, half the JSON (the CSV keeps full precision)."""
+    return expr.cast(pl.Float64).round_sig_figs(6)
 
 
 def _labels(expr: pl.Expr, fmt: str | None) -> pl.Expr:
@@ -140,12 +147,12 @@ def backtest_chart(trace: pl.DataFrame, datetime_format: str | None) -> dict[str
         trace.unique(["seriesId", "x"], keep="first")
         .sort("seriesId", "x")
         .group_by("seriesId", maintain_order=True)
-        .agg(pl.col("x").alias("ax"), pl.col("actual").alias("ay"))
+        .agg(pl.col("x").alias("ax"), _short(pl.col("actual")).alias("ay"))
     )
     forecasts = (
         trace.sort("seriesId", "o", "x")
         .group_by("seriesId", maintain_order=True)
-        .agg(pl.col("o"), pl.col("x").alias("fx"), pl.col("prediction").alias("fy"))
+        .agg(pl.col("o"), pl.col("x").alias("fx"), _short(pl.col("prediction")).alias("fy"))
     )
     series = actuals.join(forecasts, on="seriesId", how="left").rename({"seriesId": "id"})
     labels = pl.select(_labels(pl.lit(origins), datetime_format)).to_series().to_list()
@@ -221,9 +228,12 @@ def forecast_chart(deployment: Any, prediction: Prediction) -> dict[str, Any]:
             key.alias(SID),
             _epoch(pl.col("timestamp")).alias("x"),
             pl.col("forecastDistance").alias("d"),
-            pl.col("prediction").alias("p"),
+            _short(pl.col("prediction")).alias("p"),
             *(
-                [pl.col("predictionIntervalLow").alias("lo"), pl.col("predictionIntervalHigh").alias("hi")]
+                [
+                    _short(pl.col("predictionIntervalLow")).alias("lo"),
+                    _short(pl.col("predictionIntervalHigh")).alias("hi"),
+                ]
                 if intervals
                 else []
             ),
@@ -254,7 +264,7 @@ def forecast_chart(deployment: Any, prediction: Prediction) -> dict[str, Any]:
             .group_by(SID, maintain_order=True)
             .agg(
                 _epoch(stamp).alias("hx"),
-                pl.col(Y).alias("hy"),
+                _short(pl.col(Y)).alias("hy"),
                 _labels(stamp, fmt).alias("hl"),
             )
         )
