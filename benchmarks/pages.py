@@ -87,7 +87,9 @@ def main() -> None:
     page = f"/ui/deployments/{DEPLOYMENT_ID}"
     results: dict[str, dict[str, float]] = {}
     with (
-        _server.start_server(_server.tsengine_command(registry, port), port=port, log=work / "serve.log") as srv,
+        _server.start_server(
+            _server.tsengine_command(registry, port), port=port, log=work / "serve.log"
+        ) as srv,
         httpx.Client(base_url=srv.url, timeout=300.0) as client,
     ):
         results["deployments list (GET /)"] = _time(client, "GET", "/", args.loads)

@@ -462,6 +462,7 @@ def demo_cmd(
     sample = DEMO_DATA
     out.print(
         f"demo deployment [bold]{DEMO_ID}[/] is in {reg.path}\n"
+        f"  Web page: http://{host}:{port}/ (forecast chart: http://{host}:{port}/ui/deployments/{DEMO_ID}/forecast)\n"
         f"  CLI:  tsengine predict {DEMO_ID} {sample} --registry {reg.path} --relax-known-in-advance\n"
         f"  HTTP: curl -s -X POST 'http://{host}:{port}/predApi/v1.0/deployments/{DEMO_ID}/predictions"
         f"?relaxKnownInAdvanceFeaturesCheck=true' -H 'Content-Type: text/csv' --data-binary @{sample}\n"
