@@ -478,7 +478,15 @@ def demo_cmd(
 
 
 def _serve(registry: Path, *, host: str, port: int, workers: int, batch_workers: int = 1) -> None:
-    from api.server import serve
+    try:
+        from api.server import serve
+    except ImportError as exc:  # the server's packages are an extra: say how to get them
+        err.print(
+            f"[red]error:[/] the HTTP server needs the server extra ({exc.name} is missing): "
+            "pip install 'tsengine\\[server]'",
+            soft_wrap=True,
+        )
+        raise typer.Exit(2) from exc
 
     serve(registry=registry, host=host, port=port, workers=workers, batch_workers=batch_workers)
 

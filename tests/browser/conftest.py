@@ -21,7 +21,9 @@ def server(registry: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     yield from serve(registry, tmp_path_factory.mktemp("serve") / "serve.log")
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in the main
+# thread while it is open, and later tests call asyncio.run().
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     executable = chromium_path()
     if executable is None:
