@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -22,14 +23,14 @@ from tsengine.backtest import (
 from tsengine.deployment import Deployment, backtest_trace
 from tsengine.errors import ParameterError, TrainingDataError, TsEngineError
 from tsengine.features import season_length
-from tsengine.intervals import DEFAULT_PERCENTILE, fit_intervals, random_walk_intervals
+from tsengine.intervals import DEFAULT_PERCENTILE, IntervalTable, fit_intervals, random_walk_intervals
 from tsengine.io import to_polars
 from tsengine.models import MODELS, EnsembleModel, ForecastModel, PerSeriesModel
 from tsengine.monitoring.drift import baselines, feature_baseline
 from tsengine.select import choose, per_series_choice, rank
 from tsengine.spec import TimeSeriesSpec, default_windows, min_history_for
-from tsengine.timestep import infer_time_step
-from tsengine.validate import IDX, SID, TIME, Y, as_number, canonicalize, place_on_grid
+from tsengine.timestep import TimeStep, infer_time_step
+from tsengine.validate import IDX, SID, TIME, Canonical, Y, as_number, canonicalize, place_on_grid
 
 __all__ = ["DEFAULT_MODELS", "train"]
 
@@ -178,6 +179,194 @@ def _fit_candidates(
     return fitted, results, skipped
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """The training data validated and placed on its time grid (the stages after read it)."""
+
+    canonical: Canonical
+    canon: pl.DataFrame
+    step: TimeStep
+    kia_num: tuple[str, ...]
+    kia_cat: tuple[str, ...]
+    feat_cat: tuple[str, ...]
+
+
+def _check_arguments(
+    target: str,
+    datetime_column: str,
+    series_id_column: str | None,
+    known_in_advance: Sequence[str],
+    features: Sequence[str],
+    models: Sequence[str] | None,
+    interval_percentile: int | None,
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Stage 1: the arguments alone (before any data is read): KIA, other features, candidates."""
+    kia = tuple(known_in_advance)
+    other = tuple(f for f in features if f not in kia)
+    for name in (*kia, *other):
+        if name in (target, datetime_column, series_id_column):
+            msg = f"feature {name!r} is also the target, datetime or series id column"
+            raise ParameterError(msg)
+    candidates = tuple(models) if models else DEFAULT_MODELS
+    unknown = [m for m in candidates if m not in MODELS]
+    if unknown:
+        msg = f"unknown model(s) {unknown}; choose from {sorted(MODELS)}"
+        raise ParameterError(msg)
+    combining = [m for m in candidates if m in (EnsembleModel.kind, PerSeriesModel.kind)]
+    if combining and len(candidates) - len(combining) < 2:
+        msg = f"models {combining} combine other models: name at least two others too, got {list(candidates)}"
+        raise ParameterError(msg)
+    if interval_percentile is not None and not 1 <= interval_percentile <= 99:
+        msg = f"interval percentile must be between 1 and 99, got {interval_percentile}"
+        raise ParameterError(msg)
+    return kia, other, candidates
+
+
+def _prepare(
+    frame: pl.DataFrame,
+    target: str,
+    datetime_column: str,
+    series_id_column: str | None,
+    kia: tuple[str, ...],
+    other: tuple[str, ...],
+) -> _Prepared:
+    """Stage 2: validate the rows, infer the time step and place them on the grid."""
+    kia_num, kia_cat = _split_features(frame, kia)
+    feat_num, feat_cat = _split_features(frame, other)
+    canonical = canonicalize(
+        frame,
+        datetime_column=datetime_column,
+        target=target,
+        series_id_column=series_id_column,
+        numeric_features=kia_num + feat_num,
+        string_features=kia_cat + feat_cat,
+        what="the training data",
+    )
+    canon = canonical.frame
+    if canon.get_column(Y).drop_nulls().len() == 0:
+        msg = f"target column {target!r} has no values"
+        raise TrainingDataError(msg)
+    step = infer_time_step(canon, ts_col=TIME, series_col=SID, column=datetime_column)
+    canon = place_on_grid(canon, step, datetime_column=datetime_column, series_label=series_id_column or "")
+    return _Prepared(canonical, canon, step, kia_num, kia_cat, feat_cat)
+
+
+def _spec(
+    data: _Prepared,
+    *,
+    target: str,
+    datetime_column: str,
+    series_id_column: str | None,
+    kia: tuple[str, ...],
+    other: tuple[str, ...],
+    feature_derivation_window: Sequence[int] | None,
+    forecast_window: Sequence[int] | None,
+    allow_partial_history: bool,
+    series_type: str,
+) -> tuple[TimeSeriesSpec, str | None]:
+    """Stage 3: the windows (defaults by time step, shortened to fit short data) and the spec."""
+    canon, step = data.canon, data.step
+    fdw_default, fw_default = default_windows(step)
+    fdw = _window(feature_derivation_window, fdw_default, "feature derivation window")
+    fw = _window(forecast_window, fw_default, "forecast window")
+    if fdw[1] != 0 or fdw[0] >= 0:
+        msg = f"feature derivation window must be [-a, 0] with a >= 1, got {list(fdw)}"
+        raise ParameterError(msg)
+    if not 1 <= fw[0] <= fw[1]:
+        msg = f"forecast window must be [b, c] with 1 <= b <= c, got {list(fw)} (nowcasting is not supported yet)"
+        raise ParameterError(msg)
+    a = -fdw[0]
+    window_note = None
+    if feature_derivation_window is None and not allow_partial_history:
+        fitted_a = window_that_fits(canon, a, fw, floor=max(4, season_length(step, a) + 1))
+        if fitted_a < a:
+            window_note = (
+                f"default feature derivation window {a} shortened to {fitted_a} steps: "
+                "the training data is too short to backtest the default"
+            )
+            a, fdw = fitted_a, (-fitted_a, 0)
+    spec = TimeSeriesSpec(
+        datetime_column=datetime_column,
+        target=target,
+        series_id_column=series_id_column,
+        time_step=step,
+        feature_derivation_window=fdw,
+        forecast_window=fw,
+        known_in_advance=kia,
+        features=other,
+        datetime_format=data.canonical.datetime_format,
+        allow_partial_history=allow_partial_history,
+        min_history=min_history_for(a, allow_partial_history=allow_partial_history),
+        series_id_type=series_type,
+        utc_offset=data.canonical.utc_offset,
+        kia_fill=_kia_fill(canon, data.kia_num, data.kia_cat),
+        categorical=data.kia_cat + data.feat_cat,
+    )
+    return spec, window_note
+
+
+def _intervals(
+    best_rows: pl.DataFrame | None, spec: TimeSeriesSpec, percentile: int | None
+) -> tuple[IntervalTable | None, bool]:
+    """Stage 5: conformal intervals from the chosen model's backtest residuals (and whether they fell back)."""
+    if percentile is None:
+        return None, False
+    intervals = fit_intervals(best_rows, spec.distances, percentile) if best_rows is not None else None
+    if intervals is None:  # no backtest residual: uncalibrated, but never silently absent
+        return random_walk_intervals(spec.distances, percentile), True
+    return intervals, False
+
+
+def _summary(
+    canon: pl.DataFrame,
+    step: TimeStep,
+    origins: list[int],
+    window_note: str | None,
+    skipped: dict[str, str],
+    fallback_intervals: bool,
+) -> dict[str, Any]:
+    """Stage 6a: what the training data was, for ``tsengine info`` and the pages."""
+    first, last = canon.get_column(TIME).min(), canon.get_column(TIME).max()
+    summary: dict[str, Any] = {
+        "rows": canon.height,
+        "series": canon.get_column(SID).n_unique(),
+        "start": first.isoformat() if isinstance(first, dt.datetime) else None,
+        "end": last.isoformat() if isinstance(last, dt.datetime) else None,
+        "time_step": step.describe(),
+        "backtest_origins": [step.timestamp_of(o).isoformat() for o in origins],
+        "last_index": int(canon.get_column(IDX).max()),  # type: ignore[arg-type]
+        # A target never negative in training (counts, sales) is never forecast below 0.
+        "nonnegative": bool(canon.get_column(Y).min() >= 0),  # type: ignore[operator]
+    }
+    if window_note:
+        summary["window_note"] = window_note
+    if skipped:
+        summary["skipped_models"] = skipped
+    if fallback_intervals:
+        summary["intervals_note"] = "random-walk intervals: the backtest left no residuals to calibrate on"
+    return summary
+
+
+def _drift_baseline(
+    rows: pl.DataFrame, target: str, features: tuple[str, ...], best_rows: pl.DataFrame | None
+) -> dict[str, Any]:
+    """Stage 6b: training distributions for data drift (see :mod:`tsengine.monitoring.drift`).
+
+    Over the rows as posted (typed, before the grid adds empty rows).
+    """
+    return {
+        "features": baselines(rows, features),
+        "target": feature_baseline(rows.get_column(Y).alias(target)),
+        # what target drift compares predictions with: the deployed model's own backtest
+        # forecasts, which are smoother than the target itself
+        **(
+            {"predictions": feature_baseline(best_rows.get_column("yhat").alias("prediction"))}
+            if best_rows is not None and "yhat" in best_rows.columns
+            else {}
+        ),
+    }
+
+
 def train(
     data: Any,
     *,
@@ -229,78 +418,24 @@ def train(
     """
     say = progress or (lambda _msg: None)
     frame = to_polars(data)
-    kia = tuple(known_in_advance)
-    other = tuple(f for f in features if f not in kia)
-    for name in (*kia, *other):
-        if name in (target, datetime_column, series_id_column):
-            msg = f"feature {name!r} is also the target, datetime or series id column"
-            raise ParameterError(msg)
-    candidates = tuple(models) if models else DEFAULT_MODELS
-    unknown = [m for m in candidates if m not in MODELS]
-    if unknown:
-        msg = f"unknown model(s) {unknown}; choose from {sorted(MODELS)}"
-        raise ParameterError(msg)
-    combining = [m for m in candidates if m in (EnsembleModel.kind, PerSeriesModel.kind)]
-    if combining and len(candidates) - len(combining) < 2:
-        msg = f"models {combining} combine other models: name at least two others too, got {list(candidates)}"
-        raise ParameterError(msg)
-    if interval_percentile is not None and not 1 <= interval_percentile <= 99:
-        msg = f"interval percentile must be between 1 and 99, got {interval_percentile}"
-        raise ParameterError(msg)
-    kia_num, kia_cat = _split_features(frame, kia)
-    feat_num, feat_cat = _split_features(frame, other)
+    kia, other, candidates = _check_arguments(
+        target, datetime_column, series_id_column, known_in_advance, features, models, interval_percentile
+    )
     say("validating data")
-    canonical = canonicalize(
-        frame,
-        datetime_column=datetime_column,
+    data_ = _prepare(frame, target, datetime_column, series_id_column, kia, other)
+    spec, window_note = _spec(
+        data_,
         target=target,
-        series_id_column=series_id_column,
-        numeric_features=kia_num + feat_num,
-        string_features=kia_cat + feat_cat,
-        what="the training data",
-    )
-    canon = canonical.frame
-    if canon.get_column(Y).drop_nulls().len() == 0:
-        msg = f"target column {target!r} has no values"
-        raise TrainingDataError(msg)
-    step = infer_time_step(canon, ts_col=TIME, series_col=SID, column=datetime_column)
-    canon = place_on_grid(canon, step, datetime_column=datetime_column, series_label=series_id_column or "")
-    fdw_default, fw_default = default_windows(step)
-    fdw = _window(feature_derivation_window, fdw_default, "feature derivation window")
-    fw = _window(forecast_window, fw_default, "forecast window")
-    if fdw[1] != 0 or fdw[0] >= 0:
-        msg = f"feature derivation window must be [-a, 0] with a >= 1, got {list(fdw)}"
-        raise ParameterError(msg)
-    if not 1 <= fw[0] <= fw[1]:
-        msg = f"forecast window must be [b, c] with 1 <= b <= c, got {list(fw)} (nowcasting is not supported yet)"
-        raise ParameterError(msg)
-    a = -fdw[0]
-    window_note = None
-    if feature_derivation_window is None and not allow_partial_history:
-        fitted_a = window_that_fits(canon, a, fw, floor=max(4, season_length(step, a) + 1))
-        if fitted_a < a:
-            window_note = (
-                f"default feature derivation window {a} shortened to {fitted_a} steps: "
-                "the training data is too short to backtest the default"
-            )
-            a, fdw = fitted_a, (-fitted_a, 0)
-    spec = TimeSeriesSpec(
         datetime_column=datetime_column,
-        target=target,
         series_id_column=series_id_column,
-        time_step=step,
-        feature_derivation_window=fdw,
-        forecast_window=fw,
-        known_in_advance=kia,
-        features=other,
-        datetime_format=canonical.datetime_format,
+        kia=kia,
+        other=other,
+        feature_derivation_window=feature_derivation_window,
+        forecast_window=forecast_window,
         allow_partial_history=allow_partial_history,
-        min_history=min_history_for(a, allow_partial_history=allow_partial_history),
-        series_id_type=_series_type(frame.get_column(series_id_column)) if series_id_column else "str",
-        utc_offset=canonical.utc_offset,
-        kia_fill=_kia_fill(canon, kia_num, kia_cat),
-        categorical=kia_cat + feat_cat,
+        series_type=_series_type(frame.get_column(series_id_column)) if series_id_column else "str",
     )
+    canon = data_.canon
     n_origins = auto_origins(canon) if backtests is None else backtests
     origins = backtest_origins(canon, spec, n_origins)
     fitted, results, skipped = _fit_candidates(canon, spec, candidates, origins, seed, say)
@@ -309,36 +444,10 @@ def train(
     best = choice.model if choice and choice.model in fitted else next(iter(fitted))
     model = fitted[best]
     best_rows = next((r.rows for r in results if r.model == best), None)
-    intervals = None
-    fallback_intervals = False
-    if interval_percentile is not None:
-        if best_rows is not None:
-            intervals = fit_intervals(best_rows, spec.distances, interval_percentile)
-        if intervals is None:  # no backtest residual: uncalibrated, but never silently absent
-            intervals = random_walk_intervals(spec.distances, interval_percentile)
-            fallback_intervals = True
-    model_bytes = model.to_bytes()
-    model_id = hashlib.sha1(model_bytes).hexdigest()[:24]  # noqa: S324 - an id, not security
-    first, last = canon.get_column(TIME).min(), canon.get_column(TIME).max()
-    summary: dict[str, Any] = {
-        "rows": canon.height,
-        "series": canon.get_column(SID).n_unique(),
-        "start": first.isoformat() if isinstance(first, dt.datetime) else None,
-        "end": last.isoformat() if isinstance(last, dt.datetime) else None,
-        "time_step": step.describe(),
-        "backtest_origins": [step.timestamp_of(o).isoformat() for o in origins],
-        "last_index": int(canon.get_column(IDX).max()),  # type: ignore[arg-type]
-        # A target never negative in training (counts, sales) is never forecast below 0.
-        "nonnegative": bool(canon.get_column(Y).min() >= 0),  # type: ignore[operator]
-    }
-    if window_note:
-        summary["window_note"] = window_note
-    if skipped:
-        summary["skipped_models"] = skipped
-    if fallback_intervals:
-        summary["intervals_note"] = "random-walk intervals: the backtest left no residuals to calibrate on"
+    intervals, fallback_intervals = _intervals(best_rows, spec, interval_percentile)
+    summary = _summary(canon, data_.step, origins, window_note, skipped, fallback_intervals)
     metadata = {
-        "model_id": model_id,
+        "model_id": hashlib.sha1(model.to_bytes()).hexdigest()[:24],  # noqa: S324 - an id, not security
         "model_kind": model.kind,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "tsengine_version": tsengine.__version__,
@@ -346,19 +455,7 @@ def train(
         "leaderboard": leaderboard,
         "selection": {"model": best, "reason": choice.reason if choice else "only candidate"},
         "model": model.describe(),
-        # Training distributions for data drift, over the rows as posted (typed,
-        # before the grid adds empty rows): see tsengine.monitoring.drift.
-        "drift_baseline": {
-            "features": baselines(canonical.frame, (*kia, *other)),
-            "target": feature_baseline(canonical.frame.get_column(Y).alias(target)),
-            # what target drift compares predictions with: the deployed model's own backtest
-            # forecasts, which are smoother than the target itself
-            **(
-                {"predictions": feature_baseline(best_rows.get_column("yhat").alias("prediction"))}
-                if best_rows is not None and "yhat" in best_rows.columns
-                else {}
-            ),
-        },
+        "drift_baseline": _drift_baseline(data_.canonical.frame, target, (*kia, *other), best_rows),
     }
     return Deployment(
         id=deployment_id or default_id(target),
