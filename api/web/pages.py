@@ -14,7 +14,7 @@ import base64
 import datetime as dt
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import orjson
@@ -36,7 +36,8 @@ from api.web import session, views
 from tsengine import render
 from tsengine.batch.engine import public_job
 from tsengine.batch.store import ACTIVE
-from tsengine.deployment import BACKTEST_FILE
+from tsengine.contract import ServingDeployment, facts
+from tsengine.deployment import BACKTEST_FILE, Deployment
 from tsengine.errors import AuthenticationError, ParameterError, PayloadTooLargeError, TsEngineError
 from tsengine.monitoring.service import Monitor
 from tsengine.options import PredictOptions
@@ -205,9 +206,9 @@ class _Pages:
             rows.append(views.deployment_row(deployment_id, meta, last))
         return rows
 
-    async def _deployment(self, deployment_id: str) -> Any:
+    async def _deployment(self, deployment_id: str) -> ServingDeployment:
         deployment, _hit = await self.cache.get(deployment_id)
-        return deployment
+        return cast("ServingDeployment", deployment)
 
     async def deployment(self, request: Request, deployment_id: str) -> HTMLResponse:
         """Spec, leaderboard, error by distance, per-series backtest, intervals check, humility rules."""
@@ -216,13 +217,14 @@ class _Pages:
         except TsEngineError as exc:
             return self._error(request, exc)
         info = deployment.info()
+        known = facts(deployment.metadata)
         context: dict[str, Any] = {
             "d": deployment,
             "info": info,
-            "leaderboard": views.leaderboard_rows(info),
+            "leaderboard": views.leaderboard_rows(known),
             "rules": views.humility_rows(dict(deployment.metadata)),
         }
-        if deployment.kind == "timeseries":
+        if isinstance(deployment, Deployment):
             trace = await run_in_threadpool(self.registry.read_file, deployment_id, BACKTEST_FILE)
             backtest = (
                 views.backtest_chart(pl.read_parquet(trace), deployment.spec.datetime_format)
@@ -230,7 +232,7 @@ class _Pages:
                 else None
             )
             context |= {
-                "distance_chart": views.distance_errors(info),
+                "distance_chart": views.distance_errors(known),
                 "backtest_chart": backtest,
                 "intervals": info.get("intervals"),
             }
@@ -255,7 +257,7 @@ class _Pages:
             if fragment:
                 return self._error(request, exc, fragment=True)
             return self._error(request, exc)
-        context = {"d": deployment, "result": result}
+        context: dict[str, Any] = {"d": deployment, "result": result}
         if fragment:
             return self._page(request, "_forecast_result.html", **context)
         return self._page(request, "forecast.html", info=deployment.info(), values=values, **context)
@@ -290,17 +292,20 @@ class _Pages:
             items = [(k, "true" if k == "relaxKnownInAdvanceFeaturesCheck" else v) for k, v in items]
         return payload, parse_options(items), values
 
-    def _predict(self, deployment: Any, payload: Payload, options: PredictOptions) -> dict[str, Any]:
+    def _predict(
+        self, deployment: ServingDeployment, payload: Payload, options: PredictOptions
+    ) -> dict[str, Any]:
         frame, prediction = predict_and_log(
             deployment, payload, options, self.monitor, version=self.cache.version(deployment.id), source="ui"
         )
-        csv = render.to_csv(deployment, prediction, frame, options)
+        # the renderer reads each kind's own attributes (it dispatches on ``kind``)
+        csv = render.to_csv(cast("Any", deployment), prediction, frame, options)
         result: dict[str, Any] = {
             "csv_base64": base64.b64encode(csv).decode(),
             "rows": prediction.frame.height,
             "warnings": prediction.warnings,
         }
-        if deployment.kind == "timeseries":
+        if isinstance(deployment, Deployment):
             result["chart"] = views.forecast_chart(deployment, prediction)
             result["series"] = len(result["chart"]["series"])
         else:
@@ -330,7 +335,11 @@ class _Pages:
         )
 
     def _monitoring(
-        self, deployment: Any, start: dt.datetime | None, end: dt.datetime | None, metric: str | None
+        self,
+        deployment: ServingDeployment,
+        start: dt.datetime | None,
+        end: dt.datetime | None,
+        metric: str | None,
     ) -> dict[str, Any]:
         monitor = self.monitor
         assert monitor is not None

@@ -10,13 +10,13 @@ so a 1,000-series forecast is charted in milliseconds.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
-from tsengine.deployment import Prediction
+from tsengine.contract import Facts, facts
+from tsengine.deployment import Deployment, Prediction
 from tsengine.features import FP
 from tsengine.humility import rules_from_metadata
 from tsengine.validate import IDX, SID, Y
@@ -56,62 +56,55 @@ class DeploymentRow:
 
 def deployment_row(deployment_id: str, meta: dict[str, Any], last: dt.datetime | None) -> DeploymentRow:
     """The list's facts about one stored deployment document."""
-    metadata = meta.get("metadata") or {}
-    training = metadata.get("training") or {}
+    known = facts(meta.get("metadata") or {})
     spec = meta.get("spec") or {}
     kind = str(meta.get("kind", "timeseries"))
     if kind == "timeseries":
         fdw, fw = spec.get("feature_derivation_window") or [], spec.get("forecast_window") or []
         windows = f"FDW [{fdw[0]}, {fdw[1]}] · FW [{fw[0]}, {fw[1]}]" if fdw and fw else ""
-        step = str(training.get("time_step", ""))
+        step = known.training.time_step if known.training else ""
         target = str(spec.get("target", ""))
     else:
         windows, step = "", ""
         target = f"{meta.get('target', '')} ({meta.get('task', '')})"
-    series = training.get("series")
     return DeploymentRow(
         id=deployment_id,
         kind=kind,
-        model=str(metadata.get("model_kind") or meta.get("model_kind") or "lightgbm"),
+        model=known.model_kind or str(meta.get("model_kind") or "lightgbm"),
         target=target,
-        series=int(series) if isinstance(series, int) else None,
-        created=str(metadata.get("created_at", "")).replace("T", " ").replace("+00:00", " UTC"),
+        series=known.training.series if known.training else None,
+        created=known.created_at.replace("T", " ").replace("+00:00", " UTC"),
         step=step,
         windows=windows,
         last_prediction=last.strftime("%Y-%m-%d %H:%M:%S UTC") if last else "never",
     )
 
 
-def _finite(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
-
-
-def leaderboard_rows(info: dict[str, Any]) -> list[dict[str, Any]]:
+def leaderboard_rows(known: Facts) -> list[dict[str, Any]]:
     """The backtest leaderboard, best first, with the deployed model flagged."""
-    chosen = (info.get("selection") or {}).get("model")
+    chosen = known.selection.model if known.selection else None
     return [
         {
             "rank": rank,
-            "model": row.get("model"),
-            "mase": _finite(row.get("mase")),
-            "smape": _finite(row.get("smape")),
-            "rmse": _finite(row.get("rmse")),
-            "n": row.get("n"),
-            "chosen": row.get("model") == chosen,
+            "model": entry.model,
+            "mase": entry.mase,
+            "smape": entry.smape,
+            "rmse": entry.rmse,
+            "n": entry.n,
+            "chosen": entry.model == chosen,
         }
-        for rank, row in enumerate(info.get("leaderboard") or [], 1)
+        for rank, entry in enumerate(known.leaderboard, 1)
     ]
 
 
-def distance_errors(info: dict[str, Any]) -> dict[str, Any]:
+def distance_errors(known: Facts) -> dict[str, Any]:
     """Backtest MASE by forecast distance for each model: one line per model on one chart."""
-    board = info.get("leaderboard") or []
-    distances = sorted({int(d["distance"]) for row in board for d in row.get("by_distance") or []})
+    distances = sorted({d.distance for entry in known.leaderboard for d in entry.by_distance})
     lines = []
-    for row in board:
-        by = {int(d["distance"]): _finite(d.get("mase")) for d in row.get("by_distance") or []}
-        lines.append({"label": str(row.get("model")), "values": [by.get(d) for d in distances]})
-    chosen = (info.get("selection") or {}).get("model")
+    for entry in known.leaderboard:
+        by = {d.distance: d.mase for d in entry.by_distance}
+        lines.append({"label": entry.model, "values": [by.get(d) for d in distances]})
+    chosen = known.selection.model if known.selection else None
     return {"x": distances, "lines": lines, "chosen": chosen, "metric": "MASE"}
 
 
@@ -209,7 +202,7 @@ def _events(frame: pl.DataFrame, columns: list[str], x: pl.Expr) -> pl.DataFrame
     )
 
 
-def forecast_chart(deployment: Any, prediction: Prediction) -> dict[str, Any]:
+def forecast_chart(deployment: Deployment, prediction: Prediction) -> dict[str, Any]:
     """Per series: recent history, the forecast rows with their band, and KIA events.
 
     The rows are the prediction's own (same timestamps, distances and values as
