@@ -11,34 +11,30 @@ section):
   a final status (the client checks the status right after the last byte);
 * a job resource always has a string ``id``, an integer ``elapsedTimeSec``, a
   non-blank ``statusDetails`` and ``jobSpec.numConcurrent``.
+
+This module holds the jobs, deployments and job definitions routes and mounts
+them all; the upload and download handlers are in :mod:`api.batch_uploads`, the
+credentials, data stores and datasets in :mod:`api.batch_catalog`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-from typing import IO, Any
+from collections.abc import Callable
+from typing import Any
 
-import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
+from api.batch_catalog import CatalogRoutes
+from api.batch_uploads import UploadRoutes
+from api.batch_wire import json_body, json_response
 from api.settings import Settings
 from tsengine.batch import BatchEngine, parse_job_spec, public_job
 from tsengine.batch import definitions as defs
-from tsengine.batch.adapters import RESULT_NAME
-from tsengine.batch.catalog import add_dataset, public_dataset
-from tsengine.batch.store import TERMINAL, new_id, utc_now
-from tsengine.errors import (
-    BadRequestError,
-    NotFoundError,
-    ParameterError,
-    PayloadTooLargeError,
-    TsEngineError,
-)
+from tsengine.batch.store import TERMINAL, utc_now
+from tsengine.errors import NotFoundError, ParameterError
 from tsengine.registry import Registry
 
 __all__ = ["API_VERSION", "BatchRoutes", "add_batch_routes"]
@@ -46,24 +42,6 @@ __all__ = ["API_VERSION", "BatchRoutes", "add_batch_routes"]
 V2 = "/api/v2"
 # The ``datarobot`` 3.20 client needs a major version of 2 and warns below 2.49.
 API_VERSION = {"major": 2, "minor": 49, "versionString": "2.49.0"}
-_CSV_TYPES = {"text/csv", "text/plain", "application/csv", "application/octet-stream"}
-_FOLLOW_SECONDS = 0.1
-_READ_BLOCK = 1 << 20
-
-
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
-
-
-async def _json_body(request: Request) -> Any:
-    data = await request.body()
-    if not data.strip():
-        return {}
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        msg = f"The body is not valid JSON: {exc}"
-        raise BadRequestError(msg) from exc
 
 
 def _int_param(request: Request, name: str, default: int, *, low: int = 0) -> int:
@@ -88,7 +66,7 @@ def _time_param(request: Request, name: str) -> float | None:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
 
 
-class BatchRoutes:
+class BatchRoutes(UploadRoutes, CatalogRoutes):
     """Route handlers bound to one engine; links are built from each request's base URL."""
 
     def __init__(self, engine: BatchEngine, settings: Settings, registry: Registry) -> None:
@@ -125,18 +103,18 @@ class BatchRoutes:
 
     def _created(self, request: Request, doc: dict[str, Any]) -> Response:
         body = self._job(request, doc)
-        return _json(body, 202, {"Location": body["links"]["self"]})
+        return json_response(body, 202, {"Location": body["links"]["self"]})
 
     # ------------------------------------------------------------------- routes
 
     async def version(self) -> Response:
         """``GET version/``: what the ``datarobot`` client checks on ``Client(...)``."""
-        return _json(API_VERSION)
+        return json_response(API_VERSION)
 
     async def deployment(self, request: Request, deployment_id: str) -> Response:
         """``GET deployments/{id}/``: what ``dr.Deployment.get`` reads."""
         deployment = await run_in_threadpool(self.registry.load, deployment_id)
-        return _json(self._deployment_doc(request, deployment))
+        return json_response(self._deployment_doc(request, deployment))
 
     def _deployment_doc(self, request: Request, deployment: Any) -> dict[str, Any]:
         tabular = deployment.kind == "tabular"
@@ -171,19 +149,19 @@ class BatchRoutes:
         """``GET deployments/``: every deployment, loaded from the registry."""
         ids = sorted(await run_in_threadpool(self.registry.list))
         data = [self._deployment_doc(request, await run_in_threadpool(self.registry.load, i)) for i in ids]
-        return _json(
+        return json_response(
             {"count": len(data), "data": data, "next": None, "previous": None, "totalCount": len(data)}
         )
 
     async def create_job(self, request: Request) -> Response:
         """``POST batchPredictions/``: 202 with ``Location``, before any data arrives."""
-        spec = parse_job_spec(await _json_body(request))
+        spec = parse_job_spec(await json_body(request))
         doc = await run_in_threadpool(self.engine.create_job, spec)
         return self._created(request, doc)
 
     async def from_existing(self, request: Request) -> Response:
         """``POST batchPredictions/fromExisting/``: the same spec again, on the live model."""
-        body = await _json_body(request)
+        body = await json_body(request)
         old_id = body.get("predictionJobId") if isinstance(body, dict) else None
         if not isinstance(old_id, str):
             msg = "predictionJobId: required, the id of the job to run again"
@@ -195,7 +173,7 @@ class BatchRoutes:
 
     async def from_definition(self, request: Request) -> Response:
         """``POST batchPredictions/fromJobDefinition/``: run a stored definition now."""
-        body = await _json_body(request)
+        body = await json_body(request)
         definition_id = body.get("jobDefinitionId") if isinstance(body, dict) else None
         if not isinstance(definition_id, str):
             msg = "jobDefinitionId: required, the id of the job definition to run"
@@ -238,7 +216,7 @@ class BatchRoutes:
             )
         )
         data = [self._job(request, d) for d in docs]
-        return _json(self._page(request, data, offset, limit, total))
+        return json_response(self._page(request, data, offset, limit, total))
 
     @staticmethod
     def _page(request: Request, data: list[Any], offset: int, limit: int, total: int) -> dict[str, Any]:
@@ -255,11 +233,11 @@ class BatchRoutes:
 
     async def get_job(self, request: Request, job_id: str) -> Response:
         """``GET batchPredictions/{id}/``: always 200 (the client refuses redirects here)."""
-        return _json(self._job(request, await run_in_threadpool(self.store.job, job_id)))
+        return json_response(self._job(request, await run_in_threadpool(self.store.job, job_id)))
 
     async def patch_job(self, request: Request, job_id: str) -> Response:
         """``PATCH batchPredictions/{id}/``: hide or show a job."""
-        body = await _json_body(request)
+        body = await json_body(request)
         if not isinstance(body, dict) or set(body) - {"hidden"}:
             extra = sorted(set(body) - {"hidden"}) if isinstance(body, dict) else ["<body>"]
             msg = f"{extra[0]}: only 'hidden' can be changed on a batch prediction job"
@@ -269,146 +247,12 @@ class BatchRoutes:
             raise ParameterError(msg)
         await run_in_threadpool(self.store.job, job_id)
         doc = await run_in_threadpool(lambda: self.store.update_job(job_id, **body))
-        return _json(self._job(request, doc))
+        return json_response(self._job(request, doc))
 
     async def cancel_job(self, request: Request, job_id: str) -> Response:
         """``DELETE batchPredictions/{id}/``: abort (or, when finished, delete the results); 202."""
         doc = await run_in_threadpool(self.engine.cancel, job_id)
-        return _json(self._job(request, doc), 202)
-
-    async def upload(self, request: Request, job_id: str) -> Response:
-        """``PUT …/csvUpload/``: the whole input, with Content-Length or chunked."""
-        target = await run_in_threadpool(self._upload_target, request, job_id, None)
-        size = await self._receive(request, job_id, target)
-        await run_in_threadpool(self.engine.finish_upload, job_id, size)
-        return Response(status_code=202)
-
-    async def upload_part(self, request: Request, job_id: str, part: int) -> Response:
-        """``PUT …/csvUpload/part/{n}/``: one part of a multipart upload."""
-        target = await run_in_threadpool(self._upload_target, request, job_id, part)
-        await self._receive(request, job_id, target, fail_job=False)
-        total = await run_in_threadpool(
-            lambda: sum(p.stat().st_size for p in target.parent.glob("part-*.csv"))
-        )
-        limit = self.settings.batch_max_upload_bytes
-        if total > limit:  # the parts together are one upload: the same limit applies
-            msg = f"The uploaded parts add up to {total} bytes, over the {limit}-byte limit (TSENGINE_BATCH_MAX_UPLOAD_BYTES)"
-            await run_in_threadpool(self._fail_quietly, job_id, msg)
-            raise PayloadTooLargeError(msg)
-        return Response(status_code=202)
-
-    async def finalize(self, job_id: str) -> Response:
-        """``POST …/csvUpload/finalizeMultipart/``: the parts are complete; queue the job."""
-        await run_in_threadpool(self.engine.finalize_multipart, job_id)
-        return Response(status_code=202)
-
-    def _upload_target(self, request: Request, job_id: str, part: int | None) -> Path:
-        media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-        if media not in _CSV_TYPES:
-            msg = f"Not acceptable MIME type {media or '(none)'!r}: send the data with Content-Type: text/csv"
-            self._fail_quietly(job_id, msg)
-            raise _NotAcceptableError(msg)
-        if part is not None:
-            if part < 0:
-                msg = f"part number must be 0 or more, got {part}"
-                raise ParameterError(msg)
-            return self.engine.part_path(job_id, part)
-        return self.engine.begin_upload(job_id)
-
-    def _fail_quietly(self, job_id: str, message: str) -> None:
-        try:
-            doc = self.store.job(job_id)
-        except NotFoundError:
-            return
-        if doc["status"] == "INITIALIZING":
-            self.engine.fail(job_id, f"The upload was rejected: {message}", status="ABORTED")
-
-    async def _receive(self, request: Request, job_id: str, target: Path, *, fail_job: bool = True) -> int:
-        """Stream the body to disk: the socket is read only as fast as the disk takes it."""
-        limit = self.settings.batch_max_upload_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            msg = f"The upload is {int(declared)} bytes, over the {limit}-byte limit (TSENGINE_BATCH_MAX_UPLOAD_BYTES)"
-            if fail_job:
-                await run_in_threadpool(self._fail_quietly, job_id, msg)
-            raise PayloadTooLargeError(msg)
-        size = 0
-        fh: IO[bytes] = await run_in_threadpool(target.open, "wb")
-        try:
-            async for block in request.stream():
-                size += len(block)
-                if size > limit:
-                    msg = f"The upload exceeds the {limit}-byte limit (TSENGINE_BATCH_MAX_UPLOAD_BYTES)"
-                    if fail_job:
-                        await run_in_threadpool(self._fail_quietly, job_id, msg)
-                    raise PayloadTooLargeError(msg)
-                if block:
-                    await run_in_threadpool(fh.write, block)
-        except TsEngineError:
-            raise
-        except Exception as exc:  # a client that hangs up mid-body
-            if fail_job:
-                await run_in_threadpool(
-                    self._fail_quietly, job_id, f"the upload was interrupted ({type(exc).__name__})"
-                )
-            raise
-        finally:
-            await run_in_threadpool(fh.close)
-        if size == 0:
-            msg = "The uploaded file is empty: send a CSV with a header line and at least one row"
-            if fail_job:
-                await run_in_threadpool(self._fail_quietly, job_id, msg)
-            raise _UnprocessableUploadError(msg)
-        return size
-
-    async def download(self, job_id: str) -> Response:
-        """``GET …/download/``: the result CSV, streamed while the job still scores."""
-        doc = await run_in_threadpool(self.store.job, job_id)
-        if doc["jobSpec"]["outputSettings"]["type"] != "localFile":
-            msg = f"job {job_id!r} writes to {doc['jobSpec']['outputSettings']['type']}; it has nothing to download"
-            raise NotFoundError(msg)
-        if doc["status"] in {"FAILED", "ABORTED"}:
-            msg = f"Job was {doc['status']}: {doc.get('statusDetails')}"
-            raise _UnprocessableUploadError(msg)
-        if doc.get("resultsDeleted"):
-            msg = f"job {job_id!r}: its results were deleted"
-            raise NotFoundError(msg)
-        if not doc.get("_downloadReady"):
-            msg = f"job {job_id!r} is not running yet ({doc.get('statusDetails')}); results are not available"
-            raise NotFoundError(msg)
-        headers = {"Content-Disposition": f"attachment;filename=result-{job_id}.csv"}
-        return StreamingResponse(self._follow(job_id), media_type="text/csv", headers=headers)
-
-    async def _follow(self, job_id: str) -> AsyncIterator[bytes]:
-        folder = self.engine.job_folder(job_id)
-        candidates = (folder / RESULT_NAME, folder / f"{RESULT_NAME}.part")
-        fh: IO[bytes] | None = None
-        while fh is None:
-            for path in candidates:
-                try:
-                    fh = path.open("rb")
-                    break
-                except FileNotFoundError:
-                    continue
-            if fh is None:
-                doc = await run_in_threadpool(self.store.job, job_id)
-                if doc["status"] in TERMINAL and not (folder / RESULT_NAME).exists():
-                    return
-                await asyncio.sleep(_FOLLOW_SECONDS)
-        try:
-            while True:
-                block = await run_in_threadpool(fh.read, _READ_BLOCK)
-                if block:
-                    yield block
-                    continue
-                doc = await run_in_threadpool(self.store.job, job_id)
-                if doc["status"] in TERMINAL:
-                    while block := await run_in_threadpool(fh.read, _READ_BLOCK):
-                        yield block
-                    return
-                await asyncio.sleep(_FOLLOW_SECONDS)
-        finally:
-            fh.close()
+        return json_response(self._job(request, doc), 202)
 
     # -------------------------------------------------------------- definitions
 
@@ -419,10 +263,10 @@ class BatchRoutes:
 
     async def create_definition(self, request: Request) -> Response:
         """``POST batchPredictionJobDefinitions/``: store a spec (and its schedule)."""
-        doc = defs.build_definition(await _json_body(request))
+        doc = defs.build_definition(await json_body(request))
         await run_in_threadpool(self._check_definition, doc)
         await run_in_threadpool(self.engine.save_definition, doc)
-        return _json(self._definition(request, doc), 202)
+        return json_response(self._definition(request, doc), 202)
 
     def _check_definition(self, doc: dict[str, Any]) -> None:
         spec = parse_job_spec(doc["batchPredictionJob"])
@@ -441,186 +285,28 @@ class BatchRoutes:
         offset = _int_param(request, "offset", 0)
         limit = _int_param(request, "limit", 100, low=1)
         page = [self._definition(request, d) for d in docs[offset : offset + limit]]
-        return _json(self._page(request, page, offset, limit, len(docs)))
+        return json_response(self._page(request, page, offset, limit, len(docs)))
 
     async def get_definition(self, request: Request, definition_id: str) -> Response:
         """``GET batchPredictionJobDefinitions/{id}/``."""
-        return _json(self._definition(request, await run_in_threadpool(self.store.definition, definition_id)))
+        return json_response(
+            self._definition(request, await run_in_threadpool(self.store.definition, definition_id))
+        )
 
     async def patch_definition(self, request: Request, definition_id: str) -> Response:
         """``PATCH batchPredictionJobDefinitions/{id}`` (the client sends no slash)."""
-        body = await _json_body(request)
+        body = await json_body(request)
         old = await run_in_threadpool(self.store.definition, definition_id)
         doc = defs.update_definition(old, body)
         doc["updated"] = utc_now()
         await run_in_threadpool(self._check_definition, doc)
         await run_in_threadpool(self.engine.save_definition, doc)
-        return _json(self._definition(request, doc))
+        return json_response(self._definition(request, doc))
 
     async def delete_definition(self, definition_id: str) -> Response:
         """``DELETE batchPredictionJobDefinitions/{id}/``: 204."""
         await run_in_threadpool(self.store.delete_definition, definition_id)
         return Response(status_code=204)
-
-    # ------------------------------------------- credentials, data stores, datasets
-
-    async def create_credential(self, request: Request) -> Response:
-        """``POST credentials/``: the secret is stored, never echoed."""
-        body = await _json_body(request)
-        public, secret = _credential(body)
-        await run_in_threadpool(self.store.put_credential, public, secret)
-        return _json(public, 201)
-
-    async def list_credentials(self) -> Response:
-        """``GET credentials/``: public views only."""
-        data = await run_in_threadpool(self.store.credentials)
-        return _json(
-            {"count": len(data), "data": data, "next": None, "previous": None, "totalCount": len(data)}
-        )
-
-    async def get_credential(self, credential_id: str) -> Response:
-        """``GET credentials/{id}/``: the public view."""
-        return _json(await run_in_threadpool(self.store.credential, credential_id))
-
-    async def delete_credential(self, credential_id: str) -> Response:
-        """``DELETE credentials/{id}/``: 204."""
-        await run_in_threadpool(self.store.delete_credential, credential_id)
-        return Response(status_code=204)
-
-    async def create_data_store(self, request: Request) -> Response:
-        """``POST externalDataStores/``: a database reachable by SQLAlchemy URL (no password in it)."""
-        doc = _data_store(await _json_body(request))
-        await run_in_threadpool(self.store.put_data_store, doc)
-        return _json(doc, 201)
-
-    async def list_data_stores(self) -> Response:
-        """``GET externalDataStores/``."""
-        data = await run_in_threadpool(self.store.data_stores)
-        return _json(
-            {"count": len(data), "data": data, "next": None, "previous": None, "totalCount": len(data)}
-        )
-
-    async def get_data_store(self, data_store_id: str) -> Response:
-        """``GET externalDataStores/{id}/``."""
-        return _json(await run_in_threadpool(self.store.data_store, data_store_id))
-
-    async def delete_data_store(self, data_store_id: str) -> Response:
-        """``DELETE externalDataStores/{id}/``: 204."""
-        await run_in_threadpool(self.store.delete_data_store, data_store_id)
-        return Response(status_code=204)
-
-    async def list_datasets(self) -> Response:
-        """``GET datasets/``: the catalog."""
-        docs = await run_in_threadpool(self.store.datasets)
-        data = [public_dataset(d) for d in docs]
-        return _json(
-            {"count": len(data), "data": data, "next": None, "previous": None, "totalCount": len(data)}
-        )
-
-    async def get_dataset(self, dataset_id: str) -> Response:
-        """``GET datasets/{id}/``."""
-        return _json(public_dataset(await run_in_threadpool(self.store.dataset, dataset_id)))
-
-    async def upload_dataset(self, request: Request) -> Response:
-        """``POST datasets/fromFile/``: a multipart ``file`` part, snapshotted into the catalog."""
-        form = await request.form(max_part_size=self.settings.batch_max_upload_bytes)
-        try:
-            upload = form.get("file")
-            if upload is None or isinstance(upload, str):
-                msg = "datasets/fromFile/ needs the file as a multipart part named 'file'"
-                raise BadRequestError(msg)
-            name = upload.filename or "upload.csv"
-            staging = self.engine.folder / "datasets" / f".upload-{new_id()}-{Path(name).name}"
-            staging.parent.mkdir(parents=True, exist_ok=True)
-            with staging.open("wb") as out:
-                while block := await upload.read(_READ_BLOCK):
-                    await run_in_threadpool(out.write, block)
-            try:
-                doc = await run_in_threadpool(
-                    lambda: add_dataset(self.store, self.engine.folder / "datasets", staging, name=name)
-                )
-            finally:
-                staging.unlink(missing_ok=True)
-        finally:
-            await form.close()
-        return _json(doc, 202)
-
-
-class _NotAcceptableError(TsEngineError):
-    status = 406
-
-
-class _UnprocessableUploadError(TsEngineError):
-    status = 422
-
-
-_CREDENTIAL_SECRETS = {
-    "s3": ("awsAccessKeyId", "awsSecretAccessKey", "awsSessionToken"),
-    "basic": ("user", "password"),
-}
-
-
-def _credential(body: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    if not isinstance(body, dict):
-        msg = "the credential must be a JSON object"
-        raise ParameterError(msg)
-    kind = body.get("credentialType")
-    if kind not in _CREDENTIAL_SECRETS:
-        msg = f"credentialType: must be s3 or basic, got {kind!r}"
-        raise ParameterError(msg)
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        msg = "name: required, a non-empty string"
-        raise ParameterError(msg)
-    keys = _CREDENTIAL_SECRETS[kind]
-    unknown = [k for k in body if k not in {"name", "credentialType", "description", *keys}]
-    if unknown:
-        msg = f"{unknown[0]}: not a field of a {kind} credential; it takes {', '.join(keys)}"
-        raise ParameterError(msg)
-    required = keys[:2]
-    missing = [k for k in required if not isinstance(body.get(k), str) or not body[k]]
-    if missing:
-        msg = f"{missing[0]}: required for a {kind} credential"
-        raise ParameterError(msg)
-    public = {
-        "credentialId": new_id(),
-        "name": name,
-        "credentialType": kind,
-        "description": body.get("description"),
-        "creationDate": utc_now(),
-    }
-    secret = {k: body[k] for k in keys if body.get(k) is not None}
-    return public, secret
-
-
-def _data_store(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        msg = "the data store must be a JSON object"
-        raise ParameterError(msg)
-    name = body.get("canonicalName")
-    if not isinstance(name, str) or not name.strip():
-        msg = "canonicalName: required, a non-empty string"
-        raise ParameterError(msg)
-    params = body.get("params")
-    if not isinstance(params, dict) or not (params.get("url") or params.get("jdbcUrl")):
-        msg = 'params: required, {"url": "postgresql+psycopg://host:5432/db"} (or a jdbcUrl)'
-        raise ParameterError(msg)
-    url = str(params.get("url") or params.get("jdbcUrl"))
-    if "@" in url.split("//", 1)[-1].split("/", 1)[0] and ":" in url.split("//", 1)[-1].split("@", 1)[0]:
-        msg = "params.url: do not put a password in the URL; store it as a basic credential and pass credentialId"
-        raise ParameterError(msg)
-    kind = body.get("type", "jdbc")
-    if kind not in {"jdbc", "sqlalchemy"}:
-        msg = f"type: must be jdbc (a SQLAlchemy URL), got {kind!r}"
-        raise ParameterError(msg)
-    return {
-        "id": new_id(),
-        "canonicalName": name,
-        "type": kind,
-        "params": {k: v for k, v in params.items() if k in {"url", "jdbcUrl", "driverId"}},
-        "creator": "tsengine",
-        "updated": utc_now(),
-    }
 
 
 def add_batch_routes(

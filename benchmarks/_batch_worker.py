@@ -114,13 +114,13 @@ def run_batch(cfg: dict[str, Any]) -> dict[str, Any]:
     """One job; returns timings, counts, memory."""
     import tsengine
     import tsengine.batch.adapters as adapters
-    import tsengine.batch.engine as engine_module
+    import tsengine.batch.runner as runner_module
     from tsengine.batch import BatchEngine, parse_job_spec
 
     timer = _Timer()
     sampler = _Sampler()
     for name in ("plan_chunks", "partition", "read_chunk", "normalise_source", "intake_source", "open_sink"):
-        original = getattr(engine_module, name)
+        original = getattr(runner_module, name)
 
         def staged(*args: Any, _fn: Any = original, _name: str = name, **kwargs: Any) -> Any:
             if _name in ("plan_chunks", "partition", "intake_source"):
@@ -130,9 +130,9 @@ def run_batch(cfg: dict[str, Any]) -> dict[str, Any]:
                 sampler.stage = "scoring+writing"
             return result
 
-        setattr(engine_module, name, staged)
-    engine_module.ChunkScorer.score = timer.wrap("score (ChunkScorer.score)", engine_module.ChunkScorer.score)
-    engine_module.finish = timer.wrap("finish", engine_module.finish)
+        setattr(runner_module, name, staged)
+    runner_module.ChunkScorer.score = timer.wrap("score (ChunkScorer.score)", runner_module.ChunkScorer.score)
+    runner_module.finish = timer.wrap("finish", runner_module.finish)
     adapters.FileSink.write = timer.wrap("sink.write", adapters.FileSink.write)
     if cfg["output"]["type"] == "s3":
         import tsengine.batch.s3 as s3

@@ -4,35 +4,31 @@ The commands drive the same :class:`~tsengine.batch.BatchEngine` and store as
 ``tsengine serve`` (``<registry>/.batch``, or ``$TSENGINE_BATCH_STORE_URL``), so
 a job started here shows up in the server's ``batchPredictions/`` list and a
 ``tsengine batch cancel`` reaches a job running inside a server.  A job started
-here runs in the foreground of this process, with a progress bar on stderr.
+here runs in the foreground of this process, with a progress bar on stderr
+(:mod:`tsengine.batch_foreground`); the ``--intake``/``--output`` words are
+turned into adapter settings by :mod:`tsengine.batch_locations`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-import sqlalchemy as sa
 import typer
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
 from tsengine.batch import BatchEngine, BatchStore, parse_job_spec, public_job
 from tsengine.batch.catalog import add_dataset, public_dataset
-from tsengine.batch.engine import CANCELLED
-from tsengine.batch.spec import STATEMENT_TYPES
-from tsengine.batch.store import TERMINAL, new_id, utc_now
+from tsengine.batch.store import TERMINAL
+from tsengine.batch_foreground import JobBar, new_progress, run_in_foreground
+from tsengine.batch_locations import adapter_from_location, describe_location
 from tsengine.cli_common import RegistryOpt, default_command_group, err, fail, out, run
-from tsengine.errors import ConflictError, ParameterError
+from tsengine.errors import ParameterError
 from tsengine.monitoring.service import Monitor
 from tsengine.monitoring.store import MonitoringStore
 from tsengine.registry import Registry
@@ -40,8 +36,6 @@ from tsengine.registry import Registry
 __all__ = ["adapter_from_location", "batch_app", "datasets_app", "parse_bytes"]
 
 _EXIT_JOB_FAILED = 1
-_EXIT_INTERRUPTED = 130
-_HEARTBEAT_SECONDS = 5.0
 
 
 batch_app = typer.Typer(
@@ -76,149 +70,6 @@ def _engine(registry: Path | None, *, monitored: bool = False) -> BatchEngine:
     return BatchEngine(reg, store=BatchStore(url) if url else None, monitor=monitor)
 
 
-# ------------------------------------------------------------------ locations
-
-
-def _file_format(name: str) -> str:
-    return "parquet" if name.lower().endswith((".parquet", ".pq")) else "csv"
-
-
-def _database_url(text: str) -> sa.URL:
-    try:
-        url = sa.make_url(text)
-    except sa.exc.ArgumentError:
-        msg = f"{text.split('://', 1)[0]}://…: not a database URL (dialect://user@host:port/db#table)"
-        raise ParameterError(msg) from None
-    if url.drivername in {"postgresql", "postgres"}:
-        url = url.set(drivername="postgresql+psycopg")
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        # the server resolves paths from its own working directory: store an absolute one
-        url = url.set(database=str(Path(url.database).expanduser().resolve()))
-    return url
-
-
-def _without_password(url: sa.URL) -> str:
-    """The URL as text with no password (``URL.set(password=None)`` keeps it)."""
-    return sa.URL.create(
-        url.drivername, url.username, None, url.host, url.port, url.database, url.query
-    ).render_as_string(hide_password=False)
-
-
-def _credential_for(store: BatchStore, url: sa.URL) -> str:
-    """The id of a basic credential holding the URL's user and password (reused when identical)."""
-    name = f"tsengine batch: {_without_password(url)}"
-    secret = {"user": url.username or "", "password": str(url.password)}
-    for doc in store.credentials():
-        if doc.get("name") == name and store.secret(doc["credentialId"]) == secret:
-            return str(doc["credentialId"])
-    public = {
-        "credentialId": new_id(),
-        "name": name,
-        "credentialType": "basic",
-        "description": "created by tsengine batch from a URL with a password",
-        "creationDate": utc_now(),
-    }
-    store.put_credential(public, secret)
-    return str(public["credentialId"])
-
-
-def _data_store_for(store: BatchStore, url: sa.URL) -> str:
-    """The id of the external data store for a URL without password (registered once)."""
-    text = _without_password(url)
-    for doc in store.data_stores():
-        if (doc.get("params") or {}).get("url") == text:
-            return str(doc["id"])
-    doc = {"id": new_id(), "canonicalName": text, "type": "jdbc", "params": {"url": text}}
-    store.put_data_store(doc)
-    return str(doc["id"])
-
-
-def adapter_from_location(
-    text: str,
-    *,
-    output: bool,
-    store: BatchStore,
-    statement_type: str = "insert",
-    where_columns: list[str] | None = None,
-    update_columns: list[str] | None = None,
-    credential_id: str | None = None,
-    endpoint_url: str | None = None,
-) -> dict[str, Any]:
-    """Turn an ``--intake``/``--output`` word into DataRobot adapter settings.
-
-    A file path, ``s3://bucket/key``, ``dataset:ID`` or a SQLAlchemy URL with
-    ``#[schema.]table`` (intake also ``#query:SELECT …``).  A database URL is
-    registered as an external data store (reused by URL) so the job document,
-    which servers also list, never holds a password: one in the URL becomes a
-    basic credential.
-
-    Raises:
-        ParameterError: a missing intake file or output folder, a URL without
-            a table, or a bad statement type.
-    """
-    flag = "--output" if output else "--intake"
-    if text.startswith("s3://"):
-        adapter: dict[str, Any] = {"type": "s3", "url": text, "format": _file_format(text)}
-        if endpoint_url:
-            adapter["endpointUrl"] = endpoint_url
-        if credential_id:
-            adapter["credentialId"] = credential_id
-        return adapter
-    if text.startswith("dataset:"):
-        if output:
-            msg = f"{flag}: a dataset is an intake only; write to a file, s3:// or a database"
-            raise ParameterError(msg)
-        return {"type": "dataset", "datasetId": text.removeprefix("dataset:")}
-    if re.match(r"^[A-Za-z][\w+.-]*://", text):
-        return _jdbc_adapter(text, flag, output, store, statement_type, where_columns, update_columns)
-    path = Path(text).expanduser().absolute()
-    if not output and not path.is_file():
-        msg = f"{flag}: no such file {str(path)!r}"
-        raise ParameterError(msg)
-    if output and not path.parent.is_dir():
-        msg = f"{flag}: folder {str(path.parent)!r} does not exist"
-        raise ParameterError(msg)
-    return {"type": "filesystem", "path": str(path), "format": _file_format(path.name)}
-
-
-def _jdbc_adapter(
-    text: str,
-    flag: str,
-    output: bool,
-    store: BatchStore,
-    statement_type: str,
-    where_columns: list[str] | None,
-    update_columns: list[str] | None,
-) -> dict[str, Any]:
-    raw, _, target = text.partition("#")
-    if not target.strip():
-        msg = f"{flag}: name the table after '#', e.g. postgresql://user@host/db#schema.table"
-        raise ParameterError(msg)
-    url = _database_url(raw)
-    adapter: dict[str, Any] = {"type": "jdbc", "dataStoreId": _data_store_for(store, url)}
-    if url.password:
-        adapter["credentialId"] = _credential_for(store, url)
-    if not output and target.startswith("query:"):
-        adapter["query"] = target.removeprefix("query:").strip()
-        return adapter
-    schema, _, table = target.rpartition(".")
-    adapter["table"] = table
-    if schema:
-        adapter["schema"] = schema
-    if output:
-        if statement_type not in STATEMENT_TYPES:
-            msg = f"--statement-type: must be one of {', '.join(STATEMENT_TYPES)}, got {statement_type!r}"
-            raise ParameterError(msg)
-        adapter["statementType"] = statement_type
-        if statement_type in {"insert", "insert_update"}:
-            adapter["createTableIfNotExists"] = True
-        if where_columns:
-            adapter["whereColumns"] = list(where_columns)
-        if update_columns:
-            adapter["updateColumns"] = list(update_columns)
-    return adapter
-
-
 def parse_bytes(text: str) -> int | str:
     """``--chunk-size``: bytes, with an optional K/M/G suffix, or auto/fixed/dynamic."""
     if text in {"auto", "fixed", "dynamic"}:
@@ -250,117 +101,7 @@ def _timeseries(
     return {k: v for k, v in settings.items() if v is not None}
 
 
-# ------------------------------------------------------------------ running
-
-
-class _Bar:
-    """The job's progress: % of input rows, rows and series done/total, rows scored, rate, ETA."""
-
-    def __init__(self, progress: Progress, job_id: str) -> None:
-        self.progress = progress
-        self.task = progress.add_task(f"job {job_id}", total=100.0, rows="", scored=0, rate="", chunk="")
-        self.started = time.monotonic()
-
-    def __call__(self, doc: dict[str, Any]) -> None:
-        pct = float(doc.get("percentageCompleted") or 0.0)
-        scored = int(doc.get("scoredRows") or 0)
-        seconds = max(time.monotonic() - self.started, 1e-6)
-        total, series = doc.get("intakeRows"), doc.get("intakeSeries")
-        rows = f"{doc.get('processedRows') or 0:,}/{total:,} rows in" if total else ""
-        if series:
-            rows += f", {doc.get('seriesScored') or 0:,}/{series:,} series"
-        match = re.match(r"Scored chunk (\d+) of (\d+)", str(doc.get("statusDetails") or ""))
-        self.progress.update(
-            self.task,
-            completed=pct,
-            rows=rows,
-            scored=scored,
-            rate=f"{scored / seconds:,.0f} rows/s" if scored else "",
-            chunk=f"chunk {match[1]}/{match[2]}" if match else str(doc.get("statusDetails") or ""),
-        )
-
-
-def _new_progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rows]}"),
-        TextColumn("{task.fields[scored]:,} scored"),
-        TextColumn("{task.fields[rate]}"),
-        TextColumn("{task.fields[chunk]}"),
-        TimeRemainingColumn(),
-        console=err,
-        disable=not err.is_terminal,  # a log file gets the summary line, not redrawn bars
-    )
-
-
-def _wait(done: threading.Event, beat: Callable[[], None] = lambda: None) -> None:
-    """Wait for the runner, beating its heartbeat (the housekeeper thread would, in a server).
-
-    An Event, not ``Thread.join``: a join interrupted by Ctrl-C can leave
-    ``is_alive()`` wrongly False.  Without the heartbeat a server sharing the
-    store would take a long chunk (> 60 s) for a dead process and fail the job.
-    """
-    while not done.wait(_HEARTBEAT_SECONDS):
-        beat()
-
-
-def _foreground(engine: BatchEngine, job_id: str, bar: _Bar) -> dict[str, Any]:
-    """Run the job here; Ctrl-C cancels it (the runner stops after its chunk) and exits 130.
-
-    The job runs in a thread so the main thread stays free to take the
-    interrupt.  If a server's worker claimed the queued job first, follow it
-    in the store instead.
-    """
-    failure: list[BaseException] = []
-    done = threading.Event()
-
-    def work() -> None:
-        try:
-            engine.run_now(job_id)
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            failure.append(exc)
-        finally:
-            done.set()
-
-    engine.listen(job_id, bar)
-    thread = threading.Thread(target=work, name=f"tsengine-batch-{job_id}", daemon=True)
-    try:
-        thread.start()
-        _wait(done, lambda: engine.store.heartbeat([job_id]))
-        if failure and isinstance(failure[0], ConflictError):
-            while (doc := engine.store.job(job_id))["status"] not in TERMINAL:
-                bar(doc)
-                time.sleep(0.5)
-        elif failure:
-            raise failure[0]
-    except KeyboardInterrupt:
-        err.print(f"interrupted: cancelling job {job_id} after its current chunk…", highlight=False)
-        engine.cancel(job_id)
-        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C leaves at once
-            _wait(done)
-        # C extensions (polars, pyarrow) may raise the interrupt in the runner's thread
-        # too, past the engine's handlers: record the cancel the engine could not
-        if done.is_set() and engine.store.job(job_id)["status"] not in TERMINAL:
-            engine.fail(job_id, CANCELLED, status="ABORTED")
-        raise typer.Exit(_EXIT_INTERRUPTED) from None
-    return engine.store.job(job_id)
-
-
-def _describe(adapter: dict[str, Any], store: BatchStore) -> str:
-    kind = adapter.get("type")
-    if kind == "filesystem":
-        return str(adapter["path"])
-    if kind == "s3":
-        return str(adapter["url"])
-    if kind == "dataset":
-        return f"dataset:{adapter['datasetId']}"
-    if kind == "jdbc":
-        name = store.data_store(adapter["dataStoreId"])["canonicalName"]
-        table = ".".join(p for p in (adapter.get("schema"), adapter.get("table")) if p)
-        return f"{name}#{table or 'query'}"
-    return str(kind)
+# ------------------------------------------------------------------ run
 
 
 @batch_app.command("run")
@@ -466,14 +207,14 @@ def run_cmd(
             return engine.create_job(spec, source="cli"), source, sink
 
         job, source, sink = run(create)
-        with _new_progress() as progress:
-            bar = _Bar(progress, job["id"])
-            doc = run(lambda: _foreground(engine, job["id"], bar))
+        with new_progress() as progress:
+            bar = JobBar(progress, job["id"])
+            doc = run(lambda: run_in_foreground(engine, job["id"], bar))
             if doc["status"] == "COMPLETED":
                 bar(doc)
         summary = (
             f"job {doc['id']} {doc['status']}: {doc['scoredRows']:,} rows scored, {doc['failedRows']:,} failed, "
-            f"{doc['skippedRows']:,} skipped → {_describe(sink, engine.store)}"
+            f"{doc['skippedRows']:,} skipped → {describe_location(sink, engine.store)}"
         )
         out.print(summary, highlight=False, soft_wrap=True)
         if doc["status"] != "COMPLETED":
