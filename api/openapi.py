@@ -3,7 +3,9 @@
 The prediction routes parse their body and query string themselves (strictly,
 with DataRobot's messages), so FastAPI cannot derive their schema from the
 signature.  These fragments document the same contract for humans and for
-schema-driven tools (schemathesis generates its requests from them).
+schema-driven tools (schemathesis generates its requests from them); the query
+parameters come from their declarations in :mod:`api.query`, the ones
+``parse_options`` reads by, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from api.query import openapi_parameters
 
 __all__ = ["ERROR_RESPONSES", "PREDICTION_OPENAPI", "ErrorMessage", "Pong"]
 
@@ -40,48 +44,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": schema,
-        "description": description,
-    }
-
-
-_DATETIME = {"type": "string", "format": "date-time"}
-_BOOL = {"type": "string", "enum": ["true", "false", "True", "False", "1", "0"]}
 _RECORDS = {"type": "array", "items": {"type": "object", "additionalProperties": True}}
 
 PREDICTION_OPENAPI: dict[str, Any] = {
-    "parameters": [
-        _query("forecastPoint", _DATETIME, "Forecast mode as of this time."),
-        _query("predictionsStartDate", _DATETIME, "Historical mode: first timestamp (inclusive)."),
-        _query("predictionsEndDate", _DATETIME, "Historical mode: end of range (exclusive)."),
-        _query("relaxKnownInAdvanceFeaturesCheck", _BOOL, "Impute missing KIA values."),
-        {
-            **_query(
-                "passthroughColumns",
-                {"type": "array", "items": {"type": "string", "minLength": 1}},
-                "Input columns copied into each output row (repeatable).",
-            ),
-            "style": "form",
-            "explode": True,
-        },
-        _query("passthroughColumnsSet", {"type": "string", "enum": ["all"]}, "Pass every column."),
-        _query("maxExplanations", {"type": "integer", "minimum": 0}, "Explanations per row."),
-        _query("maxCodes", {"type": "integer", "minimum": 0}, "Old name of maxExplanations."),
-        _query("thresholdLow", {"type": "number"}, "Explain predictions below this."),
-        _query("thresholdHigh", {"type": "number"}, "Explain predictions above this."),
-        _query("explanationAlgorithm", {"type": "string", "enum": ["shap"]}, "Explainer."),
-        _query(
-            "maxNgramExplanations",
-            {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "enum": ["all"]}]},
-            "Accepted for compatibility; text features are not explained.",
-        ),
-        _query("excludeAdjustedPredictions", _BOOL, "Accepted for compatibility."),
-    ],
+    "parameters": openapi_parameters(),
     "requestBody": {
         "required": True,
         "description": (

@@ -115,7 +115,7 @@ def _train_tabular(
 
 @app.command("train")
 def train_cmd(
-    data: Annotated[Path, typer.Argument(help="Training data: CSV or Parquet.")],
+    data: Annotated[Path, typer.Argument(help="Training data: CSV, JSON rows or Parquet.")],
     name: Annotated[str, typer.Option("--name", help="Deployment id.")],
     target: Annotated[str, typer.Option("--target", help="Target column.")],
     datetime: Annotated[
@@ -232,7 +232,9 @@ def train_cmd(
 @app.command("predict")
 def predict_cmd(
     deployment_id: Annotated[str, typer.Argument(metavar="ID", help="Deployment id.")],
-    data: Annotated[Path, typer.Argument(help="History (and optional forecast rows): CSV or Parquet.")],
+    data: Annotated[
+        Path, typer.Argument(help="History (and optional forecast rows): CSV, JSON rows or Parquet.")
+    ],
     forecast_point: Annotated[
         str | None, typer.Option("--forecast-point", help="Forecast point (forecast mode).")
     ] = None,

@@ -1,16 +1,19 @@
 """Reading tables from files and from whatever frame a caller holds.
 
 polars everywhere inside; pandas is accepted at the edge because planners'
-notebooks hold pandas frames.
+notebooks hold pandas frames.  CSV and JSON files are decoded by
+:mod:`tsengine.codec`, the server's decoder of request bodies.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from tsengine.codec import Format, Source, decode
 from tsengine.errors import BadRequestError, ParameterError
 
 __all__ = ["read_table", "to_polars"]
@@ -36,28 +39,38 @@ def to_polars(frame: Any) -> pl.DataFrame:
     raise ParameterError(msg)
 
 
-def read_table(path: str | Path, *, schema_overrides: dict[str, pl.DataType] | None = None) -> pl.DataFrame:
-    """Read CSV or Parquet by extension, keeping datetime text as written.
+_PARQUET = frozenset({".parquet", ".pq"})
+_FORMATS: dict[str, Format] = {".csv": "csv", ".txt": "csv", ".json": "json"}
 
-    CSV columns named in ``schema_overrides`` (the datetime and series id
-    columns) stay strings, so the original datetime format survives.
+
+def read_table(
+    path: str | Path, *, schema_overrides: Mapping[str, pl.DataType] | None = None
+) -> pl.DataFrame:
+    """Read Parquet, or CSV or JSON rows exactly as the HTTP server reads a body.
+
+    CSV and JSON go through :func:`tsengine.codec.decode`, the decoder of
+    ``POST …/predictions``, so a file that forecasts with ``tsengine predict``
+    forecasts when posted, and fails with the same message when it does not.
+    The extension picks the format (``.csv``/``.txt``, ``.json``; any other is
+    sniffed like an untyped body).  Columns named in ``schema_overrides`` (the
+    datetime and series id columns) stay strings, so the original datetime
+    format survives.
 
     Raises:
-        BadRequestError: the file is missing or unreadable, naming it.
+        BadRequestError: the file is missing, unreadable, empty or malformed, naming it.
     """
     path = Path(path)
     if not path.is_file():
         msg = f"no such file: {str(path)!r}"
         raise BadRequestError(msg)
+    suffix = path.suffix.lower()
     try:
-        if path.suffix.lower() in {".parquet", ".pq"}:
+        if suffix in _PARQUET:
             return pl.read_parquet(path)
-        return pl.read_csv(
-            path,
-            schema_overrides=schema_overrides,
-            infer_schema_length=10_000,
-            try_parse_dates=False,
-        )
-    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
-        msg = f"cannot read {str(path)!r} as {'Parquet' if path.suffix.lower() in {'.parquet', '.pq'} else 'CSV'}: {exc}"
+        data = path.read_bytes()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        msg = f"cannot read {str(path)!r} as {'Parquet' if suffix in _PARQUET else 'CSV or JSON'}: {exc}"
         raise BadRequestError(msg) from exc
+    return decode(
+        data, _FORMATS.get(suffix), schema_overrides=schema_overrides or {}, source=Source.file(path)
+    )

@@ -119,7 +119,7 @@ def settings_cmd(
 @monitor_app.command("actuals")
 def actuals_cmd(
     deployment_id: Annotated[str, typer.Argument(metavar="DEPLOYMENT", help="Deployment id.")],
-    data: Annotated[Path, typer.Argument(metavar="FILE", help="Actuals: CSV or Parquet.")],
+    data: Annotated[Path, typer.Argument(metavar="FILE", help="Actuals: CSV, JSON rows or Parquet.")],
     association_id_column: Annotated[
         str | None,
         typer.Option("--association-id-column", help="Column of association ids [default: association_id]."),

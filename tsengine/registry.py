@@ -16,6 +16,7 @@ moment leaves either the old or the new deployment, never half of one.
 from __future__ import annotations
 
 import builtins
+import logging
 import os
 import re
 import shutil
@@ -26,7 +27,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from tsengine.errors import DeploymentStoreError, NotFoundError, ParameterError
+from tsengine.errors import DeploymentStoreError, NotFoundError, ParameterError, TsEngineError
 
 __all__ = ["DEPLOYMENT_FORMAT_VERSION", "ENV_VAR", "Registry", "default_registry_path"]
 
@@ -34,6 +35,7 @@ DEPLOYMENT_FORMAT_VERSION = 1
 ENV_VAR = "TSENGINE_REGISTRY"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _META, _CURRENT = "deployment.json", "CURRENT"
+logger = logging.getLogger("tsengine.registry")
 
 
 class StoredDeployment(Protocol):
@@ -67,6 +69,56 @@ _KINDS: dict[str, Callable[[], Callable[..., Any]]] = {
     "timeseries": _timeseries,
     "tabular": _tabular,
 }
+
+
+def _decoding_errors() -> tuple[type[Exception], ...]:
+    """What decoding a stored deployment raises when its bytes are bad, not its code.
+
+    Missing or unreadable files (OSError), malformed JSON and values
+    (``orjson.JSONDecodeError`` and ``UnicodeDecodeError`` are ValueErrors),
+    missing keys or too short lists (LookupError), values of the wrong type
+    (TypeError), LightGBM's model-string parser (LightGBMError) and the core's
+    own errors raised while rebuilding a stored spec (else they would blame the
+    caller with a 4xx).  Anything else, an AttributeError or a ZeroDivisionError,
+    is a bug in tsengine and must surface as one.  Evaluated only when loading
+    fails, so LightGBM is not imported for it.
+    """
+    from lightgbm.basic import LightGBMError
+
+    return (OSError, ValueError, LookupError, TypeError, LightGBMError, TsEngineError)
+
+
+def _meta_document(document: Any) -> dict[str, Any]:
+    """A parsed ``deployment.json``, which must be an object.
+
+    Raises:
+        TypeError: it is not (the callers report a corrupt deployment).
+    """
+    if not isinstance(document, dict):
+        msg = f"{_META} holds a JSON {type(document).__name__}, not an object"
+        raise TypeError(msg)
+    return document
+
+
+def _store_error(deployment_id: str, version: str, folder: Path, exc: BaseException) -> DeploymentStoreError:
+    """A corrupt-deployment error naming the id and version; the path goes to the server's log only.
+
+    The message reaches HTTP clients, which must not learn the server's
+    filesystem layout; an OSError is named by its file and reason alone.
+    """
+    logger.error(
+        "deployment %r version %s in %s cannot be loaded", deployment_id, version, folder, exc_info=exc
+    )
+    if isinstance(exc, OSError):
+        detail = (
+            f"{Path(exc.filename).name if exc.filename else 'a file'}: {exc.strerror or type(exc).__name__}"
+        )
+    elif isinstance(exc, KeyError):
+        detail = f"missing entry {exc}"
+    else:
+        detail = str(exc).replace(str(folder), "<deployment folder>") or type(exc).__name__
+    msg = f"deployment {deployment_id!r} (version {version}) is corrupt or incomplete: {detail}"
+    return DeploymentStoreError(msg)
 
 
 def default_registry_path() -> Path:
@@ -208,14 +260,12 @@ class Registry:
             msg = f"deployment {deployment_id!r} not found; check the deployment id"
             raise NotFoundError(msg)
         home = self.path / deployment_id
+        version = "?"
         try:
-            meta: dict[str, Any] = orjson.loads(
-                (home / (home / _CURRENT).read_text().strip() / _META).read_bytes()
-            )
-        except (OSError, orjson.JSONDecodeError) as exc:
-            msg = f"deployment {deployment_id!r} is corrupt or incomplete: its metadata cannot be read"
-            raise DeploymentStoreError(msg) from exc
-        return meta
+            version = (home / _CURRENT).read_text().strip()
+            return _meta_document(orjson.loads((home / version / _META).read_bytes()))
+        except (OSError, ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
+            raise _store_error(deployment_id, version, home / version, exc) from exc
 
     def read_file(self, deployment_id: str, name: str) -> bytes | None:
         """An optional file of the live version (e.g. ``backtest.parquet``), None when absent."""
@@ -244,9 +294,12 @@ class Registry:
             msg = f"deployment {deployment_id!r} not found; check the deployment id"
             raise NotFoundError(msg)
         home = self.path / deployment_id
-        folder = home / (version or (home / _CURRENT).read_text().strip())
+        name = version or "?"
+        folder = home / name
         try:
-            meta: dict[str, Any] = orjson.loads((folder / _META).read_bytes())
+            name = version or (home / _CURRENT).read_text().strip()
+            folder = home / name
+            meta = _meta_document(orjson.loads((folder / _META).read_bytes()))
             fmt = int(meta.get("format_version", 0))
             if fmt > DEPLOYMENT_FORMAT_VERSION:
                 msg = (
@@ -258,12 +311,13 @@ class Registry:
             if kind not in _KINDS:
                 msg = f"deployment {deployment_id!r} has unknown kind {kind!r}"
                 raise DeploymentStoreError(msg)
-            return _KINDS[kind]()(meta, lambda name: (folder / name).read_bytes())
+            from_files = _KINDS[kind]()
+            return from_files(meta, lambda file: (folder / file).read_bytes())
         except DeploymentStoreError:
             raise
-        except Exception as exc:  # any decoding failure of stored bytes means corruption
-            msg = f"deployment {deployment_id!r} in {str(folder)!r} is corrupt or incomplete: {exc}"
-            raise DeploymentStoreError(msg) from exc
+        # Only what decoding stored bytes raises; any other exception is a bug and propagates.
+        except _decoding_errors() as exc:
+            raise _store_error(deployment_id, name, folder, exc) from exc
 
     def delete(self, deployment_id: str) -> None:
         """Remove a deployment and all its versions.

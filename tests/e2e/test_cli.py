@@ -269,6 +269,44 @@ def test_missing_input_file_exits_2_naming_it(registry: Path, tmp_path: Path) ->
     assert "absent.csv" in err
 
 
+def test_json_rows_file_predicts_like_the_csv_file_and_the_server(
+    registry: Path, data: dict[str, Path], tmp_path: Path
+) -> None:
+    """The CLI reads files with the server's body decoder: JSON records (or {"rows": ...}) work too."""
+    records = pl.read_csv(data["with_forecast_rows"], infer_schema_length=0).to_dicts()
+    rows_json = tmp_path / "rows.json"
+    rows_json.write_bytes(json.dumps({"rows": records}).encode())
+    args = ("--forecast-point", LAST, "--format", "json")
+    code, from_csv, err = _run(registry, "predict", "flights", str(data["with_forecast_rows"]), *args)
+    assert code == 0, err
+    code, from_json, err = _run(registry, "predict", "flights", str(rows_json), *args)
+    assert code == 0, err
+    assert json.loads(from_json) == json.loads(from_csv)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            b"date,date,delayed\n2013-12-01,2013-12-01,1\n",
+            "Column 'date' appears more than once in the CSV header",
+        ),
+        (b"date,series,delayed\n", "The file 'bad.csv' has a header but no data rows"),
+        (b"date,series\n\xff,1\n", "The file 'bad.csv' is not valid UTF-8: byte 0xff"),
+    ],
+)
+def test_a_malformed_rows_file_exits_2_with_the_servers_message(
+    registry: Path, tmp_path: Path, body: bytes, message: str
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(body)
+    code, out, err = _run(registry, "predict", "flights", str(bad))
+    assert code == 2
+    assert out == ""
+    assert message in " ".join(err.split())
+    assert str(tmp_path) not in " ".join(err.split())
+
+
 def test_train_without_datetime_exits_2(registry: Path, data: dict[str, Path]) -> None:
     code, _, err = _run(registry, "train", str(data["train"]), "--name", "x", "--target", "delayed")
     assert code == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import orjson
@@ -148,8 +149,113 @@ def test_corrupt_deployment_json_is_a_store_error_naming_the_id(
 ) -> None:
     folder = tmp_registry.save(deployment)
     (folder / "deployment.json").write_bytes(b'{"format_version": 1, "id": "flights", "spec": ')
-    with pytest.raises(DeploymentStoreError, match="deployment 'flights' in .* is corrupt or incomplete"):
+    with pytest.raises(
+        DeploymentStoreError, match=r"deployment 'flights' \(version v0001\) is corrupt"
+    ) as info:
         tmp_registry.load("flights")
+    assert str(tmp_registry.path) not in info.value.message
+    with pytest.raises(DeploymentStoreError, match="'flights' .*corrupt") as info:
+        tmp_registry.read_meta("flights")
+    assert str(tmp_registry.path) not in info.value.message
+
+
+def test_a_truncated_model_file_is_a_store_error_without_the_servers_path(
+    tmp_registry: Registry, deployment: tsengine.Deployment, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_registry.save(deployment)
+    model = folder / "model.bin"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    with (
+        caplog.at_level(logging.ERROR, logger="tsengine.registry"),
+        pytest.raises(
+            DeploymentStoreError, match=r"'flights' \(version v0001\) is corrupt or incomplete: "
+        ) as info,
+    ):
+        tmp_registry.load("flights")
+    assert info.value.status == 500
+    assert str(tmp_registry.path) not in info.value.message
+    assert "/" not in info.value.message  # no path of any kind reaches a client
+    # the operator finds the folder in the server's log
+    assert any(str(folder) in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("stored", "message"),
+    [
+        (b"[1, 2]", "deployment.json holds a JSON list, not an object"),
+        (b'{"format_version": 1, "kind": "timeseries"}', "missing entry 'id'"),
+        (b'{"format_version": "one"}', "invalid literal for int()"),
+    ],
+)
+def test_malformed_metadata_is_a_store_error_naming_the_problem(
+    tmp_registry: Registry, deployment: tsengine.Deployment, stored: bytes, message: str
+) -> None:
+    folder = tmp_registry.save(deployment)
+    (folder / "deployment.json").write_bytes(stored)
+    with pytest.raises(DeploymentStoreError, match="'flights' .*corrupt or incomplete") as info:
+        tmp_registry.load("flights")
+    assert message in info.value.message
+
+
+def test_a_missing_metadata_file_is_named_without_its_folder(
+    tmp_registry: Registry, deployment: tsengine.Deployment
+) -> None:
+    folder = tmp_registry.save(deployment)
+    (folder / "deployment.json").unlink()
+    for read in (tmp_registry.load, tmp_registry.read_meta):
+        with pytest.raises(DeploymentStoreError) as info:
+            read("flights")
+        assert info.value.message.endswith(
+            "corrupt or incomplete: deployment.json: No such file or directory"
+        )
+
+
+def test_lightgbm_model_string_errors_are_store_errors(
+    tmp_registry: Registry, deployment: tsengine.Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lightgbm as lgb
+
+    tmp_registry.save(deployment)
+
+    def garbage_booster(meta: object, read: object) -> object:
+        return lgb.Booster(model_str="tree\nnot a model\n")
+
+    monkeypatch.setitem(registry_module._KINDS, "timeseries", lambda: garbage_booster)
+    with pytest.raises(DeploymentStoreError, match="'flights' .*corrupt or incomplete: .*"):
+        tmp_registry.load("flights")
+
+
+def test_a_bug_while_loading_propagates_instead_of_blaming_the_files(
+    tmp_registry: Registry, deployment: tsengine.Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tmp_registry.save(deployment)
+
+    def buggy(meta: object, read: object) -> object:
+        return 1 / 0
+
+    monkeypatch.setattr(tsengine.Deployment, "from_files", buggy)
+    with pytest.raises(ZeroDivisionError):
+        tmp_registry.load("flights")
+
+    def attribute_bug(meta: object, read: object) -> object:
+        return meta.no_such_attribute  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(tsengine.Deployment, "from_files", attribute_bug)
+    with pytest.raises(AttributeError):
+        tmp_registry.load("flights")
+
+
+def test_read_meta_lets_bugs_propagate(
+    tmp_registry: Registry, deployment: tsengine.Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tmp_registry.save(deployment)
+
+    def buggy(data: bytes) -> object:
+        raise ZeroDivisionError
+
+    monkeypatch.setattr(registry_module.orjson, "loads", buggy)
+    with pytest.raises(ZeroDivisionError):
+        tmp_registry.read_meta("flights")
 
 
 def test_corrupt_model_file_is_a_store_error(tmp_registry: Registry, deployment: tsengine.Deployment) -> None:
