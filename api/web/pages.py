@@ -29,6 +29,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from api.auth import check_credentials
 from api.batch import BatchRoutes
 from api.cache import LRUCache
+from api.errors import describe_error
 from api.parsing import Payload, parse_options
 from api.predicting import predict_and_log
 from api.settings import Settings
@@ -133,8 +134,13 @@ class _Pages:
         return self.templates.TemplateResponse(request, name, context, status_code=code)
 
     def _error(self, request: Request, exc: TsEngineError, *, fragment: bool = False) -> HTMLResponse:
+        """The API's own reply for the error (status, message, headers; 5xx logged with the request id)."""
+        context = request.scope.get("tsengine.context")
+        reply = describe_error(exc, request_id=getattr(context, "request_id", None))
         name = "_error.html" if fragment else "error.html"
-        return self._page(request, name, int(exc.status), message=exc.message, status=int(exc.status))
+        page = self._page(request, name, reply.status, message=reply.message, status=reply.status)
+        page.headers.update(reply.headers)
+        return page
 
     async def login_form(self, request: Request, next: str = "/") -> HTMLResponse:  # noqa: A002 - the URL's name
         """The login form (only meaningful when the server has keys)."""
