@@ -11,6 +11,7 @@ turned into adapter settings by :mod:`tsengine.batch_locations`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -28,6 +29,7 @@ from tsengine.batch.store import TERMINAL
 from tsengine.batch_foreground import JobBar, new_progress, run_in_foreground
 from tsengine.batch_locations import adapter_from_location, describe_location
 from tsengine.cli_common import RegistryOpt, default_command_group, err, fail, out, run
+from tsengine.distributed import DaskScoring, connect
 from tsengine.errors import ParameterError
 from tsengine.monitoring.service import Monitor
 from tsengine.monitoring.store import MonitoringStore
@@ -165,6 +167,14 @@ def run_cmd(
     credential_id: Annotated[
         str | None, typer.Option("--credential-id", help="Stored S3 credential id.")
     ] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            envvar="TSENGINE_DASK_SCHEDULER",
+            help="Score the chunks on a Dask cluster: tcp://HOST:8786, or local[:N] for N local worker processes.",
+        ),
+    ] = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Score a file, S3 object, dataset or table with a deployment and write the predictions.
@@ -173,7 +183,10 @@ def run_cmd(
     Exit status: 0 completed, 1 failed or aborted, 2 bad input, 130 interrupted.
     """
     engine = run(lambda: _engine(registry, monitored=True))
+    cluster = contextlib.ExitStack()
     try:
+        if dask:
+            engine.dask = DaskScoring(run(lambda: cluster.enter_context(connect(dask))))
 
         def create() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
             s3: dict[str, Any] = {"credential_id": credential_id, "endpoint_url": s3_endpoint_url}
@@ -224,6 +237,7 @@ def run_cmd(
             err.print(f"[yellow]warning:[/] {doc['statusDetails']}", highlight=False, soft_wrap=True)
 
     finally:
+        cluster.close()
         if engine.monitor is not None:
             engine.monitor.close()  # the prediction log is written before the command ends
 

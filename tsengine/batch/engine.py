@@ -96,8 +96,10 @@ class BatchEngine(Uploads, JobRunner, Housekeeping):
         max_queued: int = DEFAULT_MAX_QUEUED,
         retention_hours: float = DEFAULT_RETENTION_HOURS,
         monitor: Monitor | None = None,
+        dask: Any = None,
     ) -> None:
         self.registry = registry
+        self.dask = dask
         self.monitor = monitor
         self.folder = folder if folder is not None else registry.path / ".batch"
         self.store = store if store is not None else BatchStore.in_folder(self.folder)

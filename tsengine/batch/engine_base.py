@@ -48,6 +48,7 @@ class EngineBase(ScheduledRuns):
     _stop: threading.Event
     _deployments: dict[tuple[str, str | None], Any]
     _listeners: dict[str, list[Progress]]
+    dask: Any  # tsengine.distributed.DaskScoring, or None: chunks scored in threads
 
     def job_folder(self, job_id: str) -> Path:
         """The job's working folder (upload, chunks, result)."""

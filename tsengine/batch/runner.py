@@ -192,7 +192,12 @@ class JobRunner(EngineBase):
         columns: pl.Schema | None = None
         held: list[pl.DataFrame] = []  # failed-only chunks before the first scored one
         done_rows = 0
-        for chunk, result in self._ordered(spec.num_concurrent, chunks, scorer):
+        results = (
+            self._ordered_on_cluster(chunks, scorer)
+            if self.dask is not None
+            else self._ordered(spec.num_concurrent, chunks, scorer)
+        )
+        for chunk, result in results:
             if self.store.abort_requested(job_id):
                 raise _Aborted
             if self._stop.is_set():
@@ -260,6 +265,34 @@ class JobRunner(EngineBase):
             finally:
                 for _, future in pending:
                     future.cancel()
+
+    def _ordered_on_cluster(
+        self, chunks: list[Chunk], scorer: ChunkScorer
+    ) -> Iterator[tuple[Chunk, ChunkResult]]:
+        """Like :meth:`_ordered`, on the Dask cluster (:mod:`tsengine.distributed`).
+
+        Two chunks per worker thread are in flight; results are yielded in input order.
+        """
+        submit = self.dask.bind(scorer)
+        threads = sum(w.get("nthreads", 1) for w in self.dask.client.scheduler_info()["workers"].values())
+        window = 2 * max(1, threads)
+        pending: deque[tuple[Chunk, Any]] = deque()
+        upcoming = iter(chunks)
+        try:
+            for chunk in upcoming:
+                pending.append((chunk, submit(read_chunk(chunk))))
+                if len(pending) >= window:
+                    break
+            while pending:
+                chunk, future = pending.popleft()
+                result = future.result()
+                following = next(upcoming, None)
+                if following is not None:
+                    pending.append((following, submit(read_chunk(following))))
+                yield chunk, result
+        finally:
+            for _, future in pending:
+                future.cancel()
 
 
 def _align(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
