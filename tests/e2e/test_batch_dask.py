@@ -90,3 +90,59 @@ def test_local_addresses() -> None:
     for bad in ("local:0", "local:x"):
         with pytest.raises(ParameterError, match="positive number of workers"):
             parse_address(bad)
+
+
+def test_a_worker_killed_mid_job_is_replaced_and_the_output_is_identical(
+    registry: Path, small_flights: pl.DataFrame, tmp_path: Path
+) -> None:
+    import os
+    import signal
+
+    from distributed import Client, LocalCluster
+
+    from tsengine.batch import BatchEngine, parse_job_spec
+    from tsengine.distributed import DaskScoring
+
+    # 60 series (the three, tiled), one chunk each: plenty in flight when a worker dies
+    panel = pl.concat(small_flights.with_columns(pl.col("series") + f"-{k:02d}") for k in range(20)).sample(
+        fraction=1.0, shuffle=True, seed=3
+    )
+    source = tmp_path / "panel.csv"
+    panel.write_csv(source)
+
+    def spec(out: Path) -> object:
+        return parse_job_spec(
+            {
+                "deploymentId": DEPLOYMENT,
+                "intakeSettings": {"type": "filesystem", "path": str(source)},
+                "outputSettings": {"type": "filesystem", "path": str(out)},
+                "chunkSize": 2000,
+                "timeseriesSettings": {"type": "forecast", "relaxKnownInAdvanceFeaturesCheck": True},
+            },
+            allow_filesystem=True,
+        )
+
+    reg = tsengine.Registry(registry)
+    local = BatchEngine(reg, folder=tmp_path / "local-jobs")
+    job = local.create_job(spec(tmp_path / "local.csv"), source="test")  # type: ignore[arg-type]
+    assert local.run_now(job["id"])["status"] == "COMPLETED"
+
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        engine = BatchEngine(reg, folder=tmp_path / "dask-jobs", dask=DaskScoring(client))
+        job = engine.create_job(spec(tmp_path / "dask.csv"), source="test")  # type: ignore[arg-type]
+        victims = list(client.run(os.getpid).values())
+        killed: list[int] = []
+
+        def kill_once(doc: dict[str, object]) -> None:
+            if not killed:
+                killed.append(victims[0])
+                os.kill(victims[0], signal.SIGKILL)
+
+        engine.listen(job["id"], kill_once)
+        done = engine.run_now(job["id"])
+    assert killed
+    assert done["status"] == "COMPLETED", done["statusDetails"]
+    assert (tmp_path / "dask.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
