@@ -9,7 +9,9 @@ from dataclasses import dataclass
 import httpx
 import numpy as np
 
-__all__ = ["HttpSample", "Stats", "post_many", "repeat", "stats"]
+__all__ = ["PRECISE_HEADER", "HttpSample", "Stats", "post_many", "repeat", "server_seconds", "stats"]
+
+PRECISE_HEADER = "X-TSEngine-Execution-Time-Ms"
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,22 @@ def repeat(fn: Callable[[], object], *, n: int, budget: float, warmup: int = 2) 
     return out
 
 
+def server_seconds(headers: httpx.Headers) -> float:
+    """The server-side time of a response: the precise header, else DataRobot's whole milliseconds."""
+    precise = headers.get(PRECISE_HEADER)
+    if precise is not None:
+        return float(precise) / 1000.0
+    return int(headers["X-DataRobot-Execution-Time"]) / 1000.0
+
+
 @dataclass(frozen=True)
 class HttpSample:
-    """End-to-end and server-side (``X-DataRobot-Execution-Time``) durations, in seconds."""
+    """End-to-end and server-side durations, in seconds.
+
+    Server-side is ``X-TSEngine-Execution-Time-Ms`` (milliseconds with three
+    decimals) when the server sends it, else DataRobot's integer
+    ``X-DataRobot-Execution-Time``.
+    """
 
     e2e: list[float]
     server: list[float]
@@ -88,7 +103,7 @@ def post_many(
         if deadline is None:
             deadline = time.perf_counter() + budget
         e2e.append(elapsed)
-        server.append(int(response.headers["X-DataRobot-Execution-Time"]) / 1000.0)
+        server.append(server_seconds(response.headers))
         size = len(response.content)
         if time.perf_counter() > deadline:
             break

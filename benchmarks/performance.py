@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
+import os
 import tempfile
 import threading
 import time
@@ -521,7 +522,11 @@ def main() -> None:
     cfg = Config.from_args(args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    results: dict[str, Any] = {"config": cfg, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    results: dict[str, Any] = {
+        "config": cfg,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "load_at_start": os.getloadavg(),
+    }
 
     with tempfile.TemporaryDirectory(prefix="tsengine-bench-") as tmp_name:
         tmp = Path(tmp_name)

@@ -210,7 +210,9 @@ def run_backtest(
     return Backtest(name, rows)
 
 
-def origin_scale(history: pl.DataFrame, sids: pl.Series, origins: np.ndarray, fdw: int) -> np.ndarray:
+def origin_scale(
+    history: pl.DataFrame, sids: pl.Series, origins: np.ndarray, fdw: int, *, grid: OriginGrid | None = None
+) -> np.ndarray:
     """Per-origin volatility over ``(fp - fdw, fp]``: the mean absolute one-step change.
 
     Intervals are stored in these units, so one table serves series of any size
@@ -219,10 +221,15 @@ def origin_scale(history: pl.DataFrame, sids: pl.Series, origins: np.ndarray, fd
     made intervals of smooth high-level series far too wide and of noisy
     low-level series far too narrow.)  Falls back to the mean absolute level
     when the window has no consecutive pair or no change, then to 1.
+
+    ``grid``: the request's grid of ``history`` around these very origins with
+    windows of ``fdw`` (:meth:`tsengine.features.Layout.grid`), so the windows
+    the model's features already read are not laid out again.
     """
     if origins.size == 0:
         return np.empty(0)
-    grid = OriginGrid.build(history, sids, origins, fdw)
+    if grid is None or grid.fdw != fdw:
+        grid = OriginGrid.build(history, sids, origins, fdw)
     change = grid.mean_abs_change(max(fdw - 1, 1))
     level = grid.mean(absolute=True)
     return np.asarray(np.where(change > 1e-9, change, np.where(level > 1e-9, level, 1.0)))

@@ -17,15 +17,15 @@ import polars as pl
 
 from tsengine.backtest import origin_scale
 from tsengine.explain import forecast_explanations
-from tsengine.features import FP, D
+from tsengine.features import FP, D, Layout, grid_timestamps
 from tsengine.humility import apply_humility, rules_from_metadata
 from tsengine.intervals import IntervalTable
 from tsengine.io import to_polars
-from tsengine.models.base import ForecastModel
+from tsengine.models.base import ForecastModel, predict_on
 from tsengine.options import PredictOptions
 from tsengine.spec import TimeSeriesSpec
 from tsengine.timestep import parse_timestamp
-from tsengine.validate import IDX, ORIG, ROW, SID, canonicalize, place_on_grid
+from tsengine.validate import IDX, ORIG, ROW, SID, canonicalize, locate_on_grid
 from tsengine.window import Window, forecast_window, historical_window
 
 __all__ = ["BACKTEST_FILE", "OUTPUT_COLUMNS", "Deployment", "Prediction", "backtest_trace"]
@@ -200,12 +200,13 @@ class Deployment:
             preferred_format=spec.datetime_format,
             integer_ids=spec.series_id_type == "int",
         )
-        canon = place_on_grid(
+        placed = locate_on_grid(
             canonical.frame,
             spec.time_step,
             datetime_column=spec.datetime_column,
             series_label=spec.series_id_column or "",
         )
+        canon = placed.frame
         if options.is_historical:
             assert options.start is not None
             assert options.end is not None
@@ -223,47 +224,64 @@ class Deployment:
             relax_known_in_advance=options.relax_known_in_advance,
             datetime_format=canonical.datetime_format,
             utc_offset=canonical.utc_offset or spec.utc_offset,
+            codes=placed.codes,
         )
 
     def predict_result(self, frame: Any, options: PredictOptions | None = None) -> Prediction:
-        """Like :meth:`predict`, with warnings, from one options object (HTTP, CLI)."""
+        """Like :meth:`predict`, with warnings, from one options object (HTTP, CLI).
+
+        The request's window grid is laid out once (:class:`~tsengine.features.Layout`)
+        and shared by the model, the interval scale and the explanations; the
+        output columns are assembled from ready Series in one frame, because on
+        a one-series request each polars query planned costs about as much as
+        the arithmetic it runs.
+        """
         options = (options or PredictOptions()).validated()
         window = self.window(to_polars(frame), options)
         query, history = window.query, window.history
-        yhat = self.model.predict(history, query, self.spec)
+        layout = Layout.build(
+            history, query, self.spec.fdw, codes=window.codes, keep_designs=options.max_explanations > 0
+        )
+        yhat = predict_on(self.model, history, query, self.spec, layout)
         floor = 0.0 if self.metadata.get("training", {}).get("nonnegative") else None
         if floor is not None:
             yhat = np.maximum(yhat, floor)  # NaN stays NaN
-        step = self.spec.time_step
-        out = query.select(
-            pl.col(ROW).alias("rowId"),
-            self._series_values(),
-            step.from_index(pl.col(FP)).alias("forecastPoint"),
-            step.from_index(pl.col(IDX)).alias("timestamp"),
-            pl.col(D).alias("forecastDistance"),
-            pl.col(ORIG).alias("originalFormatTimestamp"),
-        ).with_columns(pl.Series("prediction", yhat, dtype=pl.Float64))
+        n = query.height
+        fp = query.get_column(FP).to_numpy()
+        both = grid_timestamps(self.spec.time_step, np.concatenate([fp, query.get_column(IDX).to_numpy()]))
+        prediction = pl.Series("prediction", yhat, dtype=pl.Float64)
+        if not np.isfinite(yhat).all():
+            prediction = prediction.fill_nan(None)
+        columns = [
+            query.get_column(ROW).alias("rowId"),
+            self._series_values(query),
+            both.slice(0, n).alias("forecastPoint"),
+            both.slice(n, n).alias("timestamp"),
+            query.get_column(D).alias("forecastDistance"),
+            query.get_column(ORIG).alias("originalFormatTimestamp"),
+            prediction,
+        ]
         percentile = None
         if self.intervals is not None:
-            scale = origin_scale(
-                history, query.get_column(SID), query.get_column(FP).to_numpy(), self.spec.fdw
-            )
-            low, high = self.intervals.apply(
-                yhat, scale, query.get_column(D).to_numpy(), series=query.get_column(SID)
-            )
+            sids = query.get_column(SID)
+            scale = origin_scale(history, sids, fp, self.spec.fdw, grid=layout.grid())
+            low, high = self.intervals.apply(yhat, scale, query.get_column(D).to_numpy(), series=sids)
             if floor is not None:
                 low = np.maximum(low, floor)
-            out = out.with_columns(
+            columns += [
                 pl.Series("predictionIntervalLow", low, dtype=pl.Float64),
                 pl.Series("predictionIntervalHigh", high, dtype=pl.Float64),
-            )
+            ]
             percentile = self.intervals.percentile
-        if not np.isfinite(yhat).all():
-            out = out.with_columns(pl.col("prediction").fill_nan(None))
-        out = apply_humility(out, rules_from_metadata(self.metadata), score=yhat, inputs=self._inputs(query))
+        out = pl.DataFrame(columns)
+        rules = rules_from_metadata(self.metadata)
+        if rules:
+            out = apply_humility(out, rules, score=yhat, inputs=self._inputs(query))
         warnings = window.warnings
         if options.max_explanations > 0:
-            explained = forecast_explanations(self.model, history, query, self.spec, yhat, options)
+            explained = forecast_explanations(
+                self.model, history, query, self.spec, yhat, options, layout=layout
+            )
             if explained is None:
                 warnings += (f"model {self.model.kind!r} has no per-feature contributions: no explanations",)
             else:
@@ -277,11 +295,11 @@ class Deployment:
             cols.append(pl.col(SID).alias(self.spec.series_id_column))
         return query.select(cols)
 
-    def _series_values(self) -> pl.Expr:
+    def _series_values(self, query: pl.DataFrame) -> pl.Series:
         if not self.spec.series_id_column:
-            return pl.lit(None, pl.String).alias("seriesId")
+            return pl.Series("seriesId", [None], dtype=pl.String).new_from_index(0, query.height)
         dtype = _SERIES_DTYPES[self.spec.series_id_type]
-        return pl.col(SID).cast(dtype, strict=False).alias("seriesId")
+        return query.get_column(SID).cast(dtype, strict=False).alias("seriesId")
 
 
 def backtest_trace(

@@ -28,6 +28,7 @@ from tsengine.spec import TimeSeriesSpec
 from tsengine.validate import SID
 
 if TYPE_CHECKING:
+    from tsengine.features import Layout
     from tsengine.models.lgbm import LightGBMModel
 
 __all__ = [
@@ -218,14 +219,20 @@ def _forecast_values(model: LightGBMModel, x: np.ndarray, scale: np.ndarray) -> 
 
 
 def forecast_contributions(
-    model: LightGBMModel, history: pl.DataFrame, query: pl.DataFrame, spec: TimeSeriesSpec
+    model: LightGBMModel,
+    history: pl.DataFrame,
+    query: pl.DataFrame,
+    spec: TimeSeriesSpec,
+    *,
+    layout: Layout | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Contributions in target units, the base value of each row, and the display values.
 
     ``strengths.sum(axis=1) + base`` is the model's prediction, whatever the
-    target transform (see :meth:`LightGBMModel.contributions`).
+    target transform (see :meth:`LightGBMModel.contributions`).  With the
+    request's ``layout`` the design the prediction used is reused.
     """
-    design = model.design(history, query, spec)
+    design = model.design(history, query, spec, layout=layout)
     strengths, base = model.contributions(design)
     return strengths, base, _forecast_values(model, design.x, design.scale)
 
@@ -237,6 +244,8 @@ def forecast_explanations(
     spec: TimeSeriesSpec,
     prediction: np.ndarray,
     options: PredictOptions,
+    *,
+    layout: Layout | None = None,
 ) -> pl.DataFrame | None:
     """Explanation columns for a time series query, or None when the model has no contributions.
 
@@ -248,7 +257,7 @@ def forecast_explanations(
     if not isinstance(model, LightGBMModel):
         return None
     mask = explain_mask(prediction, options.threshold_low, options.threshold_high)
-    strengths, _base, values = forecast_contributions(model, history, query, spec)
+    strengths, _base, values = forecast_contributions(model, history, query, spec, layout=layout)
     frame = top_explanations(
         strengths,
         names=forecast_feature_names(model, spec),

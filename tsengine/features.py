@@ -25,6 +25,7 @@ magnitude; the model predicts the scaled target and the caller multiplies back.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +33,7 @@ import numpy as np
 import polars as pl
 
 from tsengine.errors import TrainingDataError
-from tsengine.grid import OriginGrid
+from tsengine.grid import OriginGrid, series_codes
 from tsengine.spec import TimeSeriesSpec
 from tsengine.timestep import TimeStep
 from tsengine.validate import IDX, ROW, SID, Y
@@ -43,8 +44,12 @@ __all__ = [
     "CategoryMaps",
     "Design",
     "FeaturePlan",
+    "Layout",
     "build_design",
+    "calendar_parts",
+    "grid_timestamps",
     "dense_history",
+    "index_values",
     "relative_to_window",
     "season_length",
     "seasonal_steps",
@@ -74,6 +79,9 @@ _CALENDAR_BY_UNIT: dict[str, tuple[str, ...]] = {
 }
 
 SCALE_FLOOR = 1e-9
+# Up to this many rows, per-value Python and numpy beat a polars query, whose
+# planning costs tens of microseconds whatever the size (see CategoryMaps.codes).
+SMALL_ROWS = 4_096
 # Window-relative KIA values beyond this are clipped (a flag that is almost never
 # set in the window, a count waking up from zero).
 RELATIVE_CLIP = 50.0
@@ -233,6 +241,9 @@ class CategoryMaps:
     """
 
     maps: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Each column's keys and codes as Series, built on first use: replace_strict
+    # would otherwise turn a thousand-series mapping into Series on every request.
+    _series: dict[str, tuple[pl.Series, pl.Series]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def learn(cls, frame: pl.DataFrame, columns: list[str]) -> CategoryMaps:
@@ -243,12 +254,40 @@ class CategoryMaps:
             maps[col] = {str(v): i for i, v in enumerate(values)}
         return cls(maps)
 
+    def _pairs(self, column: str) -> tuple[pl.Series, pl.Series]:
+        pairs = self._series.get(column)
+        if pairs is None:
+            mapping = self.maps.get(column, {})
+            pairs = (
+                pl.Series(list(mapping), dtype=pl.String),
+                pl.Series(list(mapping.values()), dtype=pl.Int64),
+            )
+            self._series[column] = pairs
+        return pairs
+
     def encode(self, column: str, values: pl.Expr, *, unseen: float | None = None) -> pl.Expr:
-        """Float codes of a string expression: null stays null, unseen → ``unseen``."""
+        """Float codes of a string expression: unseen → ``unseen``, null → ``unseen`` (None: null)."""
+        keys, codes = self._pairs(column)
+        return values.cast(pl.String).replace_strict(keys, codes, default=unseen, return_dtype=pl.Float64)
+
+    def codes(self, column: str, values: pl.Series, *, unseen: float | None = None) -> np.ndarray:
+        """:meth:`encode` of a Series, as float codes (NaN for null).
+
+        Up to :data:`SMALL_ROWS` values, one dict lookup each: cheaper than
+        polars building a hash table of the whole mapping for a few rows.
+        """
+        if values.len() > SMALL_ROWS:
+            return (
+                values.to_frame(column)
+                .select(self.encode(column, pl.col(column), unseen=unseen))
+                .to_series()
+                .to_numpy()
+                .astype(np.float64)
+            )
         mapping = self.maps.get(column, {})
-        return values.cast(pl.String).replace_strict(
-            list(mapping), list(mapping.values()), default=unseen, return_dtype=pl.Float64
-        )
+        fill = math.nan if unseen is None else unseen
+        text = values if values.dtype == pl.String else values.cast(pl.String)
+        return np.array([mapping.get(v, fill) for v in text.to_list()], dtype=np.float64)
 
     def to_dict(self) -> dict[str, dict[str, int]]:
         """JSON form."""
@@ -304,6 +343,54 @@ def _calendar(step: TimeStep, parts: tuple[str, ...]) -> list[pl.Expr]:
     return [table[p].cast(pl.Float64).alias(f"__cal_{p}") for p in parts]
 
 
+# Calendar parts numpy computes exactly as polars' ``dt`` accessors do (ISO
+# weekday, ordinal day, ...); the ISO week is left to polars.
+_NUMPY_PARTS = frozenset({"second", "minute", "hour", "weekday", "monthday", "month", "yearday", "quarter"})
+_US_PER_SECOND = 1_000_000
+
+
+def grid_timestamps(step: TimeStep, idx: np.ndarray, name: str = "timestamp") -> pl.Series:
+    """:meth:`TimeStep.from_index <tsengine.timestep.TimeStep.from_index>` of ``idx`` as a Series.
+
+    Fixed steps are ``idx * step + phase`` microseconds, the very arithmetic of
+    ``from_index``, done in numpy: no polars query for a request's few
+    timestamps.  Calendar steps (months, quarters, years) go through
+    ``from_index`` once per index of the span (:func:`index_values`).
+    """
+    if not step.is_calendar:
+        micros = np.asarray(idx, dtype=np.int64) * step.micros + step.phase
+        # from integers: polars converts a datetime64 array several times slower
+        return pl.Series(name, micros, dtype=pl.Int64).cast(pl.Datetime("us"))
+    return index_values(np.asarray(idx, dtype=np.int64), [step.from_index(pl.col(IDX)).alias(name)])[0]
+
+
+def calendar_parts(step: TimeStep, parts: tuple[str, ...], idx: np.ndarray) -> list[np.ndarray]:
+    """The calendar features ``parts`` of each grid index, as floats (see :func:`_calendar`).
+
+    For fixed steps numpy derives them from the timestamps' microseconds,
+    equal to polars' ``dt.second()`` … ``dt.quarter()`` (checked over several
+    centuries either side of 1970); the ISO week and calendar steps use polars.
+    """
+    if step.is_calendar or not set(parts) <= _NUMPY_PARTS:
+        return [p.to_numpy().astype(np.float64) for p in index_values(idx, _calendar(step, parts))]
+    us = np.asarray(idx, dtype=np.int64) * step.micros + step.phase
+    t = us.astype("datetime64[us]")
+    days = t.astype("datetime64[D]")
+    months = t.astype("datetime64[M]")
+    month = months.view(np.int64) % 12 + 1
+    table: dict[str, Callable[[], np.ndarray]] = {
+        "second": lambda: (us // _US_PER_SECOND) % 60,
+        "minute": lambda: (us // (60 * _US_PER_SECOND)) % 60,
+        "hour": lambda: (us // (3600 * _US_PER_SECOND)) % 24,
+        "weekday": lambda: (days.view(np.int64) + 3) % 7 + 1,  # 1970-01-01 was a Thursday (ISO 4)
+        "monthday": lambda: (days - months.astype("datetime64[D]")).view(np.int64) + 1,
+        "month": lambda: month,
+        "yearday": lambda: (days - t.astype("datetime64[Y]").astype("datetime64[D]")).view(np.int64) + 1,
+        "quarter": lambda: (month - 1) // 3 + 1,
+    }
+    return [np.asarray(table[p](), dtype=np.float64) for p in parts]
+
+
 def relative_to_window(grid: OriginGrid, name: str, value: np.ndarray) -> np.ndarray:
     """A KIA value at the target time as a change from its window mean, per unit of its mean size.
 
@@ -337,6 +424,208 @@ def seasonal_steps(distances: np.ndarray, season: int) -> np.ndarray:
 _UNSEEN = -1.0  # a category code no category has; mapped back to NaN after "last"
 
 
+def index_values(idx: np.ndarray, exprs: list[pl.Expr]) -> list[pl.Series]:
+    """``exprs`` of the grid index column ``__i`` for each value of ``idx``.
+
+    Calendar parts and timestamps depend on the grid index alone, and a
+    request's rows share few of them (a forecast: one per distance), so they
+    are evaluated once per index of ``idx``'s span, in one small query, and
+    gathered; a sparse span (or none) evaluates them row by row.
+    """
+    if idx.size:
+        lo, hi = int(idx.min()), int(idx.max())
+        if hi - lo < max(idx.size, 64):
+            table = pl.DataFrame({IDX: np.arange(lo, hi + 1, dtype=np.int64)}).select(exprs)
+            at = idx - lo
+            return [table.get_column(c)[at] for c in table.columns]  # indexing: a native take
+    table = pl.DataFrame({IDX: np.asarray(idx, dtype=np.int64)}).select(exprs)
+    return table.get_columns()
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """One request's window grid, laid out once and shared by everything that reads windows.
+
+    The model's features, the interval scale (:func:`tsengine.backtest.origin_scale`)
+    and the explanations all read each origin's window ``(fp - a, fp]`` of the
+    same history; each used to lay that history out again (series codes, spans,
+    flat positions: the costliest part of a small request's features).  A layout
+    holds those positions once; :meth:`grid` hands out an
+    :class:`~tsengine.grid.OriginGrid` over them whose value columns and window
+    matrices are filled on first use and then shared, so every reader sees the
+    very numbers it computed before, computed once.  With ``keep_designs`` a
+    model's design is kept too, for the explanations of the same request.
+
+    Build it with :meth:`build`; positions are those of
+    :meth:`OriginGrid.build <tsengine.grid.OriginGrid.build>`.
+    """
+
+    history: pl.DataFrame
+    query: pl.DataFrame
+    fdw: int
+    pos: np.ndarray
+    unique_pos: np.ndarray
+    inverse: np.ndarray
+    keep: np.ndarray
+    flat: np.ndarray
+    size: int
+    keep_designs: bool = False
+    _values: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    _tags: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+    _windows: dict[tuple[str, int], np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    _designs: dict[object, Design] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        history: pl.DataFrame,
+        query: pl.DataFrame,
+        fdw: int,
+        *,
+        codes: tuple[np.ndarray, np.ndarray] | None = None,
+        keep_designs: bool = False,
+    ) -> Layout:
+        """Lay out ``history`` around the query's origins ``(__sid, __fp)``.
+
+        Args:
+            history: canonical rows (``__sid``, ``__i``, ``__y`` and any columns
+                a reader asks :meth:`grid` for).
+            query: the rows to predict (``__sid``, ``__fp``).
+            fdw: the window length ``a``.
+            codes: integer series codes of the history and query rows (one
+                coding for both; :attr:`tsengine.window.Window.codes`), else
+                computed here.
+            keep_designs: keep each model's design for a later reader
+                (explanations).
+        """
+        if codes is None:
+            hcode, qcode = series_codes(history.get_column(SID), query.get_column(SID))
+        else:
+            hcode, qcode = codes
+        origins = query.get_column(FP).to_numpy().astype(np.int64)
+        n_series = int(max(hcode.max(initial=-1), qcode.max(initial=-1))) + 1
+        lo = np.full(n_series, np.iinfo(np.int64).max, dtype=np.int64)
+        hi = np.full(n_series, -np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(lo, qcode, origins)
+        np.maximum.at(hi, qcode, origins)
+        has = hi >= lo
+        # one spare step before each span: a change statistic reads y[fp - a]
+        lo = np.where(has, lo - fdw, 0)
+        length = np.where(has, hi - lo + 1, 0)
+        offsets = np.concatenate([[0], np.cumsum(length)])
+        idx = history.get_column(IDX).to_numpy()
+        keep = has[hcode] & (idx >= lo[hcode]) & (idx <= hi[hcode])
+        kept = hcode[keep]
+        flat = offsets[kept] + idx[keep] - lo[kept]
+        pos = offsets[qcode] + origins - lo[qcode]
+        unique_pos, inverse = _unique(pos)
+        return cls(
+            history=history,
+            query=query,
+            fdw=fdw,
+            pos=pos,
+            unique_pos=unique_pos,
+            inverse=inverse,
+            keep=keep,
+            flat=flat,
+            size=int(offsets[-1]),
+            keep_designs=keep_designs,
+        )
+
+    def fits(self, history: pl.DataFrame, query: pl.DataFrame, fdw: int) -> bool:
+        """Whether this layout is of ``history`` around ``query``'s origins with windows of ``fdw``."""
+        return self.history is history and self.query is query and self.fdw == fdw
+
+    def grid(
+        self,
+        columns: tuple[str, ...] = (),
+        *,
+        sources: dict[str, pl.Series] | None = None,
+        tag: object = None,
+    ) -> OriginGrid:
+        """An :class:`~tsengine.grid.OriginGrid` holding the target and ``columns``.
+
+        Args:
+            columns: numeric history columns to lay out besides the target.
+            sources: values to lay out instead of the history's own column
+                (e.g. category codes), one per history row.
+            tag: what ``sources`` are (e.g. the category maps): a column laid
+                out once under one tag is never reused under another; that
+                reader gets a grid of its own.
+        """
+        sources = sources or {}
+        wanted = {name: (tag if name in sources else None) for name in (Y, *columns)}
+        if any(name in self._tags and self._tags[name] != t for name, t in wanted.items()):
+            values = {name: self._lay_out(name, sources.get(name)) for name in wanted}
+            return OriginGrid(
+                fdw=self.fdw, pos=self.pos, values=values, unique_pos=self.unique_pos, inverse=self.inverse
+            )
+        for name, t in wanted.items():
+            if name not in self._values:
+                self._values[name] = self._lay_out(name, sources.get(name))
+                self._tags[name] = t
+        return OriginGrid(
+            fdw=self.fdw,
+            pos=self.pos,
+            values=self._values,
+            unique_pos=self.unique_pos,
+            inverse=self.inverse,
+            _windows=self._windows,
+        )
+
+    def _lay_out(self, name: str, source: pl.Series | None) -> np.ndarray:
+        column = np.full(self.size, np.nan)
+        values = source if source is not None else self.history.get_column(name)
+        column[self.flat] = values.cast(pl.Float64).to_numpy()[self.keep]
+        return column
+
+    def rows(self, start: int, length: int) -> Layout:
+        """The layout of query rows ``start .. start + length``, for a design built in pieces.
+
+        It shares the laid-out value columns; its window matrices are its own
+        (they hold other origins), and it keeps no designs.
+        """
+        pos = self.pos[start : start + length]
+        unique_pos, inverse = _unique(pos)
+        return Layout(
+            history=self.history,
+            query=self.query.slice(start, length),
+            fdw=self.fdw,
+            pos=pos,
+            unique_pos=unique_pos,
+            inverse=inverse,
+            keep=self.keep,
+            flat=self.flat,
+            size=self.size,
+            _values=self._values,
+            _tags=self._tags,
+        )
+
+    def design(self, key: object, build: Callable[[], Design]) -> Design:
+        """A model's design for this request: built by ``build``, kept when :attr:`keep_designs`."""
+        found = self._designs.get(key)
+        if found is not None:
+            return found
+        design = build()
+        if self.keep_designs:
+            self._designs[key] = design
+        return design
+
+
+def _unique(pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(pos, return_inverse=True)``, without its sort when ``pos`` never decreases.
+
+    A forecast's query is series-major with one origin per series, so its
+    positions come sorted and the distinct ones are where the value changes.
+    """
+    if pos.size > 1 and bool((pos[1:] >= pos[:-1]).all()):
+        change = pos[1:] != pos[:-1]
+        starts = np.concatenate([[True], change])
+        return pos[starts], np.cumsum(starts) - 1
+    unique_pos, inverse = np.unique(pos, return_inverse=True)
+    return unique_pos, inverse.ravel()
+
+
 def build_design(
     history: pl.DataFrame,
     query: pl.DataFrame,
@@ -345,12 +634,15 @@ def build_design(
     maps: CategoryMaps,
     *,
     with_target: bool = False,
+    layout: Layout | None = None,
 ) -> Design:
     """Features for every query row, in query order.
 
     Origin statistics come from an :class:`~tsengine.grid.OriginGrid` (numpy over
-    a flat dense layout); target-time parts (calendar, KIA, series code) from one
-    polars select over the query.
+    a flat dense layout); calendar parts from one small polars query per
+    distinct target index; KIA values and category codes from the query's
+    columns.  The matrix is filled column by column in place, so no second
+    copy of it is ever alive.
 
     Args:
         history: canonical history rows (targets after a row's own forecast point
@@ -360,43 +652,75 @@ def build_design(
         step: the time step (for calendar parts).
         maps: category codes.
         with_target: also return the target ``y[__i]`` (training).
+        layout: the request's window layout of ``history`` around ``query``
+            (same window length), else laid out here.
     """
     fp = query.get_column(FP).to_numpy().astype(np.int64)
     d = query.get_column(D).to_numpy().astype(np.int64)
     cats = [f for f in plan.features if f in plan.categorical]
-    if cats:
-        history = history.with_columns(maps.encode(f, pl.col(f), unseen=_UNSEEN) for f in cats)
     relative = plan.numeric_known_in_advance
-    grid = OriginGrid.build(history, query.get_column(SID), fp, plan.fdw, (*plan.features, *relative))
+    columns = (*plan.features, *relative)
+    if layout is not None and layout.fits(history, query, plan.fdw):
+        sources = {f: _encoded(history, maps, f) for f in cats}
+        grid = layout.grid(columns, sources=sources, tag=id(maps))
+    else:
+        if cats:
+            history = history.with_columns(maps.encode(f, pl.col(f), unseen=_UNSEEN) for f in cats)
+        grid = OriginGrid.build(history, query.get_column(SID), fp, plan.fdw, columns)
     level = grid.mean(absolute=True)
     scale = np.where(level > SCALE_FLOOR, level, 1.0)
     last = grid.last()
     seasonal = grid.back(seasonal_steps(d, plan.season))
-    cols: list[np.ndarray] = [d.astype(np.float64)]
-    cols += [grid.lag(j) / scale for j in range(plan.lags)]
+    x = np.empty((query.height, len(plan.names)))
+    filled = 0
+
+    def put(column: np.ndarray) -> None:
+        nonlocal filled
+        x[:, filled] = column
+        filled += 1
+
+    put(d)
+    if query.height <= SMALL_ROWS:  # all lags at once: lag j is y[pos - j] (OriginGrid.lag)
+        x[:, filled : filled + plan.lags] = (
+            grid.values[Y][grid.pos[:, None] - np.arange(plan.lags)] / scale[:, None]
+        )
+        filled += plan.lags
+    else:  # column by column: no (rows x lags) temporaries
+        for j in range(plan.lags):
+            put(grid.lag(j) / scale)
     for w in plan.windows:
-        cols += [grid.mean(width=w) / scale, grid.std(width=w) / scale]
-    cols += [last / scale, seasonal / scale, grid.count()]
-    target_side: list[pl.Expr] = _calendar(step, plan.calendar)
+        put(grid.mean(width=w) / scale)
+        put(grid.std(width=w) / scale)
+    put(last / scale)
+    put(seasonal / scale)
+    put(grid.count())
+    if plan.calendar:
+        for part in calendar_parts(step, plan.calendar, query.get_column(IDX).to_numpy()):
+            put(part)
     for k in plan.known_in_advance:
-        target_side.append(maps.encode(k, pl.col(k)) if k in plan.categorical else pl.col(k).cast(pl.Float64))
-    series = [maps.encode(SID, pl.col(SID)).alias("__series")] if plan.with_series else []
-    side = query.select(*(e.alias(f"__t{n}") for n, e in enumerate(target_side)), *series)
-    cols += [side.get_column(f"__t{n}").to_numpy().astype(np.float64) for n in range(len(target_side))]
+        values = query.get_column(k)
+        put(maps.codes(k, values) if k in plan.categorical else values.cast(pl.Float64).to_numpy())
     if relative:
-        known = query.select(pl.col(k).cast(pl.Float64) for k in relative).to_numpy()
-        cols += [relative_to_window(grid, k, known[:, n]) for n, k in enumerate(relative)]
+        for k in relative:
+            known = query.get_column(k).cast(pl.Float64).to_numpy()
+            put(relative_to_window(grid, k, known))
     for f in plan.features:
         if f in plan.categorical:
             code = grid.last(f)
-            cols.append(np.where(code == _UNSEEN, np.nan, code))
+            put(np.where(code == _UNSEEN, np.nan, code))
         else:
-            cols += [grid.last(f), grid.mean(f)]
+            put(grid.last(f))
+            put(grid.mean(f))
     if plan.with_series:
-        cols.append(side.get_column("__series").to_numpy().astype(np.float64))
-    x = np.column_stack(cols) if cols else np.empty((query.height, 0))
+        put(maps.codes(SID, query.get_column(SID)))
+    assert filled == x.shape[1], (filled, x.shape)
     target = targets_at(history, query) if with_target else None
-    return Design(x=np.ascontiguousarray(x), scale=scale, last=last, seasonal=seasonal, y=target)
+    return Design(x=x, scale=scale, last=last, seasonal=seasonal, y=target)
+
+
+def _encoded(history: pl.DataFrame, maps: CategoryMaps, column: str) -> pl.Series:
+    """A categorical history column as float codes, unseen values as :data:`_UNSEEN`."""
+    return pl.Series(column, maps.codes(column, history.get_column(column), unseen=_UNSEEN))
 
 
 def targets_at(history: pl.DataFrame, query: pl.DataFrame) -> np.ndarray:

@@ -14,7 +14,7 @@ and polars joins, so it costs the same for one series or ten thousand.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -30,7 +30,7 @@ from tsengine.features import FP, D
 from tsengine.grid import series_codes
 from tsengine.spec import TimeSeriesSpec
 from tsengine.timestep import format_datetimes
-from tsengine.validate import IDX, ORIG, ROW, SID, TIME, Y
+from tsengine.validate import IDX, ORIG, ROW, SID, TIME, Y, format_iso, sid_codes
 
 __all__ = ["Window", "forecast_window", "historical_window", "series_order"]
 
@@ -45,11 +45,15 @@ class Window:
         history: the canonical rows models may read (each model reads, per query
             row, only rows at or before that row's forecast point).
         warnings: human-readable notes (e.g. imputed KIA values).
+        codes: when known, an integer series code for each history row and each
+            query row (one coding for both), so the request's window layout
+            (:class:`tsengine.features.Layout`) need not hash the ids again.
     """
 
     query: pl.DataFrame
     history: pl.DataFrame
     warnings: tuple[str, ...] = ()
+    codes: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False, repr=False)
 
 
 def _label(spec: TimeSeriesSpec, sid: str) -> str:
@@ -82,8 +86,29 @@ def _history_counts(canon: pl.DataFrame, pairs: pl.DataFrame, fdw: int) -> np.nd
     return np.asarray((upper - lower).astype(np.int64))
 
 
+def _observed(target: pl.Series) -> np.ndarray:
+    """Rows whose target is not null (a NaN target counts as present, as in polars)."""
+    if target.null_count() == 0:
+        return np.ones(target.len(), dtype=bool)
+    return np.asarray(target.is_not_null().to_numpy())
+
+
 def _fmt_index(spec: TimeSeriesSpec, fmt: str, offset: str | None) -> pl.Expr:
     return format_datetimes(spec.time_step.from_index(pl.col(IDX)), fmt, utc_offset=offset)
+
+
+def _index_labels(spec: TimeSeriesSpec, idx: np.ndarray, fmt: str, offset: str | None) -> pl.Series:
+    """Grid indices written in the client's datetime format (autoexpanded rows' text).
+
+    The common ISO layouts on a fixed step are written by numpy, which gives
+    chrono's text for whole days or seconds of years 1000-9999; anything else
+    is formatted by :func:`~tsengine.timestep.format_datetimes`.
+    """
+    if not spec.time_step.is_calendar:
+        text = format_iso(idx * spec.time_step.micros + spec.time_step.phase, fmt)
+        if text is not None:
+            return pl.Series(ORIG, text.tolist(), dtype=pl.String)
+    return pl.DataFrame({IDX: idx}).select(_fmt_index(spec, fmt, offset).alias(ORIG)).get_column(ORIG)
 
 
 def forecast_window(
@@ -94,8 +119,15 @@ def forecast_window(
     relax_known_in_advance: bool,
     datetime_format: str,
     utc_offset: str | None,
+    codes: np.ndarray | None = None,
 ) -> Window:
     """Forecast mode: one forecast point, distances b..c for every series.
+
+    Integer arithmetic on the series codes (``codes``, from
+    :func:`~tsengine.validate.locate_on_grid`; computed when None) and grid
+    indices: a one-series request costs a few numpy calls, and autoexpanded
+    rows' ``originalFormatTimestamp`` is formatted once per distance, not once
+    per row.
 
     Raises:
         OffGridError: a given forecast point is off the grid.
@@ -103,15 +135,16 @@ def forecast_window(
         KnownInAdvanceError: naming KIA features missing on forecast rows.
     """
     step = spec.time_step
+    idx = canon.get_column(IDX).to_numpy()
+    observed = _observed(canon.get_column(Y))
     if forecast_point is None:
-        latest = canon.select(pl.col(IDX).filter(pl.col(Y).is_not_null()).max()).item()
-        if latest is None:
+        if not observed.any():
             msg = (
                 f"cannot infer a forecast point: no row has a value in target column {spec.target!r}; "
                 "post history rows with the target filled in, or pass forecastPoint"
             )
             raise InsufficientHistoryError(msg)
-        fp = int(latest)
+        fp = int(idx[observed].max())
     else:
         found = step.index_of(forecast_point)
         if found is None:
@@ -122,43 +155,85 @@ def forecast_window(
             )
             raise OffGridError(msg)
         fp = found
-    order = series_order(canon).with_columns(pl.lit(fp, pl.Int64).alias(FP))
-    counts = _history_counts(canon, order, spec.fdw)
+    if codes is None:
+        codes = sid_codes(canon.get_column(SID))
+    n_rows = canon.height
+    n_codes = int(codes.max()) + 1
+    # Series in order of first appearance: ``order[k]`` is the code of the k-th.
+    first = np.full(n_codes, n_rows, dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(n_rows, dtype=np.int64))
+    order = np.argsort(first, kind="stable")
+    first_rows = first[order]
+    inside = observed & (idx <= fp) & (idx > fp - spec.fdw)
+    counts = np.bincount(codes[inside], minlength=n_codes)[order]
     if (counts < spec.min_history).any():
-        short = order.with_columns(pl.Series("__n", counts)).filter(pl.col("__n") < spec.min_history)
         fp_text = step.timestamp_of(fp).isoformat()
-        described = [f"{_label(spec, s)} has {n}" for s, n in short.select(SID, "__n").iter_rows()]
+        sids = canon.get_column(SID)[first_rows]
+        described = [
+            f"{_label(spec, s)} has {n}"
+            for s, n in zip(sids.to_list(), counts.tolist(), strict=True)
+            if n < spec.min_history
+        ]
         msg = (
             f"not enough history before forecast point {fp_text}: {short_list(described, quote=False)} "
             f"target value(s) in the {spec.fdw}-step feature derivation window, the model needs "
             f"{spec.min_history}; post more history rows or choose an earlier forecast point"
         )
         raise InsufficientHistoryError(msg)
-    distances = np.arange(spec.forecast_window[0], spec.forecast_window[1] + 1, dtype=np.int64)
-    n_series = order.height
-    wanted = pl.DataFrame(
-        {
-            SID: order.get_column(SID).gather(np.repeat(np.arange(n_series), distances.size)),
-            FP: np.full(n_series * distances.size, fp, dtype=np.int64),
-            D: np.tile(distances, n_series),
-            IDX: np.tile(distances + fp, n_series),
-        }
-    )
+    b, c = spec.forecast_window
+    distances = np.arange(b, c + 1, dtype=np.int64)
+    n_series, n_d = order.size, distances.size
+    n_query = n_series * n_d
+    # series-major, distance-minor: query row k * n_d + j is series k at distance b + j
+    slot_of = np.tile(np.arange(n_d), n_series)
+    targets = np.tile(distances + fp, n_series)
+    # Rows posted for the forecast window keep their row id, text and KIA values.
+    posted = np.flatnonzero((idx >= fp + b) & (idx <= fp + c))
+    rank = np.empty(n_codes, dtype=np.int64)
+    rank[order] = np.arange(n_series, dtype=np.int64)
+    slots = rank[codes[posted]] * n_d + (idx[posted] - fp - b)
+    row = np.full(n_query, -1, dtype=np.int64)
+    row[slots] = canon.get_column(ROW).to_numpy()[posted]
+    generated = row < 0
+    row[generated] = n_rows + np.arange(int(generated.sum()), dtype=np.int64)
+    orig = _index_labels(spec, distances + fp, datetime_format, utc_offset)
+    if n_series > 1:
+        orig = orig[slot_of]  # indexing with numpy: a native take, no query
+    if posted.size:
+        orig = orig.scatter(slots, canon.get_column(ORIG)[posted])
     kia = list(spec.known_in_advance)
-    # series-major, distance-minor by construction; the left join keeps that order
-    query = wanted.join(
-        canon.select(SID, IDX, ROW, ORIG, *kia), on=[SID, IDX], how="left", maintain_order="left"
+    kia_columns = []
+    for k in kia:
+        source = canon.get_column(k)
+        column = pl.Series(k, [None], dtype=source.dtype).new_from_index(0, n_query)
+        if posted.size:
+            column = column.scatter(slots, source[posted])
+        kia_columns.append(column)
+    sid = canon.get_column(SID)
+    if n_series == 1:  # one series: its id repeated, without a gather
+        sid = sid.new_from_index(int(first_rows[0]), n_query)
+    else:
+        sid = sid[np.repeat(first_rows, n_d)]
+    query = pl.DataFrame(
+        [
+            sid.alias(SID),
+            pl.Series(FP, np.full(n_query, fp, dtype=np.int64)),
+            pl.Series(D, np.tile(distances, n_series)),
+            pl.Series(IDX, targets),
+            pl.Series(ROW, row),
+            orig.alias(ORIG),
+            *kia_columns,
+        ]
     )
-    new_ids = pl.col(ROW).is_null().cast(pl.Int64).cum_sum() - 1 + canon.height
-    query = query.with_columns(
-        pl.coalesce(pl.col(ROW), new_ids).alias(ROW),
-        pl.coalesce(pl.col(ORIG), _fmt_index(spec, datetime_format, utc_offset)).alias(ORIG),
-    )
-    history = canon.filter(pl.col(IDX) <= fp)
+    before = idx <= fp
+    if bool(before.all()):
+        history, history_codes = canon, codes
+    else:
+        history, history_codes = canon.filter(pl.Series(before)), codes[before]
     query, warnings = _check_known_in_advance(
         query, canon, spec, relax_known_in_advance, what="forecast rows"
     )
-    return Window(query, history, warnings)
+    return Window(query, history, warnings, codes=(history_codes, np.repeat(order, n_d)))
 
 
 def historical_window(
@@ -213,7 +288,7 @@ def _check_known_in_advance(
     kia = list(spec.known_in_advance)
     if not kia:
         return query, ()
-    missing = query.select(*(pl.col(k).is_null().sum().alias(k) for k in kia)).row(0, named=True)
+    missing = {k: query.get_column(k).null_count() for k in kia}
     absent = [k for k in kia if missing[k]]
     if not absent:
         return query, ()

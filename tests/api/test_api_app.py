@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import polars as pl
 import pytest
 
 import tsengine
+from tsengine import render
 from tsengine.errors import DeploymentStoreError
 
 pytestmark = pytest.mark.anyio
@@ -176,6 +178,34 @@ async def test_chunked_upload_without_content_length(client: httpx.AsyncClient, 
 
     response = await client.post(URL, content=chunks(), headers={"content-type": "text/csv"})
     assert response.status_code == 200, response.text
+
+
+async def test_execution_time_has_a_precise_form_beside_the_integer(
+    client: httpx.AsyncClient, csv: bytes
+) -> None:
+    response = await client.post(URL, content=csv, headers={"content-type": "text/csv"})
+    precise = response.headers["x-tsengine-execution-time-ms"]
+    assert re.fullmatch(r"\d+\.\d{3}", precise), precise
+    assert abs(float(precise) - int(response.headers["x-datarobot-execution-time"])) <= 1
+    assert "X-TSEngine-Execution-Time-Ms" in response.headers["access-control-expose-headers"]
+    missing = await client.get("/no/such/route")
+    assert "x-tsengine-execution-time-ms" in missing.headers
+
+
+@pytest.mark.parametrize("accept", ["text/csv", "application/json"])
+async def test_a_large_answer_is_sent_in_pieces_with_the_same_bytes(
+    client: httpx.AsyncClient, csv: bytes, accept: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers = {"content-type": "text/csv", "accept": accept}
+    whole = await client.post(URL, content=csv, headers=headers)
+    monkeypatch.setattr(render, "SMALL_ROWS", 0)  # polars writes it ...
+    monkeypatch.setattr(render, "RENDER_CHUNK_ROWS", 4)  # ... in pieces of 4 rows
+    pieces = await client.post(URL, content=csv, headers=headers)
+    assert pieces.status_code == 200, pieces.text
+    assert pieces.content == whole.content
+    assert int(pieces.headers["content-length"]) == len(pieces.content)
+    assert pieces.headers["content-type"] == whole.headers["content-type"]
+    assert_datarobot_headers(pieces)
 
 
 @pytest.mark.parametrize(

@@ -60,7 +60,7 @@ import orjson
 import polars as pl
 
 from tsengine.errors import TrainingDataError
-from tsengine.features import season_length
+from tsengine.features import Layout, season_length
 from tsengine.models._series import OriginWindows, interpolate_rows, origin_windows
 from tsengine.models.base import ForecastModel
 from tsengine.spec import TimeSeriesSpec
@@ -382,7 +382,14 @@ class ARIMAModel(ForecastModel):
             "exact": self.exact,
         }
 
-    def predict(self, history: pl.DataFrame, query: pl.DataFrame, spec: TimeSeriesSpec) -> np.ndarray:  # noqa: ARG002
+    def predict(
+        self,
+        history: pl.DataFrame,
+        query: pl.DataFrame,
+        spec: TimeSeriesSpec,  # noqa: ARG002
+        *,
+        layout: Layout | None = None,  # noqa: ARG002 (windows come from origin_windows)
+    ) -> np.ndarray:
         """Remove the regression, filter, forecast, integrate, add the regression back."""
         if query.height == 0:
             return np.empty(0)

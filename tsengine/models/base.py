@@ -11,15 +11,19 @@ rows of that series at or before the row's forecast point (``__i <= __fp``).
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 import polars as pl
 
 from tsengine.spec import TimeSeriesSpec
 
-__all__ = ["ForecastModel"]
+if TYPE_CHECKING:
+    from tsengine.features import Layout
+
+__all__ = ["ForecastModel", "predict_on"]
 
 
 class ForecastModel(ABC):
@@ -37,8 +41,21 @@ class ForecastModel(ABC):
         """Fit on canonical training rows (see :mod:`tsengine.validate`)."""
 
     @abstractmethod
-    def predict(self, history: pl.DataFrame, query: pl.DataFrame, spec: TimeSeriesSpec) -> np.ndarray:
-        """One prediction per query row, in query order (NaN where impossible)."""
+    def predict(
+        self,
+        history: pl.DataFrame,
+        query: pl.DataFrame,
+        spec: TimeSeriesSpec,
+        *,
+        layout: Layout | None = None,
+    ) -> np.ndarray:
+        """One prediction per query row, in query order (NaN where impossible).
+
+        ``layout`` is the request's window layout of ``history`` around
+        ``query`` (:class:`~tsengine.features.Layout`), built once by the
+        deployment so the model, the interval scale and the explanations share
+        it; models that read windows another way ignore it.
+        """
 
     @abstractmethod
     def to_bytes(self) -> bytes:
@@ -60,3 +77,29 @@ class ForecastModel(ABC):
     def describe(self) -> dict[str, Any]:
         """A JSON-able summary for ``tsengine info``."""
         return {"kind": self.kind}
+
+
+_TAKES_LAYOUT: dict[type, bool] = {}
+
+
+def predict_on(
+    model: ForecastModel,
+    history: pl.DataFrame,
+    query: pl.DataFrame,
+    spec: TimeSeriesSpec,
+    layout: Layout | None,
+) -> np.ndarray:
+    """``model.predict``, with the request's layout when its ``predict`` takes one.
+
+    Models written against the contract before the layout existed (a user's
+    own, a test's stub) define ``predict(history, query, spec)``; they are
+    called that way, and lay out their windows themselves.
+    """
+    kind = type(model)
+    takes = _TAKES_LAYOUT.get(kind)
+    if takes is None:
+        takes = "layout" in inspect.signature(kind.predict).parameters
+        _TAKES_LAYOUT[kind] = takes
+    if takes and layout is not None:
+        return model.predict(history, query, spec, layout=layout)
+    return model.predict(history, query, spec)

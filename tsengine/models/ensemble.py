@@ -21,7 +21,8 @@ import orjson
 import polars as pl
 
 from tsengine.errors import TrainingDataError
-from tsengine.models.base import ForecastModel
+from tsengine.features import Layout
+from tsengine.models.base import ForecastModel, predict_on
 from tsengine.spec import TimeSeriesSpec
 from tsengine.validate import SID
 
@@ -74,11 +75,18 @@ class EnsembleModel(ForecastModel):
             "weights": list(self.weights),
         }
 
-    def predict(self, history: pl.DataFrame, query: pl.DataFrame, spec: TimeSeriesSpec) -> np.ndarray:
+    def predict(
+        self,
+        history: pl.DataFrame,
+        query: pl.DataFrame,
+        spec: TimeSeriesSpec,
+        *,
+        layout: Layout | None = None,
+    ) -> np.ndarray:
         """NaN-aware weighted mean of the members' predictions."""
         if query.height == 0:
             return np.empty(0)
-        preds = np.vstack([m.predict(history, query, spec) for m in self.members])
+        preds = np.vstack([predict_on(m, history, query, spec, layout) for m in self.members])
         return combine(preds, self.weights)
 
     def to_bytes(self) -> bytes:
@@ -151,11 +159,18 @@ class PerSeriesModel(EnsembleModel):
         """The ensemble's tuning and the picks."""
         return {**super().refit_kwargs(), "picks": dict(self.picks)}
 
-    def predict(self, history: pl.DataFrame, query: pl.DataFrame, spec: TimeSeriesSpec) -> np.ndarray:
+    def predict(
+        self,
+        history: pl.DataFrame,
+        query: pl.DataFrame,
+        spec: TimeSeriesSpec,
+        *,
+        layout: Layout | None = None,
+    ) -> np.ndarray:
         """Each row from its series' pick; the ensemble where there is none or the pick is NaN."""
         if query.height == 0:
             return np.empty(0)
-        preds = np.vstack([m.predict(history, query, spec) for m in self.members])
+        preds = np.vstack([predict_on(m, history, query, spec, layout) for m in self.members])
         mixed = combine(preds, self.weights)
         if not self._codes:
             return mixed

@@ -41,7 +41,7 @@ import orjson
 import polars as pl
 
 from tsengine.errors import TrainingDataError
-from tsengine.features import season_length
+from tsengine.features import Layout, season_length
 from tsengine.models._series import origin_windows, training_matrix
 from tsengine.models.base import ForecastModel
 from tsengine.spec import TimeSeriesSpec
@@ -500,7 +500,14 @@ class ETSModel(ForecastModel):
         """Backtests re-estimate parameters but keep each series' configuration."""
         return {"configs": {s: [c.trend, c.seasonal, c.log] for s, c in self.series.items()}}
 
-    def predict(self, history: pl.DataFrame, query: pl.DataFrame, spec: TimeSeriesSpec) -> np.ndarray:  # noqa: ARG002
+    def predict(
+        self,
+        history: pl.DataFrame,
+        query: pl.DataFrame,
+        spec: TimeSeriesSpec,  # noqa: ARG002
+        *,
+        layout: Layout | None = None,  # noqa: ARG002 (windows come from origin_windows)
+    ) -> np.ndarray:
         """Re-filter each origin's posted window with the stored parameters."""
         if query.height == 0:
             return np.empty(0)

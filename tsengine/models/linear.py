@@ -42,6 +42,7 @@ from tsengine.features import (
     SCALE_FLOOR,
     D,
     FeaturePlan,
+    Layout,
     relative_to_window,
     targets_at,
     too_short,
@@ -73,9 +74,20 @@ class _Rows:
     scale: np.ndarray
 
 
-def _rows(history: pl.DataFrame, query: pl.DataFrame, fdw: int, lags: int, kia: tuple[str, ...]) -> _Rows:
-    """The design of :class:`LinearModel` for each query row, in query order."""
-    grid = OriginGrid.build(history, query.get_column(SID), query.get_column(FP).to_numpy(), fdw, kia)
+def _rows(
+    history: pl.DataFrame,
+    query: pl.DataFrame,
+    fdw: int,
+    lags: int,
+    kia: tuple[str, ...],
+    *,
+    layout: Layout | None = None,
+) -> _Rows:
+    """The design of :class:`LinearModel` for each query row, in query order (on ``layout`` when it fits)."""
+    if layout is not None and layout.fits(history, query, fdw):
+        grid = layout.grid(kia)
+    else:
+        grid = OriginGrid.build(history, query.get_column(SID), query.get_column(FP).to_numpy(), fdw, kia)
     level = grid.mean(absolute=True)
     scale = np.where(level > SCALE_FLOOR, level, 1.0)
     last = grid.last()
@@ -204,11 +216,18 @@ class LinearModel(ForecastModel):
         """Backtests refit with the searched lag count and ridge weight."""
         return {"ridge": self.ridge, "lags": self.lags}
 
-    def predict(self, history: pl.DataFrame, query: pl.DataFrame, spec: TimeSeriesSpec) -> np.ndarray:  # noqa: ARG002
+    def predict(
+        self,
+        history: pl.DataFrame,
+        query: pl.DataFrame,
+        spec: TimeSeriesSpec,  # noqa: ARG002
+        *,
+        layout: Layout | None = None,
+    ) -> np.ndarray:
         """``last + scale * (intercept[d] + x · coef[d])``; NaN where the window holds no target."""
         if query.height == 0:
             return np.empty(0)
-        rows = _rows(history, query, self.fdw, self.lags, self.kia)
+        rows = _rows(history, query, self.fdw, self.lags, self.kia, layout=layout)
         xs = np.nan_to_num((rows.x - self.mean) / self.std, nan=0.0)
         k = np.searchsorted(np.asarray(self.distances), query.get_column(D).to_numpy())
         k = np.clip(k, 0, len(self.distances) - 1)

@@ -13,7 +13,7 @@ import numpy as np
 import orjson
 import polars as pl
 
-from tsengine.features import CategoryMaps, FeaturePlan, build_design
+from tsengine.features import CategoryMaps, FeaturePlan, Layout, build_design
 from tsengine.models.base import ForecastModel
 from tsengine.spec import TimeSeriesSpec
 
@@ -50,11 +50,18 @@ class SeasonalNaiveModel(ForecastModel):
         )
         return cls(plan)
 
-    def predict(self, history: pl.DataFrame, query: pl.DataFrame, spec: TimeSeriesSpec) -> np.ndarray:
+    def predict(
+        self,
+        history: pl.DataFrame,
+        query: pl.DataFrame,
+        spec: TimeSeriesSpec,
+        *,
+        layout: Layout | None = None,
+    ) -> np.ndarray:
         """Look the values up on the dense grid."""
         if query.height == 0:
             return np.empty(0)
-        design = build_design(history, query, self.plan, spec.time_step, CategoryMaps())
+        design = build_design(history, query, self.plan, spec.time_step, CategoryMaps(), layout=layout)
         return seasonal_naive(design.seasonal, design.last)
 
     def to_bytes(self) -> bytes:

@@ -49,7 +49,7 @@ import orjson
 import polars as pl
 
 from tsengine.errors import TrainingDataError
-from tsengine.features import season_length
+from tsengine.features import Layout, season_length
 from tsengine.models._series import (
     OriginWindows,
     TrainingMatrix,
@@ -371,7 +371,14 @@ class ThetaModel(ForecastModel):
                 states[r] = st
         return states
 
-    def predict(self, history: pl.DataFrame, query: pl.DataFrame, spec: TimeSeriesSpec) -> np.ndarray:  # noqa: ARG002
+    def predict(
+        self,
+        history: pl.DataFrame,
+        query: pl.DataFrame,
+        spec: TimeSeriesSpec,  # noqa: ARG002
+        *,
+        layout: Layout | None = None,  # noqa: ARG002 (windows come from origin_windows)
+    ) -> np.ndarray:
         """Adjust, smooth, add the drift, re-seasonalise; vectorised over origins."""
         if query.height == 0:
             return np.empty(0)
