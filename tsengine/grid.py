@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from tsengine.validate import IDX, SID, Y
+from tsengine.columns import IDX, SID, Y
 
 __all__ = ["OriginGrid", "series_codes"]
 

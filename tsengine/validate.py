@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from tsengine.columns import IDX, ORIG, ROW, SID, TIME, Y
 from tsengine.errors import (
     DuplicateRowError,
     MissingColumnError,
@@ -46,7 +47,6 @@ __all__ = [
     "sid_codes",
 ]
 
-ROW, SID, TIME, IDX, ORIG, Y = "__row", "__sid", "__t", "__i", "__orig", "__y"
 SINGLE_SERIES = ""
 """``__sid`` of every row of a single-series deployment."""
 
