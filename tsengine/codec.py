@@ -26,12 +26,13 @@ import orjson
 import polars as pl
 
 from tsengine.errors import BadRequestError
+from tsengine.small_csv import MAX_ROWS, read_small_csv
 
 __all__ = ["BODY", "CSV_INFER_ROWS", "Format", "Source", "decode", "parse", "prepare", "sniff"]
 
 Format = Literal["csv", "json"]
 
-CSV_INFER_ROWS = 1_000
+CSV_INFER_ROWS = MAX_ROWS
 """Rows polars samples to infer column types; inferring from every row cost 9x
 the whole parse on a 3 MB body (89 ms vs 9 ms), so that is only the fallback."""
 
@@ -188,6 +189,9 @@ def _read_csv(data: bytes, schema_overrides: Mapping[str, pl.DataType], infer: i
 
 
 def _csv_frame(data: bytes, schema_overrides: Mapping[str, pl.DataType], source: Source) -> pl.DataFrame:
+    small = read_small_csv(data, schema_overrides)  # the same frame, 10x sooner, when plain
+    if small is not None:
+        return small
     # polars checks UTF-8 in values but reads header names lossily; check the header here.
     _check_utf8(data[: data.find(b"\n") + 1 or len(data)], source)
     try:
