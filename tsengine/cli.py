@@ -17,6 +17,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from tsengine.batch_cli import batch_app, datasets_app
 from tsengine.cli_common import EXIT_BAD_INPUT, RegistryOpt, err, out, run
 from tsengine.cli_info import info_cmd, list_cmd, transform_lines
+from tsengine.datetimes import parse_timestamp
 from tsengine.errors import ParameterError
 from tsengine.humility_cli import humility_app
 from tsengine.io import read_table
@@ -24,7 +25,6 @@ from tsengine.monitor_cli import monitor_app
 from tsengine.options import PredictOptions
 from tsengine.registry import Registry
 from tsengine.render import to_csv, to_json
-from tsengine.timestep import parse_timestamp
 from tsengine.train import DEFAULT_MODELS
 
 __all__ = ["DEMO_ID", "app", "main", "transform_lines"]

@@ -20,24 +20,40 @@ window of the training data reproduces the training-time features exactly.
 Target lags and statistics are divided by a per-origin *scale* (the mean
 absolute target over the window) so that one global model serves series of any
 magnitude; the model predicts the scaled target and the caller multiplies back.
+
+The season (:mod:`tsengine.season`), the calendar of grid indices
+(:mod:`tsengine.grid_calendar`) and the choice of training rows
+(:mod:`tsengine.training_query`) live in their own modules; their names are
+re-exported here, where callers have always imported them from.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from tsengine.columns import FP, IDX, ROW, SID, D, Y
-from tsengine.errors import TrainingDataError
+from tsengine.columns import FP as FP
+from tsengine.columns import IDX, SID, Y
+from tsengine.columns import D as D
 from tsengine.grid import OriginGrid
-from tsengine.layout import Design, Layout
+from tsengine.grid_calendar import calendar_parts as calendar_parts
+from tsengine.grid_calendar import grid_timestamps as grid_timestamps
+from tsengine.grid_calendar import index_values as index_values
+from tsengine.layout import Design as Design
+from tsengine.layout import Layout as Layout
+from tsengine.season import season_length as season_length
+from tsengine.season import seasonal_steps as seasonal_steps
 from tsengine.spec import TimeSeriesSpec
 from tsengine.timestep import TimeStep
+from tsengine.training_query import MAX_ORIGINS_PER_SERIES as MAX_ORIGINS_PER_SERIES
+from tsengine.training_query import dense_history as dense_history
+from tsengine.training_query import targets_at as targets_at
+from tsengine.training_query import too_short as too_short
+from tsengine.training_query import training_query as training_query
 
 __all__ = [
     "D",
@@ -60,13 +76,6 @@ __all__ = [
 ]
 
 
-# Seasonal cycles to look for, longest first [ours]: a day, an hour or a minute
-# for sub-daily data, a week of days, a year of months or quarters.  Weekly and
-# yearly data get none (52.18 weeks is not a whole number of steps).
-_SEASON_SECONDS: tuple[float, ...] = (86_400.0, 3_600.0, 60.0)
-_WEEK_SECONDS = 7 * 86_400.0
-_SEASON_MONTHS: dict[str, int] = {"month": 12, "quarter": 12}
-
 _CALENDAR_BY_UNIT: dict[str, tuple[str, ...]] = {
     "second": ("second", "minute", "hour"),
     "minute": ("minute", "hour", "weekday"),
@@ -86,40 +95,6 @@ SMALL_ROWS = 4_096
 # set in the window, a count waking up from zero).
 RELATIVE_CLIP = 50.0
 
-
-_WEEKS_PER_YEAR = 52
-
-
-def season_length(step: TimeStep, fdw: int) -> int:
-    """The longest seasonal period (in steps) that fits in the window, or 1.
-
-    A period must be a whole number of at least two steps and no longer than
-    the feature derivation window, since every seasonal value is read inside it:
-    half-hourly data with a two-day window gets a daily season (48), with a
-    four-hour window an hourly one (2).
-    """
-    if step.is_calendar:
-        months = _SEASON_MONTHS.get(step.unit)
-        candidates = [months / step.months] if months else []
-    elif step.unit == "day":
-        candidates = [_WEEK_SECONDS / step.seconds_approx]
-    elif step.unit == "week":
-        # A year is 52.18 weeks; 52 is the usual approximation (R's ts, statsforecast).
-        candidates = [_WEEKS_PER_YEAR / step.count]
-    else:
-        candidates = [seconds / step.seconds_approx for seconds in _SEASON_SECONDS]
-    for period in candidates:
-        if period >= 2 and period == int(period) and int(period) <= fdw:
-            return int(period)
-    return 1
-
-
-# Training origins per series at most [ours]: a direct multi-horizon model gets
-# one row per origin and distance, and neighbouring origins share nearly all
-# their targets.  Measured on half-hourly day-ahead data (forecast::taylor, 12
-# weeks, FW 1..48): LightGBM training 173 s -> 39 s, mean MASE over three held-out
-# days 1.21 -> 1.14.  Daily data up to ~3 years and every monthly panel are below it.
-MAX_ORIGINS_PER_SERIES = 1000
 # Consecutive target lags at most [ours]: two seasons of daily, weekly, monthly
 # and quarterly data fit well inside; sub-hourly cycles use the seasonal features.
 MAX_LAGS = 60
@@ -294,92 +269,6 @@ class CategoryMaps:
         return self.maps
 
 
-def dense_history(history: pl.DataFrame, origins: pl.DataFrame, fdw: int, columns: list[str]) -> pl.DataFrame:
-    """Each series' grid from ``min(fp) - fdw + 1`` to ``max(fp)``, gaps as nulls.
-
-    Args:
-        history: canonical rows (``__sid``, ``__i``, ``__y`` and ``columns``); only
-            rows inside the span are used.
-        origins: distinct ``(__sid, __fp)`` pairs.
-        fdw: the feature derivation window ``a``.
-        columns: history columns to carry besides the target.
-    """
-    spans = origins.group_by(SID).agg(
-        (pl.col(FP).min() - fdw + 1).alias("__lo"), pl.col(FP).max().alias("__hi")
-    )
-    grid = (
-        spans.select(SID, pl.int_ranges("__lo", pl.col("__hi") + 1, dtype=pl.Int64).alias(IDX))
-        .explode(IDX)
-        .sort(SID, IDX)
-    )
-    keep = history.select(SID, IDX, Y, *columns)
-    return grid.join(keep, on=[SID, IDX], how="left", maintain_order="left")
-
-
-def _calendar(step: TimeStep, parts: tuple[str, ...]) -> list[pl.Expr]:
-    t = step.from_index(pl.col(IDX))
-    table = {
-        "second": t.dt.second(),
-        "minute": t.dt.minute(),
-        "hour": t.dt.hour(),
-        "weekday": t.dt.weekday(),
-        "monthday": t.dt.day(),
-        "month": t.dt.month(),
-        "yearday": t.dt.ordinal_day(),
-        "week": t.dt.week(),
-        "quarter": t.dt.quarter(),
-    }
-    return [table[p].cast(pl.Float64).alias(f"__cal_{p}") for p in parts]
-
-
-# Calendar parts numpy computes exactly as polars' ``dt`` accessors do (ISO
-# weekday, ordinal day, ...); the ISO week is left to polars.
-_NUMPY_PARTS = frozenset({"second", "minute", "hour", "weekday", "monthday", "month", "yearday", "quarter"})
-_US_PER_SECOND = 1_000_000
-
-
-def grid_timestamps(step: TimeStep, idx: np.ndarray, name: str = "timestamp") -> pl.Series:
-    """:meth:`TimeStep.from_index <tsengine.timestep.TimeStep.from_index>` of ``idx`` as a Series.
-
-    Fixed steps are ``idx * step + phase`` microseconds, the very arithmetic of
-    ``from_index``, done in numpy: no polars query for a request's few
-    timestamps.  Calendar steps (months, quarters, years) go through
-    ``from_index`` once per index of the span (:func:`index_values`).
-    """
-    if not step.is_calendar:
-        micros = np.asarray(idx, dtype=np.int64) * step.micros + step.phase
-        # from integers: polars converts a datetime64 array several times slower
-        return pl.Series(name, micros, dtype=pl.Int64).cast(pl.Datetime("us"))
-    return index_values(np.asarray(idx, dtype=np.int64), [step.from_index(pl.col(IDX)).alias(name)])[0]
-
-
-def calendar_parts(step: TimeStep, parts: tuple[str, ...], idx: np.ndarray) -> list[np.ndarray]:
-    """The calendar features ``parts`` of each grid index, as floats (see :func:`_calendar`).
-
-    For fixed steps numpy derives them from the timestamps' microseconds,
-    equal to polars' ``dt.second()`` … ``dt.quarter()`` (checked over several
-    centuries either side of 1970); the ISO week and calendar steps use polars.
-    """
-    if step.is_calendar or not set(parts) <= _NUMPY_PARTS:
-        return [p.to_numpy().astype(np.float64) for p in index_values(idx, _calendar(step, parts))]
-    us = np.asarray(idx, dtype=np.int64) * step.micros + step.phase
-    t = us.astype("datetime64[us]")
-    days = t.astype("datetime64[D]")
-    months = t.astype("datetime64[M]")
-    month = months.view(np.int64) % 12 + 1
-    table: dict[str, Callable[[], np.ndarray]] = {
-        "second": lambda: (us // _US_PER_SECOND) % 60,
-        "minute": lambda: (us // (60 * _US_PER_SECOND)) % 60,
-        "hour": lambda: (us // (3600 * _US_PER_SECOND)) % 24,
-        "weekday": lambda: (days.view(np.int64) + 3) % 7 + 1,  # 1970-01-01 was a Thursday (ISO 4)
-        "monthday": lambda: (days - months.astype("datetime64[D]")).view(np.int64) + 1,
-        "month": lambda: month,
-        "yearday": lambda: (days - t.astype("datetime64[Y]").astype("datetime64[D]")).view(np.int64) + 1,
-        "quarter": lambda: (month - 1) // 3 + 1,
-    }
-    return [np.asarray(table[p](), dtype=np.float64) for p in parts]
-
-
 def relative_to_window(grid: OriginGrid, name: str, value: np.ndarray) -> np.ndarray:
     """A KIA value at the target time as a change from its window mean, per unit of its mean size.
 
@@ -397,38 +286,7 @@ def relative_to_window(grid: OriginGrid, name: str, value: np.ndarray) -> np.nda
     return np.asarray(np.clip(rel, -RELATIVE_CLIP, RELATIVE_CLIP))
 
 
-def seasonal_steps(distances: np.ndarray, season: int) -> np.ndarray:
-    """Steps back from the forecast point to the same season as ``fp + d``.
-
-    ``j = m·season - d`` with ``m = ceil(d / season)``, so ``fp - j`` is the last
-    observation inside ``(.., fp]`` that sits at the target's seasonal position.
-    With no season this is 0: the last value.
-    """
-    if season <= 1:
-        return np.zeros_like(distances)
-    m = (distances + season - 1) // season
-    return np.asarray(m * season - distances)
-
-
 _UNSEEN = -1.0  # a category code no category has; mapped back to NaN after "last"
-
-
-def index_values(idx: np.ndarray, exprs: list[pl.Expr]) -> list[pl.Series]:
-    """``exprs`` of the grid index column ``__i`` for each value of ``idx``.
-
-    Calendar parts and timestamps depend on the grid index alone, and a
-    request's rows share few of them (a forecast: one per distance), so they
-    are evaluated once per index of ``idx``'s span, in one small query, and
-    gathered; a sparse span (or none) evaluates them row by row.
-    """
-    if idx.size:
-        lo, hi = int(idx.min()), int(idx.max())
-        if hi - lo < max(idx.size, 64):
-            table = pl.DataFrame({IDX: np.arange(lo, hi + 1, dtype=np.int64)}).select(exprs)
-            at = idx - lo
-            return [table.get_column(c)[at] for c in table.columns]  # indexing: a native take
-    table = pl.DataFrame({IDX: np.asarray(idx, dtype=np.int64)}).select(exprs)
-    return table.get_columns()
 
 
 def build_design(
@@ -526,91 +384,3 @@ def build_design(
 def _encoded(history: pl.DataFrame, maps: CategoryMaps, column: str) -> pl.Series:
     """A categorical history column as float codes, unseen values as :data:`_UNSEEN`."""
     return pl.Series(column, maps.codes(column, history.get_column(column), unseen=_UNSEEN))
-
-
-def targets_at(history: pl.DataFrame, query: pl.DataFrame) -> np.ndarray:
-    """The target ``y[__i]`` of each query row's series, in query order (NaN where absent)."""
-    return (
-        query.select(SID, IDX)
-        .join(history.select(SID, IDX, Y), on=[SID, IDX], how="left", maintain_order="left")
-        .get_column(Y)
-        .to_numpy()
-        .astype(np.float64)
-    )
-
-
-def too_short(spec: TimeSeriesSpec) -> TrainingDataError:
-    """The error a global model raises when no training origin has a target ahead of it."""
-    return TrainingDataError(
-        f"no series has {spec.min_history} target values followed by a forecast window; "
-        f"the data is too short for a {spec.fdw}-step feature derivation window and "
-        f"forecast window {spec.forecast_window}"
-    )
-
-
-def training_query(
-    history: pl.DataFrame,
-    spec: TimeSeriesSpec,
-    *,
-    origins_upto: int | None = None,
-    targets_upto: int | None = None,
-    max_rows: int = 600_000,
-    max_origins: int = MAX_ORIGINS_PER_SERIES,
-) -> pl.DataFrame:
-    """Every (origin, distance) pair of the training data with an observed target.
-
-    Origins need ``spec.min_history`` observed targets inside the window, the same
-    rule prediction applies.  When the pairs exceed ``max_rows``, or a series has
-    more than ``max_origins`` origins, origins are thinned with a fixed stride
-    (deterministic, coprime with the season), newest kept.
-
-    Args:
-        history: canonical training rows.
-        spec: the deployment spec.
-        origins_upto: latest allowed origin (backtests cut here).
-        targets_upto: latest allowed target index (backtests: no peeking).
-        max_rows: cap on returned pairs.
-        max_origins: cap on origins per series.
-    """
-    a = spec.fdw
-    observed = history.filter(pl.col(Y).is_not_null())
-    spans = observed.group_by(SID).agg(pl.col(IDX).min().alias("__lo"), pl.col(IDX).max().alias("__hi"))
-    counts = (
-        spans.select(SID, pl.int_ranges("__lo", pl.col("__hi") + 1, dtype=pl.Int64).alias(IDX))
-        .explode(IDX)
-        .sort(SID, IDX)
-        .join(observed.select(SID, IDX, Y), on=[SID, IDX], how="left", maintain_order="left")
-        .with_columns(
-            pl.col(Y).is_not_null().cast(pl.Int64).rolling_sum(a, min_samples=1).over(SID).alias("__n")
-        )
-    )
-    # An origin whose nearest distance lies past the series' last target yields no
-    # pair; dropping it here makes thinning keep the newest origin that does.
-    has_target = pl.col(IDX) + spec.forecast_window[0] <= pl.col(IDX).max().over(SID)
-    origins = counts.filter((pl.col("__n") >= spec.min_history) & has_target).select(
-        SID, pl.col(IDX).alias(FP)
-    )
-    if origins_upto is not None:
-        origins = origins.filter(pl.col(FP) <= origins_upto)
-    dist = pl.DataFrame({D: list(spec.distances)}, schema={D: pl.Int64})
-    n_dist = dist.height
-    per_series = origins.group_by(SID).len().get_column("len").to_numpy()
-    longest = int(per_series.max()) if per_series.size else 0
-    if origins.height * n_dist > max_rows or longest > max_origins:
-        stride = max(int(np.ceil(origins.height * n_dist / max_rows)), -(-longest // max_origins))
-        # A stride sharing a factor with the season (7 for days) would keep
-        # origins on only some weekdays or hours; the next coprime stride keeps all.
-        season = season_length(spec.time_step, a)
-        while season > 1 and math.gcd(stride, season) != 1:
-            stride += 1
-        origins = origins.sort(SID, FP, descending=[False, True]).filter(
-            (pl.int_range(pl.len()).over(SID) % stride) == 0
-        )
-    pairs = origins.join(dist, how="cross").with_columns((pl.col(FP) + pl.col(D)).alias(IDX))
-    if targets_upto is not None:
-        pairs = pairs.filter(pl.col(IDX) <= targets_upto)
-    kia = list(spec.known_in_advance)
-    pairs = pairs.join(
-        observed.select(SID, IDX, ROW, *kia), on=[SID, IDX], how="inner", maintain_order="left"
-    )
-    return pairs.sort(SID, FP, D)

@@ -25,12 +25,12 @@ from rich import box
 from rich.table import Table
 
 from tsengine.cli_common import RegistryOpt, default_command_group, err, fail, out, run
+from tsengine.datetimes import parse_timestamp
 from tsengine.io import read_table
 from tsengine.monitoring.actuals import actual_records, submit_records
 from tsengine.monitoring.service import Monitor
 from tsengine.monitoring.store import MonitoringStore
 from tsengine.registry import Registry
-from tsengine.timestep import parse_timestamp
 
 __all__ = ["monitor_app"]
 

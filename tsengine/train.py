@@ -22,11 +22,11 @@ from tsengine.backtest import (
 )
 from tsengine.deployment import Deployment, backtest_trace
 from tsengine.errors import ParameterError, TrainingDataError, TsEngineError
-from tsengine.features import season_length
 from tsengine.intervals import DEFAULT_PERCENTILE, IntervalTable, fit_intervals, random_walk_intervals
 from tsengine.io import to_polars
 from tsengine.models import MODELS, EnsembleModel, ForecastModel, PerSeriesModel
 from tsengine.monitoring.drift import baselines, feature_baseline
+from tsengine.season import season_length
 from tsengine.select import choose, per_series_choice, rank
 from tsengine.spec import TimeSeriesSpec, default_windows, min_history_for
 from tsengine.timestep import TimeStep, infer_time_step

@@ -42,8 +42,8 @@ import polars as pl
 import pyarrow as pa
 
 from tsengine.batch.adapters import Source
+from tsengine.datetimes import parse_datetimes
 from tsengine.errors import BadRequestError, DatetimeParseError, ValidationError
-from tsengine.timestep import parse_datetimes
 
 __all__ = [
     "BLOCK_BYTES",

@@ -31,8 +31,8 @@ from tsengine.batch.spec_types import (
     JobSpec,
     TimeSeriesSettings,
 )
+from tsengine.datetimes import parse_timestamp
 from tsengine.errors import ParameterError, short_list
-from tsengine.timestep import parse_timestamp
 
 __all__ = [
     "CLIENT_RANGE_END",

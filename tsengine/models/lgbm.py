@@ -48,11 +48,10 @@ from tsengine.features import (
     FeaturePlan,
     Layout,
     build_design,
-    too_short,
-    training_query,
 )
 from tsengine.models.base import ForecastModel
 from tsengine.spec import TimeSeriesSpec
+from tsengine.training_query import too_short, training_query
 from tsengine.validate import IDX, SID, TIME, Y
 
 __all__ = ["LightGBMDiffModel", "LightGBMLogModel", "LightGBMModel", "log_shares"]

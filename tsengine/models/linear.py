@@ -44,13 +44,11 @@ from tsengine.features import (
     FeaturePlan,
     Layout,
     relative_to_window,
-    targets_at,
-    too_short,
-    training_query,
 )
 from tsengine.grid import OriginGrid
 from tsengine.models.base import ForecastModel
 from tsengine.spec import TimeSeriesSpec
+from tsengine.training_query import targets_at, too_short, training_query
 from tsengine.validate import IDX, SID
 
 __all__ = ["LinearModel"]

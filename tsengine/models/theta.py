@@ -49,7 +49,7 @@ import orjson
 import polars as pl
 
 from tsengine.errors import TrainingDataError
-from tsengine.features import Layout, season_length
+from tsengine.layout import Layout
 from tsengine.models._series import (
     OriginWindows,
     TrainingMatrix,
@@ -60,6 +60,7 @@ from tsengine.models._series import (
 )
 from tsengine.models.base import ForecastModel
 from tsengine.models.ets import EtsParams, filter_least_squares
+from tsengine.season import season_length
 from tsengine.spec import TimeSeriesSpec
 
 __all__ = [

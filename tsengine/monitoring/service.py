@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from tsengine.datetimes import parse_timestamp
 from tsengine.errors import ConflictError, MonitoringStoreError, ParameterError, ValidationError, short_list
 from tsengine.monitoring.log import MonitoringLog, PredictionEvent, RequestEvent
 from tsengine.monitoring.reports import MonitorReports, epoch_seconds
 from tsengine.monitoring.store import DEFAULT_SETTINGS, MonitoringStore
-from tsengine.timestep import parse_timestamp
 
 __all__ = ["MAX_ACTUALS_PER_REQUEST", "Monitor", "canonical_association_id"]
 

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from tsengine.datetimes import parse_datetimes
 from tsengine.errors import DatetimeParseError, MissingColumnError, ValidationError, short_list
 from tsengine.explain import display
-from tsengine.timestep import parse_datetimes
 
 __all__ = ["CATEGORICAL", "DATE", "DATE_PARTS", "NUMERIC", "ColumnSchema", "FeatureSchema"]
 

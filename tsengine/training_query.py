@@ -1,0 +1,138 @@
+"""Which (origin, distance) pairs a global model trains on, and their targets.
+
+Split from :mod:`tsengine.features` because choosing the rows is a separate
+question from computing their features: which forecast points have enough
+history and a target ahead, how many origins to keep (thinned with a stride
+coprime with the season), and the dense history backtests read around them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+
+from tsengine.columns import FP, IDX, ROW, SID, D, Y
+from tsengine.errors import TrainingDataError
+from tsengine.season import season_length
+from tsengine.spec import TimeSeriesSpec
+
+__all__ = ["MAX_ORIGINS_PER_SERIES", "dense_history", "targets_at", "too_short", "training_query"]
+
+# Training origins per series at most [ours]: a direct multi-horizon model gets
+# one row per origin and distance, and neighbouring origins share nearly all
+# their targets.  Measured on half-hourly day-ahead data (forecast::taylor, 12
+# weeks, FW 1..48): LightGBM training 173 s -> 39 s, mean MASE over three held-out
+# days 1.21 -> 1.14.  Daily data up to ~3 years and every monthly panel are below it.
+MAX_ORIGINS_PER_SERIES = 1000
+
+
+def dense_history(history: pl.DataFrame, origins: pl.DataFrame, fdw: int, columns: list[str]) -> pl.DataFrame:
+    """Each series' grid from ``min(fp) - fdw + 1`` to ``max(fp)``, gaps as nulls.
+
+    Args:
+        history: canonical rows (``__sid``, ``__i``, ``__y`` and ``columns``); only
+            rows inside the span are used.
+        origins: distinct ``(__sid, __fp)`` pairs.
+        fdw: the feature derivation window ``a``.
+        columns: history columns to carry besides the target.
+    """
+    spans = origins.group_by(SID).agg(
+        (pl.col(FP).min() - fdw + 1).alias("__lo"), pl.col(FP).max().alias("__hi")
+    )
+    grid = (
+        spans.select(SID, pl.int_ranges("__lo", pl.col("__hi") + 1, dtype=pl.Int64).alias(IDX))
+        .explode(IDX)
+        .sort(SID, IDX)
+    )
+    keep = history.select(SID, IDX, Y, *columns)
+    return grid.join(keep, on=[SID, IDX], how="left", maintain_order="left")
+
+
+def targets_at(history: pl.DataFrame, query: pl.DataFrame) -> np.ndarray:
+    """The target ``y[__i]`` of each query row's series, in query order (NaN where absent)."""
+    return (
+        query.select(SID, IDX)
+        .join(history.select(SID, IDX, Y), on=[SID, IDX], how="left", maintain_order="left")
+        .get_column(Y)
+        .to_numpy()
+        .astype(np.float64)
+    )
+
+
+def too_short(spec: TimeSeriesSpec) -> TrainingDataError:
+    """The error a global model raises when no training origin has a target ahead of it."""
+    return TrainingDataError(
+        f"no series has {spec.min_history} target values followed by a forecast window; "
+        f"the data is too short for a {spec.fdw}-step feature derivation window and "
+        f"forecast window {spec.forecast_window}"
+    )
+
+
+def training_query(
+    history: pl.DataFrame,
+    spec: TimeSeriesSpec,
+    *,
+    origins_upto: int | None = None,
+    targets_upto: int | None = None,
+    max_rows: int = 600_000,
+    max_origins: int = MAX_ORIGINS_PER_SERIES,
+) -> pl.DataFrame:
+    """Every (origin, distance) pair of the training data with an observed target.
+
+    Origins need ``spec.min_history`` observed targets inside the window, the same
+    rule prediction applies.  When the pairs exceed ``max_rows``, or a series has
+    more than ``max_origins`` origins, origins are thinned with a fixed stride
+    (deterministic, coprime with the season), newest kept.
+
+    Args:
+        history: canonical training rows.
+        spec: the deployment spec.
+        origins_upto: latest allowed origin (backtests cut here).
+        targets_upto: latest allowed target index (backtests: no peeking).
+        max_rows: cap on returned pairs.
+        max_origins: cap on origins per series.
+    """
+    a = spec.fdw
+    observed = history.filter(pl.col(Y).is_not_null())
+    spans = observed.group_by(SID).agg(pl.col(IDX).min().alias("__lo"), pl.col(IDX).max().alias("__hi"))
+    counts = (
+        spans.select(SID, pl.int_ranges("__lo", pl.col("__hi") + 1, dtype=pl.Int64).alias(IDX))
+        .explode(IDX)
+        .sort(SID, IDX)
+        .join(observed.select(SID, IDX, Y), on=[SID, IDX], how="left", maintain_order="left")
+        .with_columns(
+            pl.col(Y).is_not_null().cast(pl.Int64).rolling_sum(a, min_samples=1).over(SID).alias("__n")
+        )
+    )
+    # An origin whose nearest distance lies past the series' last target yields no
+    # pair; dropping it here makes thinning keep the newest origin that does.
+    has_target = pl.col(IDX) + spec.forecast_window[0] <= pl.col(IDX).max().over(SID)
+    origins = counts.filter((pl.col("__n") >= spec.min_history) & has_target).select(
+        SID, pl.col(IDX).alias(FP)
+    )
+    if origins_upto is not None:
+        origins = origins.filter(pl.col(FP) <= origins_upto)
+    dist = pl.DataFrame({D: list(spec.distances)}, schema={D: pl.Int64})
+    n_dist = dist.height
+    per_series = origins.group_by(SID).len().get_column("len").to_numpy()
+    longest = int(per_series.max()) if per_series.size else 0
+    if origins.height * n_dist > max_rows or longest > max_origins:
+        stride = max(int(np.ceil(origins.height * n_dist / max_rows)), -(-longest // max_origins))
+        # A stride sharing a factor with the season (7 for days) would keep
+        # origins on only some weekdays or hours; the next coprime stride keeps all.
+        season = season_length(spec.time_step, a)
+        while season > 1 and math.gcd(stride, season) != 1:
+            stride += 1
+        origins = origins.sort(SID, FP, descending=[False, True]).filter(
+            (pl.int_range(pl.len()).over(SID) % stride) == 0
+        )
+    pairs = origins.join(dist, how="cross").with_columns((pl.col(FP) + pl.col(D)).alias(IDX))
+    if targets_upto is not None:
+        pairs = pairs.filter(pl.col(IDX) <= targets_upto)
+    kia = list(spec.known_in_advance)
+    pairs = pairs.join(
+        observed.select(SID, IDX, ROW, *kia), on=[SID, IDX], how="inner", maintain_order="left"
+    )
+    return pairs.sort(SID, FP, D)
