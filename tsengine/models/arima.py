@@ -8,7 +8,8 @@ series at training:
   decomposition exceeds 0.64 (Wang, Smith & Hyndman's rule, as auto.arima's
   ``nsdiffs``), the ordinary difference ``d`` by a KPSS test at 5 %;
 * ``beta`` by least squares on the differenced data, then the ARMA part of the
-  differenced residual by statsmodels' Hannan-Rissanen estimator (two
+  differenced residual by Hannan-Rissanen (statsmodels' estimator, ported in
+  :mod:`tsengine.models.hannan_rissanen` to share work across orders; two
   regressions, milliseconds, instead of a state-space MLE that costs 50-300 ms
   per series) over a small order set — AR lags {0, 1, 2} x MA {0, 1}, seasonal
   AR and MA lag ``m`` as subset lags — chosen by AIC, keeping only stationary
@@ -63,6 +64,7 @@ from tsengine.errors import TrainingDataError
 from tsengine.features import Layout, season_length
 from tsengine.models._series import OriginWindows, interpolate_rows, origin_windows
 from tsengine.models.base import ForecastModel
+from tsengine.models.hannan_rissanen import hannan_rissanen_orders
 from tsengine.spec import TimeSeriesSpec
 from tsengine.validate import IDX, SID, Y
 
@@ -194,30 +196,25 @@ def _fit_arma(
 def _hannan_rissanen(
     w: np.ndarray, season: int, orders: list[tuple[int, int, int, int]]
 ) -> list[tuple[float, tuple[int, int, int, int], list[float], list[float]]]:
-    """``(AIC, order, ar polynomial, ma polynomial)`` of each order that fits stationary and invertible."""
-    from statsmodels.tsa.arima.estimators.hannan_rissanen import hannan_rissanen
+    """``(AIC, order, ar polynomial, ma polynomial)`` of each order that fits stationary and invertible.
 
+    Estimated by :func:`~tsengine.models.hannan_rissanen.hannan_rissanen_orders`
+    (statsmodels' estimator, 15x cheaper over an order search).
+    """
     n = w.size
-    fits = []
+    searched = []
     for p, q, sp, sq in orders:
-        if p == q == sp == sq == 0:
-            continue
         ar = [*range(1, p + 1), *([season] if sp else [])]
         ma = [*range(1, q + 1), *([season] if sq else [])]
-        if n <= 2 * (max([0, *ar, *ma]) + 2):
+        if (ar or ma) and n > 2 * (max([0, *ar, *ma]) + 2):
+            searched.append(((p, q, sp, sq), ar, ma))
+    estimates = hannan_rissanen_orders(w, [(ar, ma) for _, ar, ma in searched])
+    fits = []
+    for (order, ar, ma), fit in zip(searched, estimates, strict=True):
+        if fit is None or not fit.stationary_invertible or not fit.sigma2 > 0:
             continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                params, _ = hannan_rissanen(w, ar_order=ar or 0, ma_order=ma or 0, demean=False)
-        except (ValueError, np.linalg.LinAlgError):
-            continue
-        if not (params.is_stationary and params.is_invertible) or not params.sigma2 > 0:
-            continue
-        aic = n * np.log(float(params.sigma2)) + 2 * (len(ar) + len(ma) + 1)
-        ar_poly = [float(-c) for c in params.reduced_ar_poly.coef[1:]]
-        ma_poly = [float(c) for c in params.reduced_ma_poly.coef[1:]]
-        fits.append((float(aic), (p, q, sp, sq), ar_poly, ma_poly))
+        aic = n * np.log(fit.sigma2) + 2 * (len(ar) + len(ma) + 1)
+        fits.append((float(aic), order, [float(c) for c in fit.ar], [float(c) for c in fit.ma]))
     return fits
 
 
