@@ -26,6 +26,7 @@ __all__ = [
     "TARGET_COL",
     "history_tail",
     "tiled_daily",
+    "tiled_years",
     "to_csv_bytes",
 ]
 
@@ -64,6 +65,28 @@ def tiled_daily(n_series: int, *, days: int = 365, seed: int = SEED) -> pl.DataF
     tiled = tiled.filter(pl.col(SERIES_COL).is_in(ids.implode()))
     noise = rng.uniform(0.9, 1.1, size=tiled.height)
     return tiled.with_columns((pl.col(TARGET_COL) * noise).round(3)).sort(SERIES_COL, DATETIME_COL)
+
+
+def tiled_years(n_series: int, *, years: int = 2, seed: int = SEED) -> pl.DataFrame:
+    """``n_series`` daily series of ``years`` x 365 days: :func:`tiled_daily` and earlier years before it.
+
+    Year ``-k`` is the fixture's year moved ``365 k`` days back, its level
+    scaled by ``0.9^k`` (a mild growth) and fresh ±10 % noise drawn per row, so
+    the years are not copies of each other.
+    """
+    last = tiled_daily(n_series, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    years_ = [last]
+    dates = pl.col(DATETIME_COL).str.to_date()
+    for k in range(1, years):
+        noise = rng.uniform(0.9, 1.1, size=last.height)
+        years_.append(
+            last.with_columns(
+                (dates - pl.duration(days=365 * k)).dt.strftime("%Y-%m-%d").alias(DATETIME_COL),
+                (pl.col(TARGET_COL) * 0.9**k * noise).round(3).alias(TARGET_COL),
+            )
+        )
+    return pl.concat(years_).sort(SERIES_COL, DATETIME_COL)
 
 
 def history_tail(frame: pl.DataFrame, rows: int, *, series: int | None = None) -> pl.DataFrame:

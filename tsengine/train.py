@@ -439,6 +439,7 @@ def train(
     n_origins = auto_origins(canon) if backtests is None else backtests
     origins = backtest_origins(canon, spec, n_origins)
     fitted, results, skipped = _fit_candidates(canon, spec, candidates, origins, seed, say)
+    say("selecting the model, intervals")
     leaderboard = rank(results)
     choice = choose(results, leaderboard, ensemble=EnsembleModel.kind) if leaderboard else None
     best = choice.model if choice and choice.model in fitted else next(iter(fitted))
