@@ -18,7 +18,7 @@ from tsengine.errors import TrainingDataError
 from tsengine.season import season_length
 from tsengine.spec import TimeSeriesSpec
 
-__all__ = ["MAX_ORIGINS_PER_SERIES", "dense_history", "targets_at", "too_short", "training_query"]
+__all__ = ["MAX_ORIGINS_PER_SERIES", "dense_history", "query_at", "targets_at", "too_short", "training_query"]
 
 # Training origins per series at most [ours]: a direct multi-horizon model gets
 # one row per origin and distance, and neighbouring origins share nearly all
@@ -131,6 +131,47 @@ def training_query(
     pairs = origins.join(dist, how="cross").with_columns((pl.col(FP) + pl.col(D)).alias(IDX))
     if targets_upto is not None:
         pairs = pairs.filter(pl.col(IDX) <= targets_upto)
+    kia = list(spec.known_in_advance)
+    pairs = pairs.join(
+        observed.select(SID, IDX, ROW, *kia), on=[SID, IDX], how="inner", maintain_order="left"
+    )
+    return pairs.sort(SID, FP, D)
+
+
+def query_at(history: pl.DataFrame, spec: TimeSeriesSpec, origin: int) -> pl.DataFrame:
+    """``training_query(history, spec, origins_upto=origin)`` restricted to ``FP == origin``, directly.
+
+    A backtest predicts one origin at a time: building every origin up to it
+    (a dense grid of each series' span, a rolling count, a sort) to keep one
+    cost more than the models' own fits on a 1,000-series panel.  Thinning
+    never drops the newest origin of a series, so the pairs are the same:
+    series whose observed span holds ``origin``, with ``spec.min_history``
+    targets in ``(origin - fdw, origin]`` and a target at or after
+    ``origin + fw[0]``; one row per distance whose target is observed.
+    """
+    observed = history.filter(pl.col(Y).is_not_null())
+    recent = pl.col(IDX).is_between(origin - spec.fdw + 1, origin)
+    series = (
+        observed.group_by(SID)
+        .agg(
+            pl.col(IDX).min().alias("__lo"),
+            pl.col(IDX).max().alias("__hi"),
+            recent.sum().alias("__n"),
+        )
+        .filter(
+            (pl.col("__lo") <= origin)
+            & (pl.col("__hi") >= origin + max(spec.forecast_window[0], 0))
+            & (pl.col("__n") >= spec.min_history)
+        )
+        .select(SID)
+    )
+    dist = pl.DataFrame({D: list(spec.distances)}, schema={D: pl.Int64})
+    pairs = series.join(dist, how="cross").select(
+        SID,
+        pl.lit(origin, dtype=pl.Int64).alias(FP),
+        D,
+        (pl.lit(origin, dtype=pl.Int64) + pl.col(D)).alias(IDX),
+    )
     kia = list(spec.known_in_advance)
     pairs = pairs.join(
         observed.select(SID, IDX, ROW, *kia), on=[SID, IDX], how="inner", maintain_order="left"
