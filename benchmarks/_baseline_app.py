@@ -21,9 +21,9 @@ import uvicorn  # the baseline is a FastAPI app by definition
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
-from tsengine import render
 from tsengine.options import PredictOptions
 from tsengine.registry import Registry
+from tsengine.render import timeseries as render
 
 
 def create_app(registry: Path, deployment_id: str) -> FastAPI:

@@ -29,8 +29,8 @@ from fastapi.encoders import jsonable_encoder  # FastAPI's default path is the b
 from mlforecast import MLForecast
 from mlforecast.lag_transforms import RollingMean, RollingStd
 
-from tsengine import render
 from tsengine.features import FP, D, FeaturePlan
+from tsengine.render import timeseries as render
 from tsengine.validate import IDX, SID, Y
 
 __all__ = ["booster_size", "default_json", "fit_mlforecast", "naive_design", "to_mlforecast_frame"]

@@ -26,9 +26,9 @@ import orjson
 import polars as pl
 from _measure import repeat, stats
 
-from tsengine import render
 from tsengine.deployment import Prediction
 from tsengine.options import PredictOptions
+from tsengine.render import timeseries as render
 
 
 def prediction(n_series: int, distances: int, *, seed: int = 0) -> Prediction:

@@ -20,6 +20,7 @@ import polars as pl
 from tsengine.features import FP, D, dense_history, season_length, training_query
 from tsengine.grid import OriginGrid
 from tsengine.models.base import ForecastModel
+from tsengine.models.ensemble import combine
 from tsengine.spec import TimeSeriesSpec, min_history_for
 from tsengine.validate import IDX, SID, Y
 
@@ -248,8 +249,6 @@ def ensemble_backtest(members: list[Backtest], *, name: str, weights: list[float
     Rows a member could not predict (NaN) are averaged over the others, with
     their weights renormalised.
     """
-    from tsengine.models.ensemble import combine
-
     base = members[0].rows
     mean = combine(aligned_predictions(base, members), weights)
     return Backtest(name, base.with_columns(pl.Series("yhat", mean, dtype=pl.Float64)))

@@ -22,6 +22,7 @@ from tsengine.humility import apply_humility, rules_from_metadata
 from tsengine.intervals import IntervalTable
 from tsengine.io import to_polars
 from tsengine.models.base import ForecastModel, predict_on
+from tsengine.models.registry import model_class
 from tsengine.options import PredictOptions
 from tsengine.spec import TimeSeriesSpec
 from tsengine.timestep import parse_timestamp
@@ -122,8 +123,6 @@ class Deployment:
     @classmethod
     def from_files(cls, meta: dict[str, Any], read: Callable[[str], bytes]) -> Deployment:
         """Inverse of :meth:`to_files`; ``read(name)`` returns a stored file's bytes."""
-        from tsengine.models import model_class
-
         return cls(
             id=meta["id"],
             spec=TimeSeriesSpec.from_dict(meta["spec"]),

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from tsengine.models.lgbm import LightGBMModel
 from tsengine.options import PredictOptions
 from tsengine.spec import TimeSeriesSpec
 from tsengine.validate import SID
 
 if TYPE_CHECKING:
     from tsengine.features import Layout
-    from tsengine.models.lgbm import LightGBMModel
 
 __all__ = [
     "LABEL",
@@ -252,8 +252,6 @@ def forecast_explanations(
     Only a LightGBM model has per-feature contributions; the seasonal naive
     model's prediction *is* one past value, with nothing to attribute.
     """
-    from tsengine.models.lgbm import LightGBMModel
-
     if not isinstance(model, LightGBMModel):
         return None
     mask = explain_mask(prediction, options.threshold_low, options.threshold_high)

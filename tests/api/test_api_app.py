@@ -16,8 +16,8 @@ import polars as pl
 import pytest
 
 import tsengine
-from tsengine import render
 from tsengine.errors import DeploymentStoreError
+from tsengine.render import timeseries as render
 
 pytestmark = pytest.mark.anyio
 

@@ -20,13 +20,13 @@ import polars as pl
 import pytest
 
 import tsengine
-from tsengine import render
 from tsengine.backtest import origin_scale
 from tsengine.deployment import Prediction
 from tsengine.features import FP, Layout, calendar_parts, grid_timestamps
 from tsengine.grid import OriginGrid
 from tsengine.models import lgbm
 from tsengine.options import PredictOptions
+from tsengine.render import timeseries as render
 from tsengine.timestep import TimeStep, parse_datetimes
 from tsengine.validate import IDX, SID, _civil_days, _iso_dates, format_iso, sid_codes
 from tsengine.window import _fmt_index, _index_labels

@@ -27,6 +27,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tsengine.batch.catalog import snapshot_path
 from tsengine.batch.spec import AdapterSettings, CsvSettings
 from tsengine.batch.store import BatchStore
 from tsengine.errors import ParameterError
@@ -121,8 +122,6 @@ def _filesystem_intake(settings: AdapterSettings, csv: CsvSettings, _ctx: Adapte
 
 
 def _dataset_intake(settings: AdapterSettings, csv: CsvSettings, ctx: AdapterContext) -> Source:
-    from tsengine.batch.catalog import snapshot_path
-
     path, fmt = snapshot_path(ctx.store, str(settings.get("datasetId")), settings.get("datasetVersionId"))
     return Source(path, fmt, csv if fmt == "csv" else CsvSettings(), owned=False)
 

@@ -27,6 +27,7 @@ from tsengine.batch.spec import JobSpec
 from tsengine.errors import ParameterError, TsEngineError, short_list
 from tsengine.options import PredictOptions
 from tsengine.render import csv_table
+from tsengine.tabular.deployment import probability_column
 
 __all__ = ["STATUS", "ChunkResult", "ChunkScorer", "RowError", "finish"]
 
@@ -212,8 +213,6 @@ def finish(frame: pl.DataFrame, spec: JobSpec, deployment: Any) -> pl.DataFrame:
             columns it does have.
     """
     if getattr(deployment, "kind", "") == "tabular" and deployment.task != "regression":
-        from tsengine.tabular.deployment import probability_column
-
         wanted = set(spec.include_probabilities_classes)
         drop = [
             probability_column(deployment.target, c)

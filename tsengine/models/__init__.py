@@ -9,6 +9,7 @@ from tsengine.models.ets import ETSModel
 from tsengine.models.lgbm import LightGBMDiffModel, LightGBMLogModel, LightGBMModel
 from tsengine.models.linear import LinearModel
 from tsengine.models.naive import SeasonalNaiveModel
+from tsengine.models.registry import MODELS, model_class, register
 from tsengine.models.theta import ThetaModel
 
 __all__ = [
@@ -27,24 +28,15 @@ __all__ = [
     "model_class",
 ]
 
-MODELS: dict[str, type[ForecastModel]] = {
-    ARIMAModel.kind: ARIMAModel,
-    ETSModel.kind: ETSModel,
-    EnsembleModel.kind: EnsembleModel,
-    LightGBMModel.kind: LightGBMModel,
-    LightGBMDiffModel.kind: LightGBMDiffModel,
-    LightGBMLogModel.kind: LightGBMLogModel,
-    LinearModel.kind: LinearModel,
-    PerSeriesModel.kind: PerSeriesModel,
-    SeasonalNaiveModel.kind: SeasonalNaiveModel,
-    ThetaModel.kind: ThetaModel,
-}
-
-
-def model_class(kind: str) -> type[ForecastModel]:
-    """The class for a stored model kind.
-
-    Raises:
-        KeyError: unknown kind (the registry turns this into a store error).
-    """
-    return MODELS[kind]
+register(
+    ARIMAModel,
+    ETSModel,
+    EnsembleModel,
+    LightGBMModel,
+    LightGBMDiffModel,
+    LightGBMLogModel,
+    LinearModel,
+    PerSeriesModel,
+    SeasonalNaiveModel,
+    ThetaModel,
+)

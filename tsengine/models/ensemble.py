@@ -23,6 +23,7 @@ import polars as pl
 from tsengine.errors import TrainingDataError
 from tsengine.features import Layout
 from tsengine.models.base import ForecastModel, predict_on
+from tsengine.models.registry import model_class
 from tsengine.spec import TimeSeriesSpec
 from tsengine.validate import SID
 
@@ -60,11 +61,11 @@ class EnsembleModel(ForecastModel):
         weights: list[float] | None = None,
     ) -> Self:
         """Fit each member kind (default :data:`DEFAULT_MEMBERS`) on the same rows."""
-        from tsengine.models import MODELS
-
         kinds = list(members or DEFAULT_MEMBERS)
         kwargs = member_kwargs or [{} for _ in kinds]
-        fitted = [MODELS[k].fit(history, spec, seed=seed, **kw) for k, kw in zip(kinds, kwargs, strict=True)]
+        fitted = [
+            model_class(k).fit(history, spec, seed=seed, **kw) for k, kw in zip(kinds, kwargs, strict=True)
+        ]
         return cls(fitted, weights)
 
     def refit_kwargs(self) -> dict[str, Any]:
@@ -202,9 +203,7 @@ class PerSeriesModel(EnsembleModel):
 
 def _members(state: dict[str, Any]) -> list[ForecastModel]:
     """Member models from an ensemble document (each member's own bytes inside)."""
-    from tsengine.models import MODELS
-
-    return [MODELS[m["kind"]].from_bytes(m["state"].encode()) for m in state["members"]]
+    return [model_class(m["kind"]).from_bytes(m["state"].encode()) for m in state["members"]]
 
 
 def combine(preds: np.ndarray, weights: list[float] | None = None) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Prediction rows → DataRobot's JSON and CSV shapes, one renderer for CLI and HTTP.
+"""Time series prediction rows → DataRobot's JSON and CSV shapes.
 
 Both shapes are built column-wise with polars expressions (struct and list
 columns for the nested JSON objects) and written in one call, so rendering
@@ -13,6 +13,9 @@ size, more than a one-series forecast's whole rendering.  There the CSV is
 written by :func:`_small_csv` and the JSON by orjson from the column values,
 each only where its text is polars' text (floats in the range both write the
 same way, strings needing no quotes; anything else falls back to polars).
+
+The functions here render time series deployments only; :mod:`tsengine.render`
+picks this module or :mod:`tsengine.render.tabular` by the deployment's kind.
 """
 
 from __future__ import annotations
@@ -21,75 +24,52 @@ import io
 import itertools
 import re
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import orjson
 import polars as pl
 
-from tsengine.errors import BadRequestError, short_list
 from tsengine.humility import HUMILITY
 from tsengine.options import PredictOptions
+from tsengine.render.shared import (
+    APPROVAL_STATUS,
+    Renderable,
+    Result,
+    csv_pieces,
+    explanation_csv,
+    explanations_json,
+    humility_csv,
+    joined,
+    json_body,
+    passthrough_frame,
+)
 from tsengine.validate import format_iso
 
 __all__ = [
-    "APPROVAL_STATUS",
+    "RENDER_CHUNK_ROWS",
+    "SMALL_ROWS",
     "csv_parts",
     "csv_table",
     "json_parts",
-    "passthrough_frame",
     "to_csv",
     "to_json",
 ]
 
-APPROVAL_STATUS = "APPROVED"
 _FP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.6fZ"
 SMALL_ROWS = 4_096
 """Answers up to this many rows may be rendered without polars (same bytes)."""
 RENDER_CHUNK_ROWS = 16_384
-"""Rows per piece of :func:`csv_parts` and :func:`json_parts` (a few MB of text)."""
+"""Rows per piece of :func:`csv_parts` and :func:`json_parts` (a few MB of text).
+
+Tabular CSV answers are cut in pieces of this many rows too (:func:`tsengine.render.csv_parts`).
+"""
 # polars writes a float as Python's repr does inside this range (and 0); outside
 # it their exponent forms differ (1e-5: "1e-5" vs "1e-05"), so polars writes those.
 _REPR_LOW, _REPR_HIGH = 1e-4, 1e16
 # text polars would quote in a CSV field (or a header)
 _NEEDS_QUOTES = re.compile(r'[,"\r\n]')
-
-
-class _Renderable(Protocol):
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def spec(self) -> Any: ...
-
-
-class _Result(Protocol):
-    @property
-    def frame(self) -> pl.DataFrame: ...
-
-    @property
-    def interval_percentile(self) -> int | None: ...
-
-
-def passthrough_frame(frame: pl.DataFrame, options: PredictOptions) -> pl.DataFrame | None:
-    """Input columns to copy into the output, one row per input row.
-
-    Raises:
-        BadRequestError: a requested column is not in the input (DataRobot: 400).
-    """
-    if options.passthrough_all:
-        return frame
-    if not options.passthrough_columns:
-        return None
-    missing = [c for c in options.passthrough_columns if c not in frame.columns]
-    if missing:
-        msg = (
-            f"passthroughColumns {short_list(missing)} not found in the prediction dataset; "
-            f"its columns are {short_list(frame.columns, limit=10)}"
-        )
-        raise BadRequestError(msg)
-    return frame.select(list(dict.fromkeys(options.passthrough_columns)))
 
 
 def _attach(
@@ -109,7 +89,7 @@ def _attach(
     return joined, pairs
 
 
-def _ts_json_columns(deployment: _Renderable, result: _Result, pairs: list[tuple[str, str]]) -> list[pl.Expr]:
+def _ts_json_columns(deployment: Renderable, result: Result, pairs: list[tuple[str, str]]) -> list[pl.Expr]:
     label = f"{deployment.spec.target} (actual)"
     # an override humility rule changes ``prediction``; predictionValues keep the model's (DataRobot)
     value = "modelPrediction" if "modelPrediction" in result.frame.columns else "prediction"
@@ -141,23 +121,19 @@ def _ts_json_columns(deployment: _Renderable, result: _Result, pairs: list[tuple
     return cols
 
 
-def to_json(deployment: _Renderable, result: _Result, frame: pl.DataFrame, options: PredictOptions) -> bytes:
+def to_json(deployment: Renderable, result: Result, frame: pl.DataFrame, options: PredictOptions) -> bytes:
     """``{"data": [row, ...]}`` as bytes."""
-    return _joined(json_parts(deployment, result, frame, options))
+    return joined(json_parts(deployment, result, frame, options))
 
 
 def json_parts(
-    deployment: _Renderable, result: _Result, frame: pl.DataFrame, options: PredictOptions
+    deployment: Renderable, result: Result, frame: pl.DataFrame, options: PredictOptions
 ) -> list[bytes]:
     """:func:`to_json` in consecutive pieces of at most :data:`RENDER_CHUNK_ROWS` rows each.
 
     The server sends the pieces one after the other, so a large answer never
     exists as one more copy of itself (joined, they are :func:`to_json`'s bytes).
     """
-    from tsengine.tabular import render as shared
-
-    if deployment.kind == "tabular":
-        return [shared.to_json(deployment, result, frame, options)]  # type: ignore[arg-type]
     passthrough = passthrough_frame(frame, options)
     if passthrough is None and _plain(result.frame, options):
         small = _small_json(deployment, result)
@@ -166,10 +142,8 @@ def json_parts(
     out, pairs = _attach(result.frame, passthrough)
     rows = out.select(_ts_json_columns(deployment, result, pairs))
     if options.max_explanations > 0:
-        rows = rows.with_columns(
-            out.with_columns(shared.explanations_json(out, options).alias("__expl"))["__expl"]
-        )
-        return [shared.json_body(rows, explanations="__expl")]
+        rows = rows.with_columns(out.with_columns(explanations_json(out, options).alias("__expl"))["__expl"])
+        return [json_body(rows, explanations="__expl")]
     # polars writes the row objects in Rust: 7x faster than orjson over to_dicts(),
     # which must first build a Python dict per row (benchmarks/json_encoding.py).
     parts: list[bytes] = []
@@ -184,16 +158,16 @@ def json_parts(
     return parts
 
 
-def to_csv(deployment: _Renderable, result: _Result, frame: pl.DataFrame, options: PredictOptions) -> bytes:
+def to_csv(deployment: Renderable, result: Result, frame: pl.DataFrame, options: PredictOptions) -> bytes:
     """DataRobot's CSV shape as bytes (see :func:`csv_table`)."""
-    return _joined(csv_parts(deployment, result, frame, options))
+    return joined(csv_parts(deployment, result, frame, options))
 
 
 def csv_parts(
-    deployment: _Renderable, result: _Result, frame: pl.DataFrame, options: PredictOptions
+    deployment: Renderable, result: Result, frame: pl.DataFrame, options: PredictOptions
 ) -> list[bytes]:
     """:func:`to_csv` in consecutive pieces of at most :data:`RENDER_CHUNK_ROWS` rows (see :func:`json_parts`)."""
-    if deployment.kind != "tabular" and _plain(result.frame, options):
+    if _plain(result.frame, options):
         out, pairs = _attach(result.frame, passthrough_frame(frame, options))
         columns = _plain_columns(deployment, result, out, pairs)
         small = _small_csv(columns, out.height)
@@ -202,16 +176,7 @@ def csv_parts(
         table = _table(columns, out.height)
     else:
         table = csv_table(deployment, result, frame, options)
-    parts = []
-    for start in range(0, max(table.height, 1), RENDER_CHUNK_ROWS):
-        sink = io.BytesIO()
-        table.slice(start, RENDER_CHUNK_ROWS).write_csv(sink, include_header=start == 0)
-        parts.append(sink.getvalue())  # the buffer itself, not a copy
-    return parts
-
-
-def _joined(parts: list[bytes]) -> bytes:
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    return csv_pieces(table, RENDER_CHUNK_ROWS)
 
 
 def _plain(out: pl.DataFrame, options: PredictOptions) -> bool:
@@ -241,7 +206,7 @@ def _strftime(values: pl.Series, fmt: str) -> _Column:
 
 
 def _plain_columns(
-    deployment: _Renderable, result: _Result, out: pl.DataFrame, pairs: list[tuple[str, str]]
+    deployment: Renderable, result: Result, out: pl.DataFrame, pairs: list[tuple[str, str]]
 ) -> list[tuple[str, _Column]]:
     """DataRobot's CSV columns of a plain result (see :func:`_plain`), from ready columns.
 
@@ -281,7 +246,7 @@ def _table(columns: list[tuple[str, _Column]], height: int) -> pl.DataFrame:
     )
 
 
-def _small_json(deployment: _Renderable, result: _Result) -> bytes | None:
+def _small_json(deployment: Renderable, result: Result) -> bytes | None:
     """:func:`to_json` of a small plain result with orjson (the same bytes as polars writes), or None."""
     out = result.frame
     if out.height > SMALL_ROWS:
@@ -372,17 +337,13 @@ def _small_csv(columns: list[tuple[str, _Column]], height: int) -> bytes | None:
 
 
 def csv_table(
-    deployment: _Renderable, result: _Result, frame: pl.DataFrame, options: PredictOptions
+    deployment: Renderable, result: Result, frame: pl.DataFrame, options: PredictOptions
 ) -> pl.DataFrame:
     """DataRobot's CSV columns as a frame: time series columns, then passthrough columns.
 
     Batch jobs take the frame (to rename, drop or append columns, or to write
     Parquet and database rows); the prediction routes take :func:`to_csv`.
     """
-    from tsengine.tabular import render as shared
-
-    if deployment.kind == "tabular":
-        return shared.csv_table(deployment, result, frame, options)  # type: ignore[arg-type]
     spec = deployment.spec
     passthrough = passthrough_frame(frame, options)
     out, pairs = _attach(result.frame, passthrough)
@@ -405,8 +366,8 @@ def csv_table(
             pl.col("predictionIntervalHigh").alias(f"PREDICTION_{p}_PERCENTILE_HIGH"),
         ]
     if options.max_explanations > 0:
-        cols += shared.explanation_csv(out, options)
-    cols += shared.humility_csv(deployment, out)
+        cols += explanation_csv(out, options)
+    cols += humility_csv(deployment, out)
     cols.append(pl.lit(APPROVAL_STATUS).alias("DEPLOYMENT_APPROVAL_STATUS"))
     cols += [pl.col(p).alias(f"{n}_passthrough" if n in taken else n) for p, n in pairs]
     return out.select(cols)
