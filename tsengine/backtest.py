@@ -17,16 +17,18 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tsengine.features import FP, D, dense_history, season_length, training_query
+from tsengine.features import FP, D, dense_history, season_length
 from tsengine.grid import OriginGrid
 from tsengine.models.base import ForecastModel
 from tsengine.models.ensemble import combine
 from tsengine.spec import TimeSeriesSpec, min_history_for
+from tsengine.training_query import query_at
 from tsengine.validate import IDX, SID, Y
 
 __all__ = [
     "ROWS_SCHEMA",
     "Backtest",
+    "BacktestPlan",
     "aligned_predictions",
     "auto_origins",
     "backtest_origins",
@@ -170,6 +172,44 @@ def naive_scales(dense: pl.DataFrame, season: int, *, series: str = SID, target:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class BacktestPlan:
+    """What every candidate's backtest shares: each origin's training cut and query, and the truth.
+
+    Built once per training and handed to each candidate's :func:`run_backtest`,
+    so that the cuts, the queries (:func:`~tsengine.training_query.query_at`)
+    and the scales are computed once, not once per candidate.
+
+    Attributes:
+        cuts: ``(origin, rows up to it, its query)`` for origins with a query.
+        truth: the queries' rows in order with ``y`` (the actual), ``scale``
+            (:func:`window_scale`) and ``mase_scale`` (:func:`mase_scales`).
+    """
+
+    cuts: list[tuple[int, pl.DataFrame, pl.DataFrame]]
+    truth: pl.DataFrame
+
+    @classmethod
+    def build(cls, history: pl.DataFrame, spec: TimeSeriesSpec, origins: list[int]) -> BacktestPlan:
+        """The plan for ``origins`` over the canonical training rows."""
+        cuts = []
+        for origin in origins:
+            query = query_at(history, spec, origin)
+            if query.height:
+                cuts.append((origin, history.filter(pl.col(IDX) <= origin), query))
+        if not cuts:
+            return cls([], pl.DataFrame(schema={k: v for k, v in ROWS_SCHEMA.items() if k != "yhat"}))
+        queries = pl.concat([query.select(SID, FP, D, IDX) for _, _, query in cuts])
+        truth = queries.join(
+            history.select(SID, IDX, pl.col(Y).alias("y")), on=[SID, IDX], how="left", maintain_order="left"
+        )
+        truth = truth.join(
+            window_scale(history, truth, spec.fdw), on=[SID, FP], how="left", maintain_order="left"
+        )
+        truth = truth.join(mase_scales(history, spec, origins[0]), on=SID, how="left", maintain_order="left")
+        return cls(cuts, truth.with_columns(pl.col("mase_scale").fill_null(1.0)))
+
+
 def run_backtest(
     fit: Callable[[pl.DataFrame], ForecastModel],
     history: pl.DataFrame,
@@ -177,6 +217,7 @@ def run_backtest(
     origins: list[int],
     *,
     name: str,
+    plan: BacktestPlan | None = None,
 ) -> Backtest:
     """Fit at each origin on rows up to it and predict its forecast window.
 
@@ -186,29 +227,18 @@ def run_backtest(
         spec: the deployment spec.
         origins: grid indices to use as forecast points.
         name: the model's name for the leaderboard.
+        plan: :meth:`BacktestPlan.build` of the same history, spec and origins
+            (built here when not given).
     """
-    frames: list[pl.DataFrame] = []
-    scales = mase_scales(history, spec, origins[0]) if origins else None
-    for origin in origins:
-        past = history.filter(pl.col(IDX) <= origin)
-        query = training_query(history, spec, origins_upto=origin).filter(pl.col(FP) == origin)
-        if query.height == 0:
-            continue
-        model = fit(past)
-        yhat = model.predict(past, query, spec)
-        truth = query.join(history.select(SID, IDX, Y), on=[SID, IDX], how="left", maintain_order="left")
-        frames.append(
-            truth.select(SID, FP, D, IDX, pl.col(Y).alias("y")).with_columns(pl.Series("yhat", yhat))
-        )
-    if not frames:
+    plan = plan or BacktestPlan.build(history, spec, origins)
+    if not plan.cuts:
         return Backtest(name, pl.DataFrame(schema=ROWS_SCHEMA))
-    rows = pl.concat(frames)
-    rows = rows.join(window_scale(history, rows, spec.fdw), on=[SID, FP], how="left", maintain_order="left")
-    assert scales is not None
-    rows = rows.join(scales, on=SID, how="left", maintain_order="left").with_columns(
-        pl.col("mase_scale").fill_null(1.0)
-    )
-    return Backtest(name, rows)
+    predictions = []
+    for _, past, query in plan.cuts:
+        model = fit(past)
+        predictions.append(np.asarray(model.predict(past, query, spec), dtype=np.float64))
+    yhat = pl.Series("yhat", np.concatenate(predictions), dtype=pl.Float64)
+    return Backtest(name, plan.truth.with_columns(yhat).select(list(ROWS_SCHEMA)))
 
 
 def origin_scale(

@@ -14,6 +14,7 @@ import polars as pl
 import tsengine
 from tsengine.backtest import (
     Backtest,
+    BacktestPlan,
     auto_origins,
     backtest_origins,
     ensemble_backtest,
@@ -142,6 +143,7 @@ def _fit_candidates(
     skipped: dict[str, str] = {}
     error: TsEngineError | None = None
     combined = (EnsembleModel.kind, PerSeriesModel.kind)
+    plan = BacktestPlan.build(canon, spec, origins)
     for kind in candidates:
         if kind in combined:
             continue
@@ -155,7 +157,9 @@ def _fit_candidates(
         fitted[kind] = final
         say(f"backtesting {kind} at {len(origins)} origin(s)")
         results.append(
-            run_backtest(_refitter(MODELS[kind], final, spec, seed), canon, spec, origins, name=kind)
+            run_backtest(
+                _refitter(MODELS[kind], final, spec, seed), canon, spec, origins, name=kind, plan=plan
+            )
         )
     if not fitted:
         assert error is not None
