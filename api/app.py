@@ -20,6 +20,7 @@ It also builds the monitor and the batch engine a server runs
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -48,6 +49,7 @@ from api.settings import Settings
 from api.web import add_web_routes
 from tsengine.batch import BatchEngine, BatchStore
 from tsengine.batch.catalog import snapshot_path
+from tsengine.distributed import DaskScoring, connect
 from tsengine.errors import TsEngineError
 from tsengine.monitoring.service import Monitor
 from tsengine.monitoring.store import MonitoringStore
@@ -142,13 +144,18 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(jobs.start)
-        try:
-            yield
-        finally:
-            await run_in_threadpool(jobs.stop)
-            if monitor is not None:
-                await run_in_threadpool(monitor.close)
+        with contextlib.ExitStack() as cluster:
+            if settings.dask_scheduler and engine is None:
+                # batch jobs score on the cluster; a scheduler that does not answer stops the start
+                client = await run_in_threadpool(cluster.enter_context, connect(settings.dask_scheduler))
+                jobs.dask = DaskScoring(client)
+            await run_in_threadpool(jobs.start)
+            try:
+                yield
+            finally:
+                await run_in_threadpool(jobs.stop)
+                if monitor is not None:
+                    await run_in_threadpool(monitor.close)
 
     app = FastAPI(
         title="tsengine prediction API",

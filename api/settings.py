@@ -115,6 +115,13 @@ class Settings(BaseSettings):
             "servers share jobs; unset means SQLite in <registry>/.batch/batch.sqlite3."
         ),
     )
+    dask_scheduler: str | None = Field(
+        default=None,
+        description=(
+            "Score batch prediction jobs on this Dask cluster: tcp://HOST:8786, or local[:N] for N "
+            "local worker processes (pip install 'tsengine[dask]'); unset scores them in threads here."
+        ),
+    )
     batch_max_upload_bytes: int = Field(
         default=10 * 1024**3,
         gt=0,
@@ -163,7 +170,12 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "datarobot_key", "default_deployment", "batch_store_url", "monitoring_url", mode="before"
+        "datarobot_key",
+        "default_deployment",
+        "batch_store_url",
+        "monitoring_url",
+        "dask_scheduler",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -191,6 +203,8 @@ class Settings(BaseSettings):
         }
         if self.batch_store_url is not None:
             env["TSENGINE_BATCH_STORE_URL"] = self.batch_store_url
+        if self.dask_scheduler is not None:
+            env["TSENGINE_DASK_SCHEDULER"] = self.dask_scheduler
         if self.monitoring_url is not None:
             env["TSENGINE_MONITORING_URL"] = self.monitoring_url
         env["TSENGINE_MONITORING_QUEUE"] = str(self.monitoring_queue)

@@ -38,6 +38,7 @@ __all__ = [
     "run_backtest",
     "score",
     "origin_scale",
+    "refitter",
     "window_scale",
     "window_that_fits",
 ]
@@ -208,6 +209,18 @@ class BacktestPlan:
         )
         truth = truth.join(mase_scales(history, spec, origins[0]), on=SID, how="left", maintain_order="left")
         return cls(cuts, truth.with_columns(pl.col("mase_scale").fill_null(1.0)))
+
+
+def refitter(
+    cls: type[ForecastModel], final: ForecastModel, spec: TimeSeriesSpec, seed: int
+) -> Callable[[pl.DataFrame], ForecastModel]:
+    """Refit ``cls`` at a backtest origin with the final model's tuning (:meth:`ForecastModel.refit_kwargs`)."""
+    refit = final.refit_kwargs()
+
+    def fit(past: pl.DataFrame) -> ForecastModel:
+        return cls.fit(past, spec, seed=seed, **refit)
+
+    return fit
 
 
 def run_backtest(

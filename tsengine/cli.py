@@ -6,6 +6,7 @@ message to stderr and exit with status 2 (bad input), as the issue asks.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from tsengine.batch_cli import batch_app, datasets_app
 from tsengine.cli_common import EXIT_BAD_INPUT, RegistryOpt, err, out, run
 from tsengine.cli_info import info_cmd, list_cmd, transform_lines
 from tsengine.datetimes import parse_timestamp
+from tsengine.distributed import connect
 from tsengine.errors import ParameterError
 from tsengine.humility_cli import humility_app
 from tsengine.io import read_table
@@ -46,10 +48,17 @@ app.add_typer(monitor_app, name="monitor")
 _run = run
 
 
-def _train(data: Path, **kwargs: Any) -> Any:
+def _train(data: Path, *, dask: str | None = None, **kwargs: Any) -> Any:
     from tsengine.train import train
 
     frame = read_table(data, schema_overrides=None)
+    with contextlib.ExitStack() as stack:
+        if dask:
+            kwargs["dask"] = stack.enter_context(connect(dask))
+        return _train_with_progress(train, frame, **kwargs)
+
+
+def _train_with_progress(train: Any, frame: Any, **kwargs: Any) -> Any:
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -134,6 +143,17 @@ def train_cmd(
         bool, typer.Option("--allow-partial-history", help="Serve series with little history.")
     ] = False,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            envvar="TSENGINE_DASK_SCHEDULER",
+            help=(
+                "Fit and backtest the candidates on a Dask cluster: tcp://HOST:8786, "
+                "or local[:N] for N local worker processes."
+            ),
+        ),
+    ] = None,
     task: Annotated[
         str | None,
         typer.Option(
@@ -193,6 +213,7 @@ def train_cmd(
             interval_percentile=interval_percentile,
             allow_partial_history=partial_history,
             seed=seed,
+            dask=dask,
         )
     )
     path = _run(lambda: Registry(registry).save(deployment))

@@ -18,9 +18,11 @@ from tsengine.backtest import (
     auto_origins,
     backtest_origins,
     ensemble_backtest,
+    refitter,
     run_backtest,
     window_that_fits,
 )
+from tsengine.cluster_train import ClusterTraining
 from tsengine.deployment import Deployment, backtest_trace
 from tsengine.errors import ParameterError, TrainingDataError, TsEngineError
 from tsengine.intervals import DEFAULT_PERCENTILE, IntervalTable, fit_intervals, random_walk_intervals
@@ -107,18 +109,6 @@ def _kia_fill(canon: pl.DataFrame, numeric: tuple[str, ...], categorical: tuple[
     return fill
 
 
-def _refitter(
-    cls: type[ForecastModel], final: ForecastModel, spec: TimeSeriesSpec, seed: int
-) -> Callable[[pl.DataFrame], ForecastModel]:
-    """Refit ``cls`` at a backtest origin with the final model's tuning."""
-    refit = final.refit_kwargs()
-
-    def fit(past: pl.DataFrame) -> ForecastModel:
-        return cls.fit(past, spec, seed=seed, **refit)
-
-    return fit
-
-
 def _fit_candidates(
     canon: pl.DataFrame,
     spec: TimeSeriesSpec,
@@ -126,8 +116,9 @@ def _fit_candidates(
     origins: list[int],
     seed: int,
     say: Progress,
+    cluster: ClusterTraining | None = None,
 ) -> tuple[dict[str, ForecastModel], list[Backtest], dict[str, str]]:
-    """Fit and backtest each base candidate, then the ensemble of the best few.
+    """Fit and backtest each base candidate (on ``cluster`` when given), then the ensemble of the best few.
 
     A candidate that cannot train on this data (too short for its needs, a log
     transform on negative targets) is left out of the leaderboard rather than
@@ -143,24 +134,27 @@ def _fit_candidates(
     skipped: dict[str, str] = {}
     error: TsEngineError | None = None
     combined = (EnsembleModel.kind, PerSeriesModel.kind)
-    plan = BacktestPlan.build(canon, spec, origins)
+    plan: BacktestPlan | None = None
     for kind in candidates:
         if kind in combined:
             continue
-        say(f"fitting {kind}")
         try:
-            final = MODELS[kind].fit(canon, spec, seed=seed)
+            if cluster is not None:
+                final, backtest = cluster.run(kind)
+            else:
+                say(f"fitting {kind}")
+                final = MODELS[kind].fit(canon, spec, seed=seed)
+                say(f"backtesting {kind} at {len(origins)} origin(s)")
+                plan = plan or BacktestPlan.build(canon, spec, origins)
+                backtest = run_backtest(
+                    refitter(MODELS[kind], final, spec, seed), canon, spec, origins, name=kind, plan=plan
+                )
         except TsEngineError as exc:
             error = error or exc
             skipped[kind] = str(exc)
             continue
         fitted[kind] = final
-        say(f"backtesting {kind} at {len(origins)} origin(s)")
-        results.append(
-            run_backtest(
-                _refitter(MODELS[kind], final, spec, seed), canon, spec, origins, name=kind, plan=plan
-            )
-        )
+        results.append(backtest)
     if not fitted:
         assert error is not None
         raise error
@@ -388,6 +382,7 @@ def train(
     backtests: int | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    dask: Any = None,
 ) -> Deployment:
     """Train a time series deployment.
 
@@ -416,6 +411,10 @@ def train(
             series windows, 3 to 8; see :func:`tsengine.backtest.auto_origins`).
         seed: LightGBM seed; the same data and seed give the same model.
         progress: called with a short text at each stage (the CLI's progress bar).
+        dask: a ``distributed.Client``: fit and backtest the candidates on its
+            cluster (per-series models per partition of series, global ones on
+            one worker; see :mod:`tsengine.cluster_train`); the result equals a
+            single-process training's.
 
     Raises:
         TrainingDataError, ValidationError, ParameterError: naming the problem.
@@ -442,7 +441,8 @@ def train(
     canon = data_.canon
     n_origins = auto_origins(canon) if backtests is None else backtests
     origins = backtest_origins(canon, spec, n_origins)
-    fitted, results, skipped = _fit_candidates(canon, spec, candidates, origins, seed, say)
+    cluster = ClusterTraining(dask, canon, spec, origins, seed, say) if dask is not None else None
+    fitted, results, skipped = _fit_candidates(canon, spec, candidates, origins, seed, say, cluster)
     say("selecting the model, intervals")
     leaderboard = rank(results)
     choice = choose(results, leaderboard, ensemble=EnsembleModel.kind) if leaderboard else None

@@ -307,6 +307,7 @@ class ARIMAModel(ForecastModel):
     """Per-series seasonal ARIMA(X) with stored coefficients."""
 
     kind = "arima"
+    per_series = True
 
     def __init__(
         self,
@@ -368,9 +369,28 @@ class ARIMAModel(ForecastModel):
                 grid[1 + j, pos] = part.get_column(k).cast(pl.Float64).fill_null(np.nan).to_numpy()
             fixed = orders.get(str(sid)) if orders is not None else None
             series[str(sid)] = _fit_series(grid, season, min_len, fixed, exact=exact)
-        big_d = _majority(v["D"] for v in series.values())
-        fallback = {"d": 1, "D": big_d, "beta": [0.0] * len(regs), "mean": 0.0, "ar": [], "ma": []}
-        return cls(season, spec.fdw, regs, series, fallback, exact)
+        return cls(season, spec.fdw, regs, series, _fallback(series, regs), exact)
+
+    @classmethod
+    def panel_kwargs(cls, history: pl.DataFrame, spec: TimeSeriesSpec) -> dict[str, Any]:
+        """The estimator (exact likelihood or Hannan-Rissanen) is chosen on the panel's size."""
+        season = season_length(spec.time_step, spec.fdw)
+        season = 1 if spec.fdw < 2 * season else season
+        return {"exact": _exact_affordable(history.filter(pl.col(Y).is_not_null()), season)}
+
+    @classmethod
+    def merge(cls, parts: list[Self]) -> Self:
+        """Series of every part; the cold-start differencing from all of them."""
+        first = parts[0]
+        series = {s: v for part in parts for s, v in part.series.items()}
+        return cls(
+            first.season,
+            first.window,
+            first.regressors,
+            series,
+            _fallback(series, first.regressors),
+            first.exact,
+        )
 
     def refit_kwargs(self) -> dict[str, Any]:
         """Backtests keep each series' differencing and ARMA orders, and the estimator."""
@@ -497,6 +517,12 @@ class ARIMAModel(ForecastModel):
             "differencing": dict(sorted(counts.items())),
             "estimator": "exact MLE" if self.exact else "Hannan-Rissanen",
         }
+
+
+def _fallback(series: dict[str, dict[str, Any]], regressors: tuple[str, ...]) -> dict[str, Any]:
+    """Unseen series: a random walk with the panel's most common seasonal difference."""
+    big_d = _majority(v["D"] for v in series.values())
+    return {"d": 1, "D": big_d, "beta": [0.0] * len(regressors), "mean": 0.0, "ar": [], "ma": []}
 
 
 def _majority(values: Iterable[int]) -> int:

@@ -34,6 +34,10 @@ class ForecastModel(ABC):
     """
 
     kind: ClassVar[str]
+    per_series: ClassVar[bool] = False
+    """Whether each series' fit is independent of the others' (statistical models):
+    such a model can be fitted on parts of the panel and the parts merged
+    (:meth:`merge`), which is how training runs it on a Dask cluster."""
 
     @classmethod
     @abstractmethod
@@ -77,6 +81,22 @@ class ForecastModel(ABC):
     def describe(self) -> dict[str, Any]:
         """A JSON-able summary for ``tsengine info``."""
         return {"kind": self.kind}
+
+    @classmethod
+    def panel_kwargs(cls, history: pl.DataFrame, spec: TimeSeriesSpec) -> dict[str, Any]:  # noqa: ARG003
+        """:meth:`fit` arguments decided on the whole panel, for fits of parts of it (none by default)."""
+        return {}
+
+    @classmethod
+    def merge(cls, parts: list[Self]) -> Self:
+        """One model from models fitted on disjoint sets of series (``per_series`` models only).
+
+        What the parts share (season, window) is taken from the first; what is
+        computed over every series (the cold-start fallback) is recomputed
+        from all of them, so the result equals a fit on the whole panel.
+        """
+        msg = f"{cls.kind} is fitted on the whole panel; it cannot merge parts"
+        raise NotImplementedError(msg)
 
 
 _TAKES_LAYOUT: dict[type, bool] = {}

@@ -515,6 +515,7 @@ class ETSModel(ForecastModel):
     """Per-series AIC-selected exponential smoothing with stored parameters."""
 
     kind = "ets"
+    per_series = True
 
     def __init__(self, season: int, window: int, series: dict[str, SeriesEts], fallback: SeriesEts) -> None:
         self.season = season
@@ -548,6 +549,14 @@ class ETSModel(ForecastModel):
         chosen = estimate_series(mat.y, mat.start, season, only=only)
         series = dict(zip(mat.sids, chosen, strict=True))
         return cls(season, spec.fdw, series, common_choice(chosen))
+
+    @classmethod
+    def merge(cls, parts: list[Self]) -> Self:
+        """Series of every part (in id order, as :meth:`fit` stores them); the fallback from all."""
+        series = dict(
+            sorted(((s, c) for part in parts for s, c in part.series.items()), key=lambda kv: kv[0])
+        )
+        return cls(parts[0].season, parts[0].window, series, common_choice(list(series.values())))
 
     def refit_kwargs(self) -> dict[str, Any]:
         """Backtests re-estimate parameters but keep each series' configuration."""

@@ -29,6 +29,7 @@ class SeasonalNaiveModel(ForecastModel):
     """``y[fp + d - m·season]``, the latest same-season value inside the window."""
 
     kind = "seasonal_naive"
+    per_series = True
 
     def __init__(self, plan: FeaturePlan) -> None:
         self.plan = plan
@@ -49,6 +50,11 @@ class SeasonalNaiveModel(ForecastModel):
             with_series=False,
         )
         return cls(plan)
+
+    @classmethod
+    def merge(cls, parts: list[Self]) -> Self:
+        """Nothing is per series: any part is the model."""
+        return parts[0]
 
     def predict(
         self,

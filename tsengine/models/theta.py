@@ -309,6 +309,7 @@ class ThetaModel(ForecastModel):
     """Seasonally adjusted SES with half-slope drift, per series."""
 
     kind = "theta"
+    per_series = True
 
     def __init__(
         self,
@@ -337,6 +338,15 @@ class ThetaModel(ForecastModel):
         states = fit_states(mat, season)
         series = dict(zip(mat.sids, states, strict=True))
         return cls(season, spec.fdw, series, float(np.median([st.alpha for st in states])))
+
+    @classmethod
+    def merge(cls, parts: list[Self]) -> Self:
+        """Series of every part (in id order, as :meth:`fit` stores them); the fallback alpha from all."""
+        series = dict(
+            sorted(((s, st) for part in parts for s, st in part.series.items()), key=lambda kv: kv[0])
+        )
+        alpha = float(np.median([st.alpha for st in series.values()]))
+        return cls(parts[0].season, parts[0].window, series, alpha)
 
     def _adjust(self, states: list[SeriesTheta], fp: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
         """Seasonally adjusted windows plus per-row alpha, mode, indices, fraction and slope.

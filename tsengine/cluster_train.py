@@ -1,0 +1,166 @@
+"""Training on a Dask cluster: ``tsengine train … --dask ADDRESS``, ``train(..., dask=client)``.
+
+Only where each candidate is fitted and backtested changes; the driver still
+validates the data, picks the backtest origins, builds the ensembles, selects
+the model and fits the intervals, exactly as in one process.
+
+* **Per-series candidates** (:attr:`ForecastModel.per_series`: ETS, Theta,
+  ARIMA, seasonal naive) are fitted and backtested on each partition of the
+  series in a task of its own, with the existing polars/numpy code, and the
+  parts merged (:meth:`ForecastModel.merge`).  What a fit decides on the whole
+  panel (ARIMA's estimator) is decided on the driver first
+  (:meth:`ForecastModel.panel_kwargs`).  Models and backtest rows equal a
+  single-process training's (``tests/e2e/test_train_dask.py``).
+* **Global candidates** (LightGBM, linear) learn across series, so each is
+  fitted and backtested in one task on one worker; the panel is sent to every
+  worker once.  A cluster whose workers cannot hold the panel needs
+  ``lightgbm.dask``, which this module does not use yet.
+* **Partitions** hold whole series: series ``s`` goes to partition
+  ``blake2b-64(utf8(s)) mod P`` (:func:`series_partition`), which is the same
+  in every process, machine and version (Python's ``hash`` is salted per
+  process; polars' hash may change between releases).  ``P`` is
+  :data:`PARTITIONS_PER_WORKER` per worker, so a slow partition does not hold
+  the others up.
+* **Failures**: a partition's rows travel inside its task, so when a worker
+  dies Dask reruns its tasks elsewhere with nothing lost; the job completes
+  with the same result.  A candidate that cannot train on the data is left
+  out as in one process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from tsengine.backtest import Backtest, refitter, run_backtest
+from tsengine.columns import FP, SID, D, Y
+from tsengine.models import MODELS
+from tsengine.models.base import ForecastModel
+from tsengine.spec import TimeSeriesSpec
+
+__all__ = ["PARTITIONS_PER_WORKER", "ClusterTraining", "series_partition"]
+
+PARTITIONS_PER_WORKER = 4
+RETRIES = 3
+"""Times a task is resubmitted after it raised an unexpected error (Dask's ``retries``)."""
+
+
+def series_partition(sids: pl.Series, partitions: int) -> pl.Series:
+    """Each row's partition: the series id's 8-byte BLAKE2b digest (of its UTF-8 text) modulo ``partitions``."""
+    codes = {
+        sid: int.from_bytes(hashlib.blake2b(sid.encode(), digest_size=8).digest(), "big") % partitions
+        for sid in sids.unique().to_list()
+    }
+    return sids.replace_strict(codes, return_dtype=pl.Int64)
+
+
+def fit_and_backtest(
+    kind: str,
+    history: pl.DataFrame,
+    spec: TimeSeriesSpec,
+    origins: list[int],
+    seed: int,
+    kwargs: dict[str, Any],
+) -> tuple[ForecastModel, pl.DataFrame] | None:
+    """One candidate on ``history`` (a worker's task): its final fit and backtest rows.
+
+    None for a partition without one observed target (the panel as a whole has some).
+    """
+    if history.get_column(Y).null_count() == history.height:
+        return None
+    cls = MODELS[kind]
+    final = cls.fit(history, spec, seed=seed, **kwargs)
+    rows = run_backtest(refitter(cls, final, spec, seed), history, spec, origins, name=kind).rows
+    return final, rows
+
+
+@dataclass
+class ClusterTraining:
+    """Fits and backtests candidates on a ``distributed.Client``'s cluster."""
+
+    client: Any
+    canon: pl.DataFrame
+    spec: TimeSeriesSpec
+    origins: list[int]
+    seed: int
+    say: Callable[[str], None]
+
+    def __post_init__(self) -> None:
+        workers = len(self.client.scheduler_info()["workers"]) or 1
+        n_series = self.canon.get_column(SID).n_unique()
+        count = max(1, min(n_series, PARTITIONS_PER_WORKER * workers))
+        part = series_partition(self.canon.get_column(SID), count)
+        self._parts = [
+            p
+            for _, p in self.canon.with_columns(part.alias("__part"))
+            .partition_by("__part", as_dict=True, include_key=False)
+            .items()
+        ]
+        self._parts.sort(key=lambda p: str(p.get_column(SID).min()))
+        self._whole: Any = None
+
+    def run(self, kind: str) -> tuple[ForecastModel, Backtest]:
+        """``kind``'s final model and backtest, as :func:`fit_and_backtest` on the whole panel gives them.
+
+        Raises:
+            TsEngineError: the candidate cannot train on this data (as in one process).
+        """
+        cls = MODELS[kind]
+        if not cls.per_series:
+            if self._whole is None:
+                self._whole = self.client.scatter(self.canon, broadcast=True, hash=False)
+            self.say(f"fitting and backtesting {kind} on a worker")
+            future = self.client.submit(
+                fit_and_backtest,
+                kind,
+                self._whole,
+                self.spec,
+                self.origins,
+                self.seed,
+                {},
+                pure=False,
+                retries=RETRIES,
+            )
+            result = future.result()
+            assert result is not None
+            return result[0], Backtest(kind, result[1])
+        kwargs = cls.panel_kwargs(self.canon, self.spec)
+        with warnings.catch_warnings():
+            # Each partition travels inside its task (so a dead worker's tasks can be rerun
+            # anywhere); distributed warns about graphs over 10 MB.
+            warnings.filterwarnings("ignore", message=".*[Ll]arge graph.*")
+            futures = [
+                self.client.submit(
+                    fit_and_backtest,
+                    kind,
+                    part,
+                    self.spec,
+                    self.origins,
+                    self.seed,
+                    kwargs,
+                    pure=False,
+                    retries=RETRIES,
+                )
+                for part in self._parts
+            ]
+        from distributed import as_completed
+
+        for done, _ in enumerate(as_completed(futures), start=1):  # type: ignore[no-untyped-call]
+            self.say(f"fitting and backtesting {kind}: {done}/{len(futures)} partitions")
+        results = [r for r in (f.result() for f in futures) if r is not None]
+        if not results:
+            # no partition has a target: let the whole panel raise its own error
+            cls.fit(self.canon, self.spec, seed=self.seed, **kwargs)
+        model = cls.merge([m for m, _ in results])
+        return model, Backtest(kind, self._in_origin_order(pl.concat([r for _, r in results])))
+
+    def _in_origin_order(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """Rows as one process lists them: by origin (in the origins' order), then series and distance."""
+        rank = {origin: k for k, origin in enumerate(self.origins)}
+        order = rows.get_column(FP).replace_strict(rank, return_dtype=pl.Int64).alias("__rank")
+        return rows.with_columns(order).sort("__rank", SID, D, maintain_order=True).drop("__rank")
