@@ -293,15 +293,23 @@ def test_thinned_origins_keep_every_weekday(wanted: int) -> None:
     assert set((kept % 7).to_list()) == set(range(7))
 
 
-def test_training_query_thins_origins_deterministically_keeping_the_newest() -> None:
-    history = _history(8)
+def test_thinned_origins_are_staggered_across_series_and_deterministic() -> None:
+    """Series sharing a calendar keep different dates, so a global model sees every date."""
+    t = np.arange(200)
+    rows = [
+        {SID: s, IDX: int(BASE + i), Y: float(np.sin(i + k)), ROW: k * 200 + int(i), "promo": 0.0}
+        for k, s in enumerate(["a", "b", "c", "d"])
+        for i in t
+    ]
+    history = pl.DataFrame(rows)
     full = training_query(history, SPEC)
-    thin = training_query(history, SPEC, max_rows=full.height // 3)
+    thin = training_query(history, SPEC, max_rows=full.height // 6)
     assert thin.height < full.height
-    assert thin.equals(training_query(history, SPEC, max_rows=full.height // 3))
-    for s in ("a", "b", "c"):
-        newest = full.filter(pl.col(SID) == s)[FP].max()
-        assert thin.filter(pl.col(SID) == s)[FP].max() == newest
+    assert thin.equals(training_query(history, SPEC, max_rows=full.height // 6))
+    per_series = [set(thin.filter(pl.col(SID) == s)[FP].to_list()) for s in ("a", "b", "c", "d")]
+    assert all(per_series)
+    assert all(not (x & y) for i, x in enumerate(per_series) for y in per_series[i + 1 :])  # disjoint dates
+    assert thin.filter(pl.col(SID) == "a")[FP].max() == full.filter(pl.col(SID) == "a")[FP].max()
 
 
 def test_origins_per_series_are_capped_keeping_the_newest() -> None:
