@@ -23,6 +23,7 @@ RSS against series).  Measurements are merged into
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -62,32 +63,28 @@ def child(n_series: int, dask: str | None, out: Path) -> None:
     def progress(message: str) -> None:
         stages.append((message, time.perf_counter()))
 
-    kwargs: dict[str, Any] = {}
-    client = None
-    if dask:
-        from tsengine.distributed import connect
+    with contextlib.ExitStack() as stack:
+        client = None
+        if dask:
+            from tsengine.distributed import connect
 
-        client = connect(dask)
-        kwargs["dask"] = client
-    start = time.perf_counter()
-    deployment = train(
-        data,
-        target=_data.TARGET_COL,
-        datetime_column=_data.DATETIME_COL,
-        series_id_column=_data.SERIES_COL,
-        deployment_id=f"scale-{n_series}",
-        progress=progress,
-        **kwargs,
-    )
-    end = time.perf_counter()
+            client = stack.enter_context(connect(dask))
+        start = time.perf_counter()
+        deployment = train(
+            data,
+            target=_data.TARGET_COL,
+            datetime_column=_data.DATETIME_COL,
+            series_id_column=_data.SERIES_COL,
+            deployment_id=f"scale-{n_series}",
+            progress=progress,
+            dask=client,
+        )
+        end = time.perf_counter()
+        workers_peak = sum(client.run(lambda: _peak_mb()).values()) if client is not None else 0.0
     breakdown: dict[str, float] = {}
     for (name, at), (_, until) in zip(stages, [*stages[1:], ("end", end)], strict=True):
         breakdown[name] = breakdown.get(name, 0.0) + until - at
     peak = _peak_mb()
-    workers_peak = 0.0
-    if client is not None:
-        workers_peak = sum(client.run(lambda: _peak_mb()).values())
-        client.close()
     result = {
         "series": n_series,
         "rows": data.height,
@@ -175,6 +172,7 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
             f"Measured {target['seconds']:.0f} s and {target['peak_mb']:,.0f} MB peak RSS: "
             + ("**met**." if ok else "**not met**.")
         )
+    lines += _estimate(rows)
     lines += ["", "## Where the time goes (seconds per stage)", ""]
     for r in sorted(rows, key=lambda r: (r["mode"], r["series"])):
         if r["series"] not in (1_000, TARGET_SERIES, max(x["series"] for x in rows)):
@@ -184,6 +182,68 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
             lines.append(f"| {stage} | {seconds:.1f} | {100 * seconds / r['seconds']:.0f} % |")
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+PER_SERIES_KINDS = ("ets", "theta", "arima", "seasonal_naive")
+NIXTLA = "Nixtla's published statsforecast figure: 10 M series on 128 CPUs in about 44 minutes"
+
+
+def _origins(run: dict[str, Any]) -> int:
+    """Backtest origins of a run, read from its stage names (``backtesting ets at 3 origin(s)``)."""
+    for stage in run["stages"]:
+        words = stage.split(" ")
+        if words[0] == "backtesting" and "at" in words:
+            return int(words[words.index("at") + 1])
+    return 0
+
+
+def _estimate(rows: list[dict[str, Any]]) -> list[str]:
+    """The 10-million-series paper estimate, from the largest single-process run's stage times."""
+    single = [r for r in rows if r["mode"] == "single process"]
+    if not single:
+        return []
+    big = max(single, key=lambda r: r["series"])
+    stat = sum(
+        seconds
+        for stage, seconds in big["stages"].items()
+        if stage.split(" ")[0] in {"fitting", "backtesting"} and stage.split(" ")[1] in PER_SERIES_KINDS
+    )
+    rest = big["seconds"] - stat
+    per_series_ms = 1000 * stat / big["series"]
+    total_rows = 10_000_000 * big["rows"] / big["series"]
+    lines = [
+        "",
+        "## Paper estimate: 10 million series",
+        "",
+        f"From the {big['series']:,}-series run: the statistical candidates ({', '.join(PER_SERIES_KINDS)}; final fit "
+        f"and {_origins(big)} backtest refits each) took "
+        f"{stat:.0f} s, **{per_series_ms:.1f} ms per series**, on one core (numpy, single-threaded); these are the "
+        "stages Dask spreads over partitions of series, and they scale linearly (see the table above). "
+        f"The rest ({rest:.0f} s: the global LightGBM and linear candidates, on training rows capped at 600,000 "
+        "pairs, plus validation and selection) does not grow with the series count except through "
+        "scoring the backtests.",
+        "",
+        "| machines x cores | statistical candidates, 10 M series |",
+        "|---|---|",
+    ]
+    for machines, cores in ((1, 128), (4, 32), (16, 32), (64, 32)):
+        minutes = per_series_ms * 10_000_000 / (machines * cores) / 1000 / 60
+        lines.append(f"| {machines} x {cores} = {machines * cores} | {minutes:,.0f} min |")
+    lines += [
+        "",
+        f"For comparison, {NIXTLA}. Our figure counts {len(PER_SERIES_KINDS)} models x {1 + _origins(big)} fits "
+        "per series; the global candidates come on top.",
+        "",
+        "What would bottleneck first, before the CPUs: **the global candidates and the driver**. "
+        f"10 M series of this length are {total_rows / 1e9:.1f} billion rows; the driver validates the whole "
+        "frame and builds the backtest rows of every candidate (10 M x 28 distances x 3 origins = 840 M rows per "
+        "candidate) for selection and intervals, and LightGBM and the linear model are fitted and backtested "
+        "on one worker, which must hold the whole panel. Past a few million series these need "
+        "to become distributed too: the data read per partition on the workers (not on the driver), "
+        "selection from per-partition backtest summaries, and `lightgbm.dask` or a sample of series for the "
+        "global models (their training rows are capped at 600,000 pairs anyway).",
+    ]
+    return lines
 
 
 def main() -> None:

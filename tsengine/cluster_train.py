@@ -103,6 +103,42 @@ class ClusterTraining:
         ]
         self._parts.sort(key=lambda p: str(p.get_column(SID).min()))
         self._whole: Any = None
+        self._futures: dict[str, list[Any]] = {}
+
+    def submit(self, kinds: list[str]) -> None:
+        """Send every candidate's tasks to the cluster at once, so they run side by side.
+
+        A global candidate is one task; a per-series one is a task per
+        partition.  :meth:`run` then collects them in order.
+        """
+        with warnings.catch_warnings():
+            # Each partition travels inside its task (so a dead worker's tasks can be rerun
+            # anywhere); distributed warns about graphs over 10 MB.
+            warnings.filterwarnings("ignore", message=".*[Ll]arge graph.*")
+            for kind in kinds:
+                cls = MODELS[kind]
+                if cls.per_series:
+                    kwargs = cls.panel_kwargs(self.canon, self.spec)
+                    self._futures[kind] = [self._submit(kind, part, kwargs) for part in self._parts]
+                else:
+                    if self._whole is None:
+                        self._whole = self.client.scatter(self.canon, broadcast=True, hash=False)
+                    self._futures[kind] = [self._submit(kind, self._whole, {})]
+        tasks = sum(len(f) for f in self._futures.values())
+        self.say(f"sent {tasks} tasks ({len(kinds)} candidates) to the cluster")
+
+    def _submit(self, kind: str, data: Any, kwargs: dict[str, Any]) -> Any:
+        return self.client.submit(
+            fit_and_backtest,
+            kind,
+            data,
+            self.spec,
+            self.origins,
+            self.seed,
+            kwargs,
+            pure=False,
+            retries=RETRIES,
+        )
 
     def run(self, kind: str) -> tuple[ForecastModel, Backtest]:
         """``kind``'s final model and backtest, as :func:`fit_and_backtest` on the whole panel gives them.
@@ -110,53 +146,20 @@ class ClusterTraining:
         Raises:
             TsEngineError: the candidate cannot train on this data (as in one process).
         """
+        if kind not in self._futures:
+            self.submit([kind])
+        futures = self._futures.pop(kind)
         cls = MODELS[kind]
-        if not cls.per_series:
-            if self._whole is None:
-                self._whole = self.client.scatter(self.canon, broadcast=True, hash=False)
-            self.say(f"fitting and backtesting {kind} on a worker")
-            future = self.client.submit(
-                fit_and_backtest,
-                kind,
-                self._whole,
-                self.spec,
-                self.origins,
-                self.seed,
-                {},
-                pure=False,
-                retries=RETRIES,
-            )
-            result = future.result()
-            assert result is not None
-            return result[0], Backtest(kind, result[1])
-        kwargs = cls.panel_kwargs(self.canon, self.spec)
-        with warnings.catch_warnings():
-            # Each partition travels inside its task (so a dead worker's tasks can be rerun
-            # anywhere); distributed warns about graphs over 10 MB.
-            warnings.filterwarnings("ignore", message=".*[Ll]arge graph.*")
-            futures = [
-                self.client.submit(
-                    fit_and_backtest,
-                    kind,
-                    part,
-                    self.spec,
-                    self.origins,
-                    self.seed,
-                    kwargs,
-                    pure=False,
-                    retries=RETRIES,
-                )
-                for part in self._parts
-            ]
         from distributed import as_completed
 
         for done, _ in enumerate(as_completed(futures), start=1):  # type: ignore[no-untyped-call]
-            self.say(f"fitting and backtesting {kind}: {done}/{len(futures)} partitions")
+            what = f"{done}/{len(futures)} partitions" if cls.per_series else "on a worker"
+            self.say(f"fitting and backtesting {kind}: {what}")
         results = [r for r in (f.result() for f in futures) if r is not None]
         if not results:
             # no partition has a target: let the whole panel raise its own error
-            cls.fit(self.canon, self.spec, seed=self.seed, **kwargs)
-        model = cls.merge([m for m, _ in results])
+            cls.fit(self.canon, self.spec, seed=self.seed, **cls.panel_kwargs(self.canon, self.spec))
+        model = cls.merge([m for m, _ in results]) if cls.per_series else results[0][0]
         return model, Backtest(kind, self._in_origin_order(pl.concat([r for _, r in results])))
 
     def _in_origin_order(self, rows: pl.DataFrame) -> pl.DataFrame:

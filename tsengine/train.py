@@ -135,6 +135,8 @@ def _fit_candidates(
     error: TsEngineError | None = None
     combined = (EnsembleModel.kind, PerSeriesModel.kind)
     plan: BacktestPlan | None = None
+    if cluster is not None:
+        cluster.submit([kind for kind in candidates if kind not in combined])
     for kind in candidates:
         if kind in combined:
             continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,8 @@ def test_a_worker_killed_mid_training_is_replaced_and_the_result_is_the_same(
     killed: list[int] = []
 
     def kill_once(message: str) -> None:
-        if "partitions" in message and not killed:
+        if message.startswith("sent ") and not killed:  # every task is in flight
+            time.sleep(0.5)
             killed.append(victims[0])
             os.kill(victims[0], signal.SIGKILL)
 
