@@ -277,7 +277,8 @@ def markdown(r: dict[str, Any]) -> str:
     add("")
     add(
         "Peak RSS of the server process while it answers one request, sampled every 2 ms from outside, in a fresh server "
-        "warmed by one small request (so the model is loaded and the allocator's high-water mark is that of a small request)."
+        "warmed by a one-series and a 30-series request (so the model is loaded, both CSV readers have run once and the "
+        "allocator's high-water mark is that of a small request)."
     )
     add("")
     add(
