@@ -29,6 +29,7 @@ from _measure import repeat, stats
 from tsengine.deployment import Prediction
 from tsengine.options import PredictOptions
 from tsengine.render import timeseries as render
+from tsengine.render import to_json
 
 
 def prediction(n_series: int, distances: int, *, seed: int = 0) -> Prediction:
@@ -71,7 +72,7 @@ def main() -> None:
     empty = pl.DataFrame()
 
     def ours() -> bytes:
-        return render.to_json(deployment, result, empty, options)  # type: ignore[arg-type]
+        return to_json(deployment, result, empty, options)  # type: ignore[arg-type]
 
     def fastapi_default() -> bytes:
         return _baselines.default_json(deployment, result)

@@ -27,6 +27,7 @@ from tsengine.grid import OriginGrid
 from tsengine.models import lgbm
 from tsengine.options import PredictOptions
 from tsengine.render import timeseries as render
+from tsengine.render import to_csv, to_json
 from tsengine.timestep import TimeStep, parse_datetimes
 from tsengine.validate import IDX, SID, _civil_days, _iso_dates, format_iso, sid_codes
 from tsengine.window import _fmt_index, _index_labels
@@ -253,12 +254,10 @@ def test_small_csv_and_json_are_polars_bytes(values: np.ndarray, ids: list[str])
     options = PredictOptions()
     frame = pl.DataFrame({"x": [1]})
     table = render.csv_table(deployment, result, frame, options)
-    assert render.to_csv(deployment, result, frame, options) == table.write_csv().encode()
+    assert to_csv(deployment, result, frame, options) == table.write_csv().encode()
     out = result.frame
     rows = out.select(render._ts_json_columns(deployment, result, []))
-    assert (
-        render.to_json(deployment, result, frame, options) == b'{"data":' + rows.write_json().encode() + b"}"
-    )
+    assert to_json(deployment, result, frame, options) == b'{"data":' + rows.write_json().encode() + b"}"
 
 
 def test_large_answers_render_in_pieces_that_join_to_the_whole(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -40,7 +40,6 @@ from tsengine.render.shared import (
     explanation_csv,
     explanations_json,
     humility_csv,
-    joined,
     json_body,
     passthrough_frame,
 )
@@ -52,8 +51,6 @@ __all__ = [
     "csv_parts",
     "csv_table",
     "json_parts",
-    "to_csv",
-    "to_json",
 ]
 
 _FP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -121,18 +118,13 @@ def _ts_json_columns(deployment: Renderable, result: Result, pairs: list[tuple[s
     return cols
 
 
-def to_json(deployment: Renderable, result: Result, frame: pl.DataFrame, options: PredictOptions) -> bytes:
-    """``{"data": [row, ...]}`` as bytes."""
-    return joined(json_parts(deployment, result, frame, options))
-
-
 def json_parts(
     deployment: Renderable, result: Result, frame: pl.DataFrame, options: PredictOptions
 ) -> list[bytes]:
-    """:func:`to_json` in consecutive pieces of at most :data:`RENDER_CHUNK_ROWS` rows each.
+    """:func:`tsengine.render.to_json` in consecutive pieces of at most :data:`RENDER_CHUNK_ROWS` rows each.
 
     The server sends the pieces one after the other, so a large answer never
-    exists as one more copy of itself (joined, they are :func:`to_json`'s bytes).
+    exists as one more copy of itself (joined, they are :func:`tsengine.render.to_json`'s bytes).
     """
     passthrough = passthrough_frame(frame, options)
     if passthrough is None and _plain(result.frame, options):
@@ -158,15 +150,10 @@ def json_parts(
     return parts
 
 
-def to_csv(deployment: Renderable, result: Result, frame: pl.DataFrame, options: PredictOptions) -> bytes:
-    """DataRobot's CSV shape as bytes (see :func:`csv_table`)."""
-    return joined(csv_parts(deployment, result, frame, options))
-
-
 def csv_parts(
     deployment: Renderable, result: Result, frame: pl.DataFrame, options: PredictOptions
 ) -> list[bytes]:
-    """:func:`to_csv` in consecutive pieces of at most :data:`RENDER_CHUNK_ROWS` rows (see :func:`json_parts`)."""
+    """:func:`tsengine.render.to_csv` in consecutive pieces of at most :data:`RENDER_CHUNK_ROWS` rows (see :func:`json_parts`)."""
     if _plain(result.frame, options):
         out, pairs = _attach(result.frame, passthrough_frame(frame, options))
         columns = _plain_columns(deployment, result, out, pairs)
