@@ -159,7 +159,9 @@ class ClusterTraining:
         if not results:
             # no partition has a target: let the whole panel raise its own error
             cls.fit(self.canon, self.spec, seed=self.seed, **cls.panel_kwargs(self.canon, self.spec))
-        model = cls.merge([m for m, _ in results]) if cls.per_series else results[0][0]
+        if not cls.per_series:  # one task on the whole panel: already in one process's order
+            return results[0][0], Backtest(kind, results[0][1])
+        model = cls.merge([m for m, _ in results])
         return model, Backtest(kind, self._in_origin_order(pl.concat([r for _, r in results])))
 
     def _in_origin_order(self, rows: pl.DataFrame) -> pl.DataFrame:
