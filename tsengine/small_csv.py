@@ -87,12 +87,14 @@ def read_small_csv(data: bytes, schema_overrides: Mapping[str, pl.DataType]) -> 
 
 def _column(name: str, values: tuple[str, ...], override: pl.DataType | None) -> pl.Series | None:
     """One column typed as polars would type it, or None when in doubt."""
-    joined = "\n".join(values) + "\n"
-    kind = _kind(joined) if override is None else _overridden(override)
-    if kind is None:
-        return None
-    if override is not None and kind != "str" and not _fits(kind, joined):
-        return None  # polars' cast would fail or differ: let it report
+    kind = "str" if override == pl.String else None
+    if kind is None:  # the text is only examined when it is not kept as it is
+        joined = "\n".join(values) + "\n"
+        kind = _kind(joined) if override is None else _overridden(override)
+        if kind is None:
+            return None
+        if override is not None and not _fits(kind, joined):
+            return None  # polars' cast would fail or differ: let it report
     strings = pl.Series(name, [v or None for v in values], dtype=pl.String)
     if kind == "int":
         return strings.cast(pl.Int64)
