@@ -80,6 +80,8 @@ def _train_tabular(
     seed: int,
     threshold: float | None,
     positive_class: str | None,
+    image_columns: list[str] | None = None,
+    image_featurizer: str = "auto",
 ) -> Any:
     from tsengine.tabular.train import train_tabular  # type: ignore[import-not-found,unused-ignore]
 
@@ -96,6 +98,8 @@ def _train_tabular(
         seed=seed,
         threshold=0.5 if threshold is None else threshold,
         positive_class=positive_class,
+        image_columns=image_columns or (),
+        image_featurizer=image_featurizer,
     )
 
 
@@ -171,6 +175,23 @@ def train_cmd(
         str | None,
         typer.Option("--positive-class", help="Binary: the positive label (default: the one sorting last)."),
     ] = None,
+    image_column: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--image-column",
+            help=(
+                "Tabular: a column holding one image per row (base64 or a data URI; in a ZIP, "
+                "image file names), embedded by a pretrained CNN (repeatable)."
+            ),
+        ),
+    ] = None,
+    image_featurizer: Annotated[
+        str,
+        typer.Option(
+            "--image-featurizer",
+            help="auto (EfficientNet-Lite0 when installed, else classical), efficientnet-lite0 or classical.",
+        ),
+    ] = "auto",
     registry: RegistryOpt = None,
 ) -> None:
     """Train a time series (or, with --task, tabular) deployment and store it under --name."""
@@ -185,11 +206,16 @@ def train_cmd(
                 seed=seed,
                 threshold=threshold,
                 positive_class=positive_class,
+                image_columns=image_column,
+                image_featurizer=image_featurizer,
             )
         )
         path = _run(lambda: Registry(registry).save(deployment))
         err.print(f"trained [bold]{deployment.id}[/] ({task}) → {path}", highlight=False)
         return
+    if image_column:
+        err.print("[bold red]error:[/] --image-column applies to tabular deployments: pass --task")
+        raise typer.Exit(EXIT_BAD_INPUT)
     if threshold is not None or positive_class is not None:
         err.print("[bold red]error:[/] --threshold and --positive-class apply to --task binary only")
         raise typer.Exit(EXIT_BAD_INPUT)

@@ -61,6 +61,11 @@ class ServingDeployment(Protocol):
         """The stored metadata document; read it typed with :func:`facts`."""
         ...
 
+    @property
+    def image_columns(self) -> tuple[str, ...]:
+        """Columns read as images (base64 or data URIs): a one-example upload names them."""
+        ...
+
     def input_schema_overrides(self) -> dict[str, pl.DataType]:
         """Column types to parse posted CSV with (ids and datetimes kept as written)."""
         ...

@@ -95,6 +95,11 @@ class Deployment:
         """Id of the fitted model (``X-DataRobot-Model-Id``)."""
         return str(self.metadata.get("model_id", ""))
 
+    @property
+    def image_columns(self) -> tuple[str, ...]:
+        """Columns read as images: none in a time series deployment."""
+        return ()
+
     def input_schema_overrides(self) -> dict[str, pl.DataType]:
         """CSV dtypes that keep datetimes and ids as written (validation normalises ``3.0`` to ``3``)."""
         out: dict[str, pl.DataType] = {self.spec.datetime_column: pl.String()}

@@ -57,6 +57,7 @@ __all__ = [
     "TooManyRequestsError",
     "TrainingDataError",
     "TsEngineError",
+    "UnavailableError",
     "ValidationError",
     "short_list",
 ]
@@ -196,5 +197,15 @@ class DeploymentStoreError(TsEngineError):
 
 class MonitoringStoreError(TsEngineError):
     """The monitoring store cannot be reached; predictions go on, reports wait for it."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class UnavailableError(TsEngineError):
+    """The deployment needs a component this installation lacks (e.g. the image featurizer).
+
+    Not the caller's fault and not a bug: the server must be installed with the
+    extra the message names, hence 503.
+    """
 
     status = HTTPStatus.SERVICE_UNAVAILABLE

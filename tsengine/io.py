@@ -46,13 +46,14 @@ _FORMATS: dict[str, Format] = {".csv": "csv", ".txt": "csv", ".json": "json"}
 def read_table(
     path: str | Path, *, schema_overrides: Mapping[str, pl.DataType] | None = None
 ) -> pl.DataFrame:
-    """Read Parquet, or CSV or JSON rows exactly as the HTTP server reads a body.
+    """Read Parquet, an image ZIP, or CSV or JSON rows exactly as the HTTP server reads a body.
 
     CSV and JSON go through :func:`tsengine.codec.decode`, the decoder of
     ``POST …/predictions``, so a file that forecasts with ``tsengine predict``
     forecasts when posted, and fails with the same message when it does not.
     The extension picks the format (``.csv``/``.txt``, ``.json``; any other is
-    sniffed like an untyped body).  Columns named in ``schema_overrides`` (the
+    sniffed like an untyped body); a ``.zip`` is DataRobot's image format
+    (:mod:`tsengine.images.archive`).  Columns named in ``schema_overrides`` (the
     datetime and series id columns) stay strings, so the original datetime
     format survives.
 
@@ -64,6 +65,10 @@ def read_table(
         msg = f"no such file: {str(path)!r}"
         raise BadRequestError(msg)
     suffix = path.suffix.lower()
+    if suffix == ".zip":
+        from tsengine.images.archive import read_image_archive  # images only: loaded on use
+
+        return read_image_archive(path, schema_overrides=schema_overrides)
     try:
         if suffix in _PARQUET:
             return pl.read_parquet(path)

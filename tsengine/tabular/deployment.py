@@ -88,6 +88,11 @@ class TabularDeployment:
         """Binary: the class whose probability the threshold applies to."""
         return self.classes[1] if self.task == "binary" else None
 
+    @property
+    def image_columns(self) -> tuple[str, ...]:
+        """Columns read as images (base64 or data URIs), embedded by the stored featurizer."""
+        return tuple(self.schema.image_columns)
+
     def input_schema_overrides(self) -> dict[str, pl.DataType]:
         """CSV dtypes that keep categories and dates as written."""
         return self.schema.overrides()
@@ -214,12 +219,15 @@ class TabularDeployment:
     ) -> pl.DataFrame:
         mask = explain_mask(score, options.threshold_low, options.threshold_high)
         chosen = np.flatnonzero(mask)
-        strengths = np.zeros(x.shape, dtype=np.float64)
+        names = self.schema.explained_names
+        strengths = np.zeros((x.shape[0], len(names)), dtype=np.float64)
         if chosen.size:
-            strengths[chosen] = self.contributions(x[chosen], top[chosen])[:, :-1]
+            # An image's embedding dimensions add up to one contribution, named by its column.
+            per_input = self.contributions(x[chosen], top[chosen])[:, :-1]
+            strengths[chosen] = per_input @ np.eye(len(names))[self.schema.explained_index()]
         frame = top_explanations(
             strengths,
-            names=self.schema.names,
+            names=names,
             values=self.schema.display_values(checked),
             max_explanations=options.max_explanations,
             mask=mask,

@@ -8,7 +8,10 @@ what makes prediction strict where it must be and lenient where it can be:
 * an unseen category is not: it is encoded as missing, which LightGBM routes
   like a rare category, and a low-observation-region humility rule can flag it;
 * a date column becomes calendar parts (year, month, …) the model can split on,
-  keeping only the parts that vary in the training data.
+  keeping only the parts that vary in the training data;
+* an image column (base64 text or a data URI per row, named at training) becomes
+  the embedding of a pretrained image featurizer (:mod:`tsengine.tabular.images`),
+  one model input per dimension, explained as one feature named by the column.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from tsengine.datetimes import parse_datetimes
 from tsengine.errors import DatetimeParseError, MissingColumnError, ValidationError, short_list
 from tsengine.explain import display
 
-__all__ = ["CATEGORICAL", "DATE", "DATE_PARTS", "NUMERIC", "ColumnSchema", "FeatureSchema"]
+__all__ = ["CATEGORICAL", "DATE", "DATE_PARTS", "IMAGE", "NUMERIC", "ColumnSchema", "FeatureSchema"]
 
-NUMERIC, CATEGORICAL, DATE = "numeric", "categorical", "date"
+NUMERIC, CATEGORICAL, DATE, IMAGE = "numeric", "categorical", "date", "image"
 DATE_PARTS = ("year", "month", "day", "weekday", "yearday", "hour", "minute")
 # dateutil reads almost anything ("May", "3rd") as a date: only the table of
 # explicit formats may turn a text column into a date column.
@@ -42,13 +45,15 @@ class ColumnSchema:
 
     Attributes:
         name: the column name.
-        kind: numeric, categorical or date.
+        kind: numeric, categorical, date or image.
         categories: categorical: the training values, most frequent first (their
             position is the code the model sees).
         date_format: date: the training format, tried first at prediction.
         date_parts: date: the calendar parts the model uses.
         low: numeric: the training minimum (default outlying-input range).
         high: numeric: the training maximum.
+        featurizer: image: the featurizer that embeds it (see :mod:`tsengine.images`).
+        dim: image: the embedding's length (its number of model inputs).
     """
 
     name: str
@@ -58,13 +63,22 @@ class ColumnSchema:
     date_parts: tuple[str, ...] = ()
     low: float | None = None
     high: float | None = None
+    featurizer: str | None = None
+    dim: int = 0
 
     @property
     def feature_names(self) -> list[str]:
         """The model inputs this column gives, readably named."""
         if self.kind == DATE:
             return [f"{self.name} ({part})" for part in self.date_parts]
+        if self.kind == IMAGE:
+            return [f"{self.name} (image {i})" for i in range(self.dim)]
         return [self.name]
+
+    @property
+    def explained_names(self) -> list[str]:
+        """The features explanations name: an image is one feature, whatever its dimensions."""
+        return [self.name] if self.kind == IMAGE else self.feature_names
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -76,6 +90,7 @@ class ColumnSchema:
             "date_parts": list(self.date_parts),
             "low": self.low,
             "high": self.high,
+            **({"featurizer": self.featurizer, "dim": self.dim} if self.kind == IMAGE else {}),
         }
 
     @classmethod
@@ -89,6 +104,8 @@ class ColumnSchema:
             date_parts=tuple(data.get("date_parts") or ()),
             low=data.get("low"),
             high=data.get("high"),
+            featurizer=data.get("featurizer"),
+            dim=int(data.get("dim") or 0),
         )
 
 
@@ -177,6 +194,22 @@ def _texts(col: pl.Series) -> pl.Series:
     return col.cast(pl.String, strict=False)
 
 
+def _npy_numbers(text: pl.Series, arrays: pl.Series, numbers: pl.Series, problems: list[str]) -> pl.Series:
+    """Numbers sent as Peltarion's one-element ``.npy`` data URIs, unwrapped in place."""
+    from tsengine.images import ImageError
+    from tsengine.tabular.images import npy_number
+
+    rows = np.flatnonzero(arrays.to_numpy())
+    values: list[float | None] = []
+    for row, value in zip(rows.tolist(), text.gather(rows).to_list(), strict=True):
+        try:
+            values.append(npy_number(value))
+        except ImageError as exc:
+            problems.append(f"column {text.name!r} row {row}: {exc}")
+            values.append(None)
+    return numbers.scatter(rows, pl.Series(values, dtype=pl.Float64))
+
+
 def _parse_dates(col: pl.Series, fmt: str, name: str) -> pl.Series:
     """Naive datetimes; empty values stay null, anything else must parse."""
     if col.dtype == pl.Date or isinstance(col.dtype, pl.Datetime):
@@ -216,17 +249,29 @@ class FeatureSchema:
 
     @classmethod
     def infer(
-        cls, frame: pl.DataFrame, *, exclude: Sequence[str], date_columns: Sequence[str] = ()
+        cls,
+        frame: pl.DataFrame,
+        *,
+        exclude: Sequence[str],
+        date_columns: Sequence[str] = (),
+        image_columns: Sequence[str] = (),
+        featurizer: tuple[str, int] = ("", 0),
     ) -> FeatureSchema:
         """Kinds from the training data: numbers, dates (explicit formats), else categories.
 
-        Text columns whose every value differs (ids, names) and all-empty
-        columns are ignored: a model cannot learn from them.
+        Image columns are named by the caller (``featurizer`` is the name and
+        embedding length of the featurizer that reads them): base64 text looks
+        like any other all-distinct text column, which is ignored.  Text
+        columns whose every value differs (ids, names) and all-empty columns
+        are ignored: a model cannot learn from them.
         """
         columns: list[ColumnSchema] = []
         ignored: list[str] = []
         for name in frame.columns:
             if name in exclude:
+                continue
+            if name in image_columns:
+                columns.append(ColumnSchema(name, IMAGE, featurizer=featurizer[0], dim=featurizer[1]))
                 continue
             schema = _column_schema(frame, name, force_date=name in date_columns)
             if schema is None:
@@ -241,6 +286,23 @@ class FeatureSchema:
         return [n for c in self.columns for n in c.feature_names]
 
     @property
+    def explained_names(self) -> list[str]:
+        """The features explanations name, in model order (an image column once)."""
+        return [n for c in self.columns for n in c.explained_names]
+
+    @property
+    def image_columns(self) -> list[str]:
+        """The columns read as images."""
+        return [c.name for c in self.columns if c.kind == IMAGE]
+
+    def explained_index(self) -> np.ndarray:
+        """Per model input, the position of the explained feature it adds to."""
+        sizes = [
+            len(c.feature_names) if c.kind == IMAGE else 1 for c in self.columns for _ in c.explained_names
+        ]
+        return np.repeat(np.arange(len(sizes)), sizes)
+
+    @property
     def categorical_names(self) -> list[str]:
         """Model inputs LightGBM treats as categories."""
         return [c.name for c in self.columns if c.kind == CATEGORICAL]
@@ -250,8 +312,8 @@ class FeatureSchema:
         return next((c for c in self.columns if c.name == name), None)
 
     def overrides(self) -> dict[str, pl.DataType]:
-        """CSV dtypes: categories and dates stay text (``007`` is not 7)."""
-        return {c.name: pl.String() for c in self.columns if c.kind in {CATEGORICAL, DATE}}
+        """CSV dtypes: categories, dates and images stay text (``007`` is not 7)."""
+        return {c.name: pl.String() for c in self.columns if c.kind in {CATEGORICAL, DATE, IMAGE}}
 
     def check(self, frame: pl.DataFrame) -> pl.DataFrame:
         """The model's columns, typed: Float64 numbers, String categories, Datetime dates.
@@ -275,6 +337,10 @@ class FeatureSchema:
                 out.append(self._numeric(col, problems))
             elif c.kind == CATEGORICAL:
                 out.append(_texts(col).alias(c.name))
+            elif c.kind == IMAGE:
+                from tsengine.tabular.images import image_features  # the image stack loads on first use
+
+                out.append(image_features(col, featurizer=c.featurizer or "", dim=c.dim))
             else:
                 if col.dtype.is_numeric():
                     problems.append(f"column {c.name!r} must hold dates, got numbers ({col.dtype})")
@@ -295,6 +361,10 @@ class FeatureSchema:
         text = col.str.strip_chars()
         text = text.set(text == "", None)
         numbers = text.cast(pl.Float64, strict=False)
+        arrays = text.str.starts_with("data:application/x.peltarion.npy")
+        if bool(arrays.any()):
+            numbers = _npy_numbers(text, arrays, numbers, problems)
+            text = text.set(arrays, None)
         bad = text.is_not_null() & numbers.is_null()
         if bool(bad.any()):
             rows = np.flatnonzero(bad.to_numpy()).tolist()
@@ -305,6 +375,7 @@ class FeatureSchema:
         return numbers
 
     def _feature_exprs(self) -> list[pl.Expr]:
+        """One expression per model input of the non-image columns, in model order."""
         exprs: list[pl.Expr] = []
         for c in self.columns:
             if c.kind == NUMERIC:
@@ -318,21 +389,49 @@ class FeatureSchema:
                         return_dtype=pl.Float64,
                     )
                 )
-            else:
+            elif c.kind == DATE:
                 parts = _parts(pl.col(c.name))
                 exprs += [parts[p].cast(pl.Float64) for p in c.date_parts]
         return [e.alias(f"__x{i}") for i, e in enumerate(exprs)]
 
     def matrix(self, checked: pl.DataFrame) -> np.ndarray:
-        """The float matrix LightGBM reads (NaN for missing and unseen)."""
-        x = checked.select(self._feature_exprs()).to_numpy().astype(np.float64, copy=False)
-        return np.ascontiguousarray(x)
+        """The float matrix LightGBM reads (NaN for missing and unseen).
+
+        Image embeddings (fixed-length arrays) go in as blocks of columns at
+        their column's place, never as thousands of one-column expressions.
+        """
+        plain = checked.select(self._feature_exprs()).to_numpy().astype(np.float64, copy=False)
+        images = self.image_columns
+        if not images:
+            return np.ascontiguousarray(plain)
+        x = np.empty((checked.height, len(self.names)), dtype=np.float64)
+        at = taken = 0
+        for c in self.columns:
+            width = len(c.feature_names)
+            if c.kind == IMAGE:
+                x[:, at : at + width] = checked.get_column(c.name).to_numpy()
+            else:
+                x[:, at : at + width] = plain[:, taken : taken + width]
+                taken += width
+            at += width
+        return x
 
     def display_values(self, checked: pl.DataFrame) -> np.ndarray:
-        """Per row and model input, the value as text (explanations' ``featureValue``)."""
+        """Per row and explained feature, the value as text (explanations' ``featureValue``).
+
+        An image shows as ``image`` (or nothing when the row had none): its
+        pixels are the caller's, and repeating kilobytes of base64 helps no one.
+        """
         exprs: list[pl.Expr] = []
-        for c, e in zip(self.input_columns(), self._feature_exprs(), strict=True):
-            exprs.append(pl.col(c.name) if c.kind == CATEGORICAL else display(e))
+        plain = iter(self._feature_exprs())
+        for c in self.columns:
+            if c.kind == IMAGE:
+                present = pl.col(c.name).arr.first().is_not_nan()
+                exprs.append(pl.when(present).then(pl.lit("image")).otherwise(None))
+                continue
+            for _ in c.feature_names:
+                e = next(plain)
+                exprs.append(pl.col(c.name) if c.kind == CATEGORICAL else display(e))
         frame = checked.select(*(e.alias(f"__v{i}") for i, e in enumerate(exprs)))
         return frame.to_numpy().astype(object)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightgbm as lgb
@@ -24,7 +24,8 @@ from tsengine.errors import ParameterError, TrainingDataError, short_list
 from tsengine.io import to_polars
 from tsengine.monitoring.drift import baselines, feature_baseline
 from tsengine.tabular.deployment import TASKS, TabularDeployment
-from tsengine.tabular.schema import CATEGORICAL, DATE, FeatureSchema
+from tsengine.tabular.images import featurizer_for
+from tsengine.tabular.schema import CATEGORICAL, DATE, IMAGE, FeatureSchema
 from tsengine.validate import require_columns
 
 __all__ = ["MIN_ROWS", "train_tabular"]
@@ -35,14 +36,25 @@ MIN_ROWS = 10
 MAX_CLASSES = 100
 VALID_FRACTION = 0.2
 MAX_ROUNDS = 2_000
+# With image embeddings the validation loss keeps creeping down for thousands of
+# rounds on a few hundred rows; past ~600 rounds at rate 0.1 held-out accuracy no
+# longer moves (digits fixture) while the fit keeps costing.
+MAX_ROUNDS_IMAGES = 600
 EARLY_STOPPING = 50
 # Below this many held-out rows early stopping is noise; use a fixed budget.
 MIN_VALID_ROWS = 30
 FIXED_ROUNDS = 200
 
 
-def _params(task: str, n_rows: int, n_classes: int, seed: int) -> dict[str, Any]:
-    """Defaults that hold up from a few hundred to a few hundred thousand rows."""
+def _params(task: str, n_rows: int, n_classes: int, seed: int, *, images: bool = False) -> dict[str, Any]:
+    """Defaults that hold up from a few hundred to a few hundred thousand rows.
+
+    With image columns the model reads hundreds to thousands of embedding
+    dimensions, each weak alone: each tree samples 30 % of the inputs, with 63
+    bins, at twice the learning rate.  Measured on the digits fixture (700
+    training rows, CNN embeddings): held-out accuracy 0.856 → 0.886 and the
+    fit 35 → 7.5 s; classical features 0.954 → 0.961, 32 → 9 s.
+    """
     objective = {"regression": "l2", "binary": "binary", "multiclass": "multiclass"}[task]
     params: dict[str, Any] = {
         "objective": objective,
@@ -63,6 +75,8 @@ def _params(task: str, n_rows: int, n_classes: int, seed: int) -> dict[str, Any]
     }
     if task == "multiclass":
         params["num_class"] = n_classes
+    if images:
+        params.update(learning_rate=0.1, feature_fraction=0.3, max_bin=63)
     return params
 
 
@@ -154,6 +168,8 @@ def train_tabular(
     seed: int = 0,
     threshold: float = 0.5,
     positive_class: Any = None,
+    image_columns: Sequence[str] = (),
+    image_featurizer: str = "auto",
     progress: Progress | None = None,
 ) -> TabularDeployment:
     """Train a regression or classification deployment on tabular rows.
@@ -167,6 +183,10 @@ def train_tabular(
         seed: the same data and seed give the same model.
         threshold: binary: probability above which a row is the positive class.
         positive_class: binary: the positive label (default: the one sorting last).
+        image_columns: columns holding one image per row (base64 or a data URI),
+            embedded by ``image_featurizer`` (``auto``: the EfficientNet-Lite0
+            CNN when it loads, else classical colour/HOG/LBP features).
+        image_featurizer: ``auto``, ``efficientnet-lite0`` or ``classical``.
         progress: called with a short text at each stage.
 
     Raises:
@@ -182,10 +202,15 @@ def train_tabular(
         msg = f"prediction threshold must be between 0 and 1, got {threshold}"
         raise ParameterError(msg)
     data = to_polars(frame)
-    wanted = (target,) + ((datetime_column,) if datetime_column else ())
+    images = tuple(dict.fromkeys(image_columns))
+    wanted = (target,) + ((datetime_column,) if datetime_column else ()) + images
     require_columns(data, wanted, what="the training data")
     if datetime_column == target:
         msg = f"the datetime column {datetime_column!r} cannot also be the target"
+        raise ParameterError(msg)
+    clash = [c for c in images if c in {target, datetime_column}]
+    if clash:
+        msg = f"image column {clash[0]!r} cannot also be the target or the datetime column"
         raise ParameterError(msg)
     y_col = data.get_column(target)
     if y_col.dtype == pl.String:
@@ -197,15 +222,24 @@ def train_tabular(
         raise TrainingDataError(msg)
     say("inferring the feature schema")
     dates = (datetime_column,) if datetime_column else ()
-    schema = FeatureSchema.infer(data, exclude=(target,), date_columns=dates)
+    embedder = featurizer_for(image_featurizer) if images else None
+    schema = FeatureSchema.infer(
+        data,
+        exclude=(target,),
+        date_columns=dates,
+        image_columns=images,
+        featurizer=(embedder.name, embedder.dim) if embedder else ("", 0),
+    )
     if not schema.columns:
         msg = f"no usable feature column besides {target!r} (ignored: {short_list(schema.ignored)})"
         raise TrainingDataError(msg)
+    if images:
+        say(f"embedding {data.height} rows of {', '.join(images)} with {embedder.name if embedder else ''}")
     checked = schema.check(data)
     x = schema.matrix(checked)
     y, classes = _encode_target(data.get_column(target), task, positive_class)
     n = len(y)
-    params = _params(task, n, len(classes), seed)
+    params = _params(task, n, len(classes), seed, images=bool(images))
     names = [f"f{i}" for i in range(x.shape[1])]
     positions = {c.name: i for i, c in enumerate(schema.input_columns())}
     cats = [positions[c.name] for c in schema.columns if c.kind == CATEGORICAL]
@@ -220,7 +254,7 @@ def train_tabular(
             params=params,
             names=names,
             categorical=cats,
-            max_rounds=MAX_ROUNDS,
+            max_rounds=MAX_ROUNDS_IMAGES if images else MAX_ROUNDS,
             patience=EARLY_STOPPING,
         )
         rounds = max(10, int(probe.best_iteration or FIXED_ROUNDS))
@@ -229,8 +263,9 @@ def train_tabular(
     full = lgb.Dataset(x, y, feature_name=names, categorical_feature=cats, free_raw_data=False)
     booster = lgb.train(params, full, num_boost_round=rounds)
     model_text = booster.model_to_string()
-    gain = booster.feature_importance(importance_type="gain")
-    importance = sorted(zip(schema.names, gain.tolist(), strict=True), key=lambda t: -t[1])
+    gain = np.zeros(len(schema.explained_names))
+    np.add.at(gain, schema.explained_index(), booster.feature_importance(importance_type="gain"))
+    importance = sorted(zip(schema.explained_names, gain.tolist(), strict=True), key=lambda t: -t[1])
     metadata = {
         "model_id": hashlib.sha1(model_text.encode()).hexdigest()[:24],  # noqa: S324 - an id, not security
         "model_kind": "lightgbm",
@@ -245,10 +280,15 @@ def train_tabular(
             "validation": scores,
         },
         "feature_importance": [{"feature": f, "gain": g} for f, g in importance[:20]],
+        **(
+            {"images": {"columns": list(images), "featurizer": embedder.name, "dim": embedder.dim}}
+            if embedder
+            else {}
+        ),
         # Training distributions for data drift (see tsengine.monitoring.drift);
         # dates are left out: prediction dates move on by design.
         "drift_baseline": {
-            "features": baselines(checked, [c.name for c in schema.columns if c.kind != DATE]),
+            "features": baselines(checked, [c.name for c in schema.columns if c.kind not in {DATE, IMAGE}]),
             "target": (
                 feature_baseline(data.get_column(target), categorical=True)
                 if classes
