@@ -11,6 +11,8 @@ that a reader sees every route, handler and middleware it mounts in one list:
 * one handler for the core's whole :class:`~tsengine.errors.TsEngineError` tree,
   mapping it to ``{"message": ...}``; FastAPI's and Starlette's own 404/405/422
   get the same shape, because DataRobot's client reads ``message`` from every error;
+* the Peltarion- and Einstein-style routes for tabular (image) deployments
+  (:mod:`api.image_routes`);
 * the batch (``/api/v2``), monitoring, web and ``/metrics`` routes, each added
   by its own module.
 
@@ -36,6 +38,7 @@ from api.batch import add_batch_routes
 from api.docs import add_offline_docs
 from api.errors import error_response as error_response  # re-exported: its old home
 from api.errors import exception_response
+from api.image_routes import EINSTEIN_PREDICT, ImageRoutes
 from api.metrics import Metrics
 from api.middleware import PRECISE_TIME_HEADER as PRECISE_TIME_HEADER  # re-exported: its old home
 from api.middleware import DataRobotMiddleware as DataRobotMiddleware  # re-exported: its old home
@@ -201,6 +204,12 @@ def create_app(
     private.add_api_route("/deployments/{deployment_id}/info", routes.info, methods=["GET"])
     private.add_api_route("/deployments", routes.list_deployments, methods=["GET"])
     app.include_router(private)
+    images = ImageRoutes(routes)
+    styles = APIRouter(dependencies=[Depends(routes.authenticate_api_key)], tags=["image request styles"])
+    styles.add_api_route("/deployment/{deployment_id}/forward", images.peltarion, methods=["POST"])
+    styles.add_api_route("/deployments/{deployment_id}/peltarion", images.peltarion, methods=["POST"])
+    styles.add_api_route(EINSTEIN_PREDICT, images.einstein, methods=["POST"])
+    app.include_router(styles)
     batch_routes = add_batch_routes(app, jobs, settings, registry, routes.authenticate_api_key)
     add_web_routes(
         app, settings=settings, registry=registry, cache=routes.cache, monitor=monitor, batch=batch_routes

@@ -12,12 +12,14 @@ wrong, never a 500.  Query strings are :mod:`api.query`'s (re-exported here).
 
 from __future__ import annotations
 
+import base64
 import bz2
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+import orjson
 import polars as pl
 from python_multipart.multipart import parse_options_header
 from starlette.datastructures import Headers, UploadFile
@@ -26,13 +28,19 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from api.query import ALLOWED_QUERY_KEYS, parse_options
 from tsengine import codec
 from tsengine.errors import BadRequestError, PayloadTooLargeError
+from tsengine.tabular.images import NPY_PREFIX
+
+_NPY_MAGIC = b"\x93NUMPY"
 
 __all__ = [
     "ALLOWED_QUERY_KEYS",
+    "FormFile",
     "Payload",
     "choose_format",
     "decompress",
+    "form_row",
     "parse_options",
+    "read_form",
     "read_body",
     "to_frame",
     "unwrap_multipart",
@@ -163,15 +171,23 @@ def decompress(data: bytes, encoding: str | None, *, limit: int) -> bytes:
             return bytes(out)
 
 
-async def unwrap_multipart(payload: Payload, headers: Headers, *, limit: int) -> Payload:
-    """The uploaded file of a ``multipart/form-data`` body, whatever the part's name.
+@dataclass(frozen=True, slots=True)
+class FormFile:
+    """An uploaded file of a ``multipart/form-data`` body, read whole (the body is capped)."""
 
-    curl's ``-F file=@x.csv`` names the part ``file``, other clients differ, so
-    the first part carrying a file name wins, else the first plain field.  The
-    part's own ``Content-Type`` (or a ``.json`` file name) says how to read it.
+    filename: str
+    content_type: str | None
+    data: bytes
+
+
+FormItem = tuple[str, "str | FormFile"]
+
+
+async def read_form(payload: Payload, headers: Headers, *, limit: int) -> list[FormItem]:
+    """The parts of a ``multipart/form-data`` body, in order: text fields and files.
 
     Raises:
-        BadRequestError: a malformed multipart body, or one without any part.
+        BadRequestError: a malformed multipart body.
     """
 
     async def once() -> AsyncGenerator[bytes, None]:
@@ -183,26 +199,83 @@ async def unwrap_multipart(payload: Payload, headers: Headers, *, limit: int) ->
     except MultiPartException as exc:
         msg = f"The multipart/form-data body is malformed: {exc.message}"
         raise BadRequestError(msg) from exc
+    items: list[FormItem] = []
     try:
-        items = form.multi_items()
-        upload = next((v for _, v in items if isinstance(v, UploadFile)), None)
-        if upload is not None:
-            data = await upload.read()
-            part = Payload.from_content_type(data, upload.content_type)
-            named_json = (upload.filename or "").lower().endswith(".json")
-            if part.media_type in _SNIFFED_TYPES and named_json:
-                part = Payload(part.data, "application/json", part.charset)
-            return part
-        field = next((v for _, v in items if isinstance(v, str)), None)
-        if field is not None:
-            return Payload(field.encode("utf-8"), "")
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                data = await value.read()
+                items.append((name, FormFile(value.filename or "", value.content_type, data)))
+            else:
+                items.append((name, value))
     finally:
         await form.close()
+    return items
+
+
+async def unwrap_multipart(
+    payload: Payload, headers: Headers, *, limit: int, image_columns: Sequence[str] = ()
+) -> Payload:
+    """The uploaded file of a ``multipart/form-data`` body, whatever the part's name.
+
+    curl's ``-F file=@x.csv`` names the part ``file``, other clients differ, so
+    the first part carrying a file name wins, else the first plain field.  The
+    part's own ``Content-Type`` (or a ``.json`` file name) says how to read it.
+    For a deployment that reads images, a body with a part named after one of
+    its image columns is one example instead (``-F photo=@shoe.jpg -F
+    brand=acme``; see :func:`form_row`).
+
+    Raises:
+        BadRequestError: a malformed multipart body, or one without any part.
+    """
+    items = await read_form(payload, headers, limit=limit)
+    if image_columns and any(name in image_columns for name, _ in items):
+        return form_row(items, image_columns)
+    upload = next((v for _, v in items if isinstance(v, FormFile)), None)
+    if upload is not None:
+        part = Payload.from_content_type(upload.data, upload.content_type)
+        if part.media_type in _SNIFFED_TYPES and upload.filename.lower().endswith(".json"):
+            part = Payload(part.data, "application/json", part.charset)
+        return part
+    field = next((v for _, v in items if isinstance(v, str)), None)
+    if field is not None:
+        return Payload(field.encode("utf-8"), "")
     msg = (
         "The multipart/form-data body has no file part; "
         "upload the data as a file, e.g. curl -F file=@data.csv"
     )
     raise BadRequestError(msg)
+
+
+def form_row(items: Sequence[FormItem], image_columns: Sequence[str]) -> Payload:
+    """One example sent as form fields, as a one-row JSON body.
+
+    Text fields are the values; a file for an image column becomes its base64
+    text (a ``.npy`` array, Peltarion's other upload, its ``.npy`` data URI),
+    which is what a CSV row carries, so an uploaded photo and the same photo
+    in a CSV predict the same.  A file for any other column is read as UTF-8
+    text (``-F size=@size.txt``).
+
+    Raises:
+        BadRequestError: a field given twice, or a non-image file that is not text.
+    """
+    row: dict[str, str] = {}
+    for name, value in items:
+        if name in row:
+            msg = f"form field {name!r} is given more than once; send one example per request"
+            raise BadRequestError(msg)
+        if isinstance(value, str):
+            row[name] = value
+        elif value.data.startswith(_NPY_MAGIC):
+            row[name] = f"{NPY_PREFIX};base64,{base64.b64encode(value.data).decode('ascii')}"
+        elif name in image_columns:
+            row[name] = base64.b64encode(value.data).decode("ascii")
+        else:
+            try:
+                row[name] = value.data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                msg = f"form field {name!r} is a binary file ({value.filename!r}) but not an image column"
+                raise BadRequestError(msg) from exc
+    return Payload(orjson.dumps([row]), "application/json")
 
 
 def to_frame(payload: Payload, *, schema_overrides: Mapping[str, pl.DataType]) -> pl.DataFrame:

@@ -142,7 +142,9 @@ class PredictionRoutes:
             data = await run_in_threadpool(decompress, data, encoding, limit=limit)
         payload = Payload.from_content_type(data, request.headers.get("content-type"))
         if payload.media_type == "multipart/form-data":
-            payload = await unwrap_multipart(payload, request.headers, limit=limit)
+            payload = await unwrap_multipart(
+                payload, request.headers, limit=limit, image_columns=deployment.image_columns
+            )
         output = choose_format(request.headers.get("accept"))
         context = request_context(request)
         work = (

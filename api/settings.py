@@ -161,7 +161,16 @@ class Settings(BaseSettings):
         ),
     )
 
-    @field_validator("api_keys", mode="before")
+    sample_location_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Hosts (comma-separated) the Einstein-style route may fetch a sampleLocation image URL "
+            "from, over https only; empty (the default) refuses every URL, so the server cannot be "
+            "made to reach inside its own network (SSRF)."
+        ),
+    )
+
+    @field_validator("api_keys", "sample_location_hosts", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         """Accept ``"k1, k2"`` from the environment as well as a list from Python."""
@@ -200,6 +209,7 @@ class Settings(BaseSettings):
             "TSENGINE_BATCH_MAX_UPLOAD_BYTES": str(self.batch_max_upload_bytes),
             "TSENGINE_BATCH_MAX_QUEUED": str(self.batch_max_queued),
             "TSENGINE_BATCH_RETENTION_HOURS": str(self.batch_retention_hours),
+            "TSENGINE_SAMPLE_LOCATION_HOSTS": ",".join(self.sample_location_hosts),
         }
         if self.batch_store_url is not None:
             env["TSENGINE_BATCH_STORE_URL"] = self.batch_store_url
