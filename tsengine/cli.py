@@ -189,7 +189,10 @@ def train_cmd(
         str,
         typer.Option(
             "--image-featurizer",
-            help="auto (EfficientNet-Lite0 when installed, else classical), efficientnet-lite0 or classical.",
+            help=(
+                "auto (try each featurizer that loads, keep the better on held-out rows), "
+                "efficientnet-lite0 or classical."
+            ),
         ),
     ] = "auto",
     registry: RegistryOpt = None,

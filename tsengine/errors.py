@@ -27,7 +27,8 @@ with one handler; the CLI prints ``message`` and exits 2.  The statuses come fro
     ├── TooManyRequestsError (429)       the batch job queue is full
     ├── HumilityError (480)              a humility rule's ReturnError action
     ├── DeploymentStoreError (500)       a stored deployment is corrupt or too new
-    └── MonitoringStoreError (503)       the monitoring database cannot be reached
+    ├── MonitoringStoreError (503)       the monitoring database cannot be reached
+    └── UnavailableError (503)           a component the deployment needs is not installed
 """
 
 from __future__ import annotations

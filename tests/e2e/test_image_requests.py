@@ -1,8 +1,8 @@
 """End to end: image deployments trained by the CLI, served by the real server, called by real clients.
 
 A digit classifier is trained with ``tsengine train`` from a ZIP of class
-folders (DataRobot's image format) with the default featurizer (the
-EfficientNet-Lite0 CNN), and a regression ("the digit's value from its photo")
+folders (DataRobot's image format) with the default featurizer choice (the
+EfficientNet-Lite0 CNN and the classical features both tried), and a regression ("the digit's value from its photo")
 from the CSV of base64 PNGs with the classical featurizer.  The real server
 then answers them in the three request styles: DataRobot's predApi (CSV, JSON,
 a one-example multipart upload, ``datarobot-predict``), Peltarion's

@@ -224,7 +224,11 @@ def test_zip_of_class_folders(digits: pl.DataFrame, tmp_path: Path) -> None:
 
 def test_the_cnn_featurizer_trains_and_predicts(digits: pl.DataFrame) -> None:
     model = train_tabular(
-        digits.head(300), target="digit", task="multiclass", image_columns=["image"], image_featurizer="auto"
+        digits.head(300),
+        target="digit",
+        task="multiclass",
+        image_columns=["image"],
+        image_featurizer="efficientnet-lite0",
     )
     column = model.schema.column("image")
     assert column is not None
@@ -233,3 +237,12 @@ def test_the_cnn_featurizer_trains_and_predicts(digits: pl.DataFrame) -> None:
     held_out = digits.slice(1500, 200)
     accuracy = float((model.predict(held_out.drop("digit"))["prediction"] == held_out["digit"]).mean())
     assert accuracy > 0.6, accuracy  # chance is 0.1
+
+
+def test_auto_keeps_the_featurizer_that_scores_better_held_out(digits: pl.DataFrame) -> None:
+    model = train_tabular(digits.head(300), target="digit", task="multiclass", image_columns=["image"])
+    tried = model.metadata["images"]["validation_by_featurizer"]
+    assert set(tried) == {"efficientnet-lite0", "classical"}
+    best = min(tried, key=lambda name: tried[name]["logloss"])
+    assert model.metadata["images"]["featurizer"] == best
+    assert model.metadata["training"]["validation"] == tried[best]

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
 import numpy as np
@@ -20,13 +22,16 @@ import polars as pl
 
 import tsengine
 from tsengine.boosting import early_stopping_probe
-from tsengine.errors import ParameterError, TrainingDataError, short_list
+from tsengine.errors import ParameterError, TrainingDataError, UnavailableError, short_list
 from tsengine.io import to_polars
 from tsengine.monitoring.drift import baselines, feature_baseline
 from tsengine.tabular.deployment import TASKS, TabularDeployment
 from tsengine.tabular.images import featurizer_for
 from tsengine.tabular.schema import CATEGORICAL, DATE, IMAGE, FeatureSchema
 from tsengine.validate import require_columns
+
+if TYPE_CHECKING:
+    from tsengine.images import Featurizer
 
 __all__ = ["MIN_ROWS", "train_tabular"]
 
@@ -158,6 +163,91 @@ def _metrics(task: str, y: np.ndarray, raw: np.ndarray) -> dict[str, float | Non
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Fit:
+    """One input encoding, probed: its schema, matrix, boosting rounds and held-out scores."""
+
+    schema: FeatureSchema
+    checked: pl.DataFrame
+    x: np.ndarray
+    cats: list[int]
+    valid: np.ndarray
+    rounds: int
+    scores: dict[str, float | None]
+    loss: float
+    featurizer: Featurizer | None
+
+
+def _featurizers(name: str | None) -> list[Featurizer | None]:
+    """The image featurizers to try: the one named, or for ``auto`` every one that loads."""
+    if name is None:
+        return [None]
+    if name != "auto":
+        return [featurizer_for(name)]
+    found: list[Featurizer | None] = []
+    for candidate in ("efficientnet-lite0", "classical"):
+        try:
+            found.append(featurizer_for(candidate))
+        except UnavailableError:
+            continue
+    if not found:
+        featurizer_for("classical")  # raises, naming what to install
+    return found
+
+
+def _probe(
+    data: pl.DataFrame,
+    target: str,
+    task: str,
+    y: np.ndarray,
+    params: dict[str, Any],
+    *,
+    dates: tuple[str, ...],
+    images: tuple[str, ...],
+    featurizer: Featurizer | None,
+    seed: int,
+    say: Progress,
+) -> _Fit:
+    say("inferring the feature schema")
+    schema = FeatureSchema.infer(
+        data,
+        exclude=(target,),
+        date_columns=dates,
+        image_columns=images,
+        featurizer=(featurizer.name, featurizer.dim) if featurizer else ("", 0),
+    )
+    if not schema.columns:
+        msg = f"no usable feature column besides {target!r} (ignored: {short_list(schema.ignored)})"
+        raise TrainingDataError(msg)
+    if featurizer is not None:
+        say(f"embedding {data.height} rows of {', '.join(images)} with {featurizer.name}")
+    checked = schema.check(data)
+    x = schema.matrix(checked)
+    n = len(y)
+    positions = {c.name: i for i, c in enumerate(schema.input_columns())}
+    cats = [positions[c.name] for c in schema.columns if c.kind == CATEGORICAL]
+    valid = _validation_rows(checked, n, dates[0] if dates else None, seed)
+    say("choosing boosting rounds by early stopping")
+    rounds, scores = FIXED_ROUNDS, {}
+    if valid.sum() >= MIN_VALID_ROWS and (~valid).sum() >= MIN_VALID_ROWS:
+        probe = early_stopping_probe(
+            x,
+            y,
+            valid,
+            params=params,
+            names=[f"f{i}" for i in range(x.shape[1])],
+            categorical=cats,
+            max_rounds=MAX_ROUNDS_IMAGES if images else MAX_ROUNDS,
+            patience=EARLY_STOPPING,
+        )
+        rounds = max(10, int(probe.best_iteration or FIXED_ROUNDS))
+        scores = _metrics(task, y[valid], np.asarray(probe.predict(x[valid], num_iteration=rounds)))
+    loss = scores.get("rmse", scores.get("logloss"))
+    return _Fit(
+        schema, checked, x, cats, valid, rounds, scores, math.inf if loss is None else loss, featurizer
+    )
+
+
 def train_tabular(
     frame: Any,
     *,
@@ -184,8 +274,10 @@ def train_tabular(
         threshold: binary: probability above which a row is the positive class.
         positive_class: binary: the positive label (default: the one sorting last).
         image_columns: columns holding one image per row (base64 or a data URI),
-            embedded by ``image_featurizer`` (``auto``: the EfficientNet-Lite0
-            CNN when it loads, else classical colour/HOG/LBP features).
+            embedded by ``image_featurizer`` (``auto``: each featurizer that
+            loads, the EfficientNet-Lite0 CNN and classical colour/HOG/LBP
+            features, is tried and the one scoring better on the held-out rows
+            kept; with too few rows to hold out, the CNN).
         image_featurizer: ``auto``, ``efficientnet-lite0`` or ``classical``.
         progress: called with a short text at each stage.
 
@@ -220,45 +312,28 @@ def train_tabular(
     if data.height < MIN_ROWS:
         msg = f"target {target!r} has {data.height} non-empty values; training needs at least {MIN_ROWS}"
         raise TrainingDataError(msg)
-    say("inferring the feature schema")
     dates = (datetime_column,) if datetime_column else ()
-    embedder = featurizer_for(image_featurizer) if images else None
-    schema = FeatureSchema.infer(
-        data,
-        exclude=(target,),
-        date_columns=dates,
-        image_columns=images,
-        featurizer=(embedder.name, embedder.dim) if embedder else ("", 0),
-    )
-    if not schema.columns:
-        msg = f"no usable feature column besides {target!r} (ignored: {short_list(schema.ignored)})"
-        raise TrainingDataError(msg)
-    if images:
-        say(f"embedding {data.height} rows of {', '.join(images)} with {embedder.name if embedder else ''}")
-    checked = schema.check(data)
-    x = schema.matrix(checked)
     y, classes = _encode_target(data.get_column(target), task, positive_class)
     n = len(y)
     params = _params(task, n, len(classes), seed, images=bool(images))
+    fits = [
+        _probe(data, target, task, y, params, dates=dates, images=images, featurizer=f, seed=seed, say=say)
+        for f in _featurizers(image_featurizer if images else None)
+    ]
+    # "auto" with both featurizers: the one whose model scores better on the held-out rows
+    # (ImageNet features lose to gradients and histograms on 8x8 digits, win on photos).
+    fit = min(fits, key=lambda f: f.loss)
+    schema, checked, x, cats, rounds, scores = (
+        fit.schema,
+        fit.checked,
+        fit.x,
+        fit.cats,
+        fit.rounds,
+        fit.scores,
+    )
+    valid = fit.valid
     names = [f"f{i}" for i in range(x.shape[1])]
-    positions = {c.name: i for i, c in enumerate(schema.input_columns())}
-    cats = [positions[c.name] for c in schema.columns if c.kind == CATEGORICAL]
-    valid = _validation_rows(checked, n, datetime_column, seed)
-    say("choosing boosting rounds by early stopping")
-    rounds, scores = FIXED_ROUNDS, {}
-    if valid.sum() >= MIN_VALID_ROWS and (~valid).sum() >= MIN_VALID_ROWS:
-        probe = early_stopping_probe(
-            x,
-            y,
-            valid,
-            params=params,
-            names=names,
-            categorical=cats,
-            max_rounds=MAX_ROUNDS_IMAGES if images else MAX_ROUNDS,
-            patience=EARLY_STOPPING,
-        )
-        rounds = max(10, int(probe.best_iteration or FIXED_ROUNDS))
-        scores = _metrics(task, y[valid], np.asarray(probe.predict(x[valid], num_iteration=rounds)))
+    embedder = fit.featurizer
     say(f"fitting {rounds} rounds on all {n} rows")
     full = lgb.Dataset(x, y, feature_name=names, categorical_feature=cats, free_raw_data=False)
     booster = lgb.train(params, full, num_boost_round=rounds)
