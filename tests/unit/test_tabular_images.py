@@ -58,11 +58,9 @@ def test_schema_stores_the_featurizer(classical: TabularDeployment) -> None:
     assert column.featurizer == "classical"
     assert column.dim == get_featurizer("classical").dim
     assert classical.image_columns == ("image",)
-    assert classical.metadata["images"] == {
-        "columns": ["image"],
-        "featurizer": "classical",
-        "dim": column.dim,
-    }
+    images = classical.metadata["images"]
+    assert (images["columns"], images["featurizer"], images["dim"]) == (["image"], "classical", column.dim)
+    assert list(images["validation_by_featurizer"]) == ["classical"]
     assert classical.input_schema_overrides()["image"] == pl.String
     # importance is per column, not per embedding dimension
     assert [f["feature"] for f in classical.metadata["feature_importance"]] == ["image"]

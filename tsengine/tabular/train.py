@@ -356,7 +356,15 @@ def train_tabular(
         },
         "feature_importance": [{"feature": f, "gain": g} for f, g in importance[:20]],
         **(
-            {"images": {"columns": list(images), "featurizer": embedder.name, "dim": embedder.dim}}
+            {
+                "images": {
+                    "columns": list(images),
+                    "featurizer": embedder.name,
+                    "dim": embedder.dim,
+                    # every featurizer tried (auto) and its held-out scores
+                    "validation_by_featurizer": {f.featurizer.name: f.scores for f in fits if f.featurizer},
+                }
+            }
             if embedder
             else {}
         ),
