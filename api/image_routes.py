@@ -35,7 +35,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 
 from api.middleware import request_context
-from api.parsing import FormFile, FormItem, Payload, decompress, form_row, read_body, read_form
+from api.parsing import FormFile, FormItem, Payload, form_row, read_form
 from api.predicting import predict_and_log
 from api.routes import PredictionRoutes
 from tsengine.errors import BadRequestError, ParameterError, short_list
@@ -64,16 +64,6 @@ class ImageRoutes:
             raise ParameterError(msg)
         return deployment
 
-    async def _body(self, request: Request) -> Payload:
-        limit = self.routes.settings.max_body_bytes
-        data = await read_body(
-            request.stream(), limit=limit, content_length=request.headers.get("content-length")
-        )
-        encoding = request.headers.get("content-encoding")
-        if encoding:
-            data = await run_in_threadpool(decompress, data, encoding, limit=limit)
-        return Payload.from_content_type(data, request.headers.get("content-type"))
-
     async def _form(self, request: Request, payload: Payload) -> list[FormItem]:
         """The form fields of a multipart or URL-encoded body.
 
@@ -97,7 +87,7 @@ class ImageRoutes:
     async def peltarion(self, request: Request, deployment_id: str) -> Response:
         """Peltarion-style ``{"rows": [...]}`` (or one example as form fields) → ``{"rows": [...]}``."""
         deployment = await self._tabular(request, deployment_id, "Peltarion-style")
-        payload = await self._body(request)
+        payload = await self.routes.payload(request)
         items = await self._form(request, payload)
         if items:
             payload = form_row(items, deployment.image_columns)
@@ -122,7 +112,7 @@ class ImageRoutes:
 
     async def einstein(self, request: Request) -> Response:
         """Einstein Vision's ``predict``: one image → labels and probabilities, highest first."""
-        payload = await self._body(request)
+        payload = await self.routes.payload(request)
         items = await self._form(request, payload)
         if not items:
             msg = (

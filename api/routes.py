@@ -134,13 +134,7 @@ class PredictionRoutes:
             default_max_explanations=default_max_explanations,
         )
         limit = self.settings.max_body_bytes
-        data = await read_body(
-            request.stream(), limit=limit, content_length=request.headers.get("content-length")
-        )
-        encoding = request.headers.get("content-encoding")
-        if encoding:
-            data = await run_in_threadpool(decompress, data, encoding, limit=limit)
-        payload = Payload.from_content_type(data, request.headers.get("content-type"))
+        payload = await self.payload(request)
         if payload.media_type == "multipart/form-data":
             payload = await unwrap_multipart(
                 payload, request.headers, limit=limit, image_columns=deployment.image_columns
@@ -171,6 +165,17 @@ class PredictionRoutes:
         # it would be one more copy, and the socket's buffer another.
         length = str(sum(len(part) for part in parts))
         return StreamingResponse(_drain(parts), media_type=media_type, headers={"Content-Length": length})
+
+    async def payload(self, request: Request) -> Payload:
+        """The request body, size-capped and decompressed, with its media type and charset."""
+        limit = self.settings.max_body_bytes
+        data = await read_body(
+            request.stream(), limit=limit, content_length=request.headers.get("content-length")
+        )
+        encoding = request.headers.get("content-encoding")
+        if encoding:
+            data = await run_in_threadpool(decompress, data, encoding, limit=limit)
+        return Payload.from_content_type(data, request.headers.get("content-type"))
 
     async def info(self, request: Request, deployment_id: str) -> Response:
         """PPS-style summary of one deployment."""
