@@ -107,7 +107,7 @@ def prepare(data: bytes, charset: str | None = None, *, source: Source = BODY) -
         BadRequestError: an unknown charset, bytes that do not decode, or no data.
     """
     utf8 = _to_utf8(data, charset, source)
-    if not utf8.strip():
+    if not utf8 or utf8.isspace():  # not strip(): that copies a whole body ending in a newline
         msg = (
             f"The {source.whole} is empty; send the rows as CSV with a header line "
             "or as a JSON array of records"
