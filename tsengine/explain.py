@@ -1,8 +1,10 @@
-"""Prediction explanations from per-feature contributions (SHAP), as pure functions.
+"""Prediction explanations from per-feature contributions, as pure functions.
 
 LightGBM gives, for every row, one additive contribution per model input plus a
-base value; they sum to the model's raw output (the prediction for regression
-and time series, the log-odds for binary classification).  This module turns
+base value (SHAP); they sum to the model's raw output (the prediction for
+regression and time series, the log-odds for binary classification).  Every
+time series model kind gives the same shape in target units
+(:class:`~tsengine.contributions.Contributions`).  This module turns
 that matrix into DataRobot's top-N explanations: the N features with the
 largest absolute contribution, each with the value it took and a
 ``qualitativeStrength`` from ``+++`` to ``---``.
@@ -23,10 +25,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from tsengine.contributions import display, format_values
+from tsengine.models.base import ForecastModel
 from tsengine.models.lgbm import LightGBMModel
+from tsengine.models.lgbm_explain import feature_names
 from tsengine.options import PredictOptions
 from tsengine.spec import TimeSeriesSpec
-from tsengine.validate import SID
 
 if TYPE_CHECKING:
     from tsengine.features import Layout
@@ -51,9 +55,6 @@ LABEL = "explanationLabel"
 # example has 0.62 → "+++", 0.35 → "++" and -0.17 → "--" in one row (ratios 1,
 # 0.57, -0.28): bands at 0.75 and 0.25 reproduce it.
 QUALITATIVE_LEVELS: tuple[float, float] = (0.75, 0.25)
-
-# Integral floats at or above this print in exponent form, never as an int.
-_INT_DISPLAY_LIMIT = 1e15
 
 
 def explanation_columns(n: int) -> tuple[str, str, str, str]:
@@ -99,14 +100,6 @@ def qualitative_strength(ratio: np.ndarray) -> np.ndarray:
     size = np.where(np.abs(ratio) > strong, 3, np.where(np.abs(ratio) > medium, 2, 1))
     signs = np.where(ratio < 0, "-", "+")
     return np.asarray(np.char.multiply(signs.astype("<U1"), size))
-
-
-def display(expr: pl.Expr) -> pl.Expr:
-    """A numeric expression as the text a person would write (``49``, ``0.25``)."""
-    number = expr.cast(pl.Float64)
-    x = pl.when(number.is_nan()).then(None).otherwise(number)
-    integral = (x == x.round(0)) & (x.abs() < _INT_DISPLAY_LIMIT)
-    return pl.when(integral).then(x.cast(pl.Int64).cast(pl.String)).otherwise(x.cast(pl.String))
 
 
 def _blank(values: np.ndarray, off: np.ndarray) -> np.ndarray:
@@ -178,63 +171,32 @@ def top_explanations(
 
 
 def forecast_feature_names(model: LightGBMModel, spec: TimeSeriesSpec) -> list[str]:
-    """The model's inputs named after the deployment's columns (``sales (lag 7)``)."""
-    out: list[str] = []
-    for name in model.plan.names:
-        if name.startswith("target ("):
-            out.append(spec.target + name[len("target") :])
-        elif name.startswith("calendar "):
-            out.append(f"{spec.datetime_column} ({name[len('calendar ') :]})")
-        elif name == "series id":
-            out.append(spec.series_id_column or name)
-        else:
-            out.append(name)
-    return out
-
-
-def _forecast_values(model: LightGBMModel, x: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Display values of the design: target features unscaled, category codes decoded."""
-    plan, maps = model.plan, model.maps
-    sources = {k: k for k in plan.known_in_advance if k in plan.categorical}
-    sources |= {f"{f} (last)": f for f in plan.features if f in plan.categorical}
-    sources["series id"] = SID
-    frame = pl.DataFrame(x, schema=[f"c{i}" for i in range(x.shape[1])], orient="row").with_columns(
-        pl.Series("__scale", scale, dtype=pl.Float64)
-    )
-    exprs: list[pl.Expr] = []
-    for i, name in enumerate(plan.names):
-        col = pl.col(f"c{i}")
-        if name in plan.categorical_names:
-            mapping = maps.maps.get(sources[name], {})
-            exprs.append(
-                col.cast(pl.Int64, strict=False).replace_strict(
-                    list(mapping.values()), list(mapping), default=None, return_dtype=pl.String
-                )
-            )
-        elif name.startswith("target ("):
-            exprs.append(display(col * pl.col("__scale")))
-        else:
-            exprs.append(display(col))
-    return frame.select(e.alias(f"v{i}") for i, e in enumerate(exprs)).to_numpy().astype(object)
+    """The LightGBM model's inputs named after the deployment's columns (``sales (lag 7)``)."""
+    return feature_names(model.plan, spec)
 
 
 def forecast_contributions(
-    model: LightGBMModel,
+    model: ForecastModel,
     history: pl.DataFrame,
     query: pl.DataFrame,
     spec: TimeSeriesSpec,
     *,
     layout: Layout | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Contributions in target units, the base value of each row, and the display values.
+    """Contributions in target units, the base value of each row, and the display values (text).
 
-    ``strengths.sum(axis=1) + base`` is the model's prediction, whatever the
-    target transform (see :meth:`LightGBMModel.contributions`).  With the
-    request's ``layout`` the design the prediction used is reused.
+    ``strengths.sum(axis=1) + base`` is the model's prediction (before the
+    deployment's non-negative floor), whatever the model kind (see
+    :meth:`ForecastModel.explain <tsengine.models.base.ForecastModel.explain>`).
+
+    Raises:
+        TypeError: the model has no contributions.
     """
-    design = model.design(history, query, spec, layout=layout)
-    strengths, base = model.contributions(design)
-    return strengths, base, _forecast_values(model, design.x, design.scale)
+    found = model.explain(history, query, spec, layout=layout)
+    if found is None:
+        msg = f"model {model.kind!r} has no per-feature contributions"
+        raise TypeError(msg)
+    return found.strengths, found.base, format_values(found.values)
 
 
 def forecast_explanations(
@@ -249,17 +211,23 @@ def forecast_explanations(
 ) -> pl.DataFrame | None:
     """Explanation columns for a time series query, or None when the model has no contributions.
 
-    Only a LightGBM model has per-feature contributions; the seasonal naive
-    model's prediction *is* one past value, with nothing to attribute.
+    Every model kind of :mod:`tsengine.models` has them
+    (:meth:`ForecastModel.explain <tsengine.models.base.ForecastModel.explain>`):
+    LightGBM's SHAP values, the level, trend and season of ETS and Theta, the
+    window's weights in an ARIMA or linear forecast, the one value a seasonal
+    naive forecast repeats, and their weighted sum in an ensemble.  A model of
+    another kind without ``explain`` has none.  ``prediction`` (after the
+    deployment's non-negative floor) decides only which rows are explained
+    (thresholds, finiteness): what the floor clips is not attributed.
     """
-    if not isinstance(model, LightGBMModel):
+    found = model.explain(history, query, spec, layout=layout) if isinstance(model, ForecastModel) else None
+    if found is None:
         return None
     mask = explain_mask(prediction, options.threshold_low, options.threshold_high)
-    strengths, _base, values = forecast_contributions(model, history, query, spec, layout=layout)
     frame = top_explanations(
-        strengths,
-        names=forecast_feature_names(model, spec),
-        values=values,
+        found.strengths,
+        names=found.names,
+        values=format_values(found.values),
         max_explanations=options.max_explanations,
         mask=mask,
     )

@@ -54,12 +54,14 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
 import orjson
 import polars as pl
 
+from tsengine.contributions import Contributions
 from tsengine.errors import TrainingDataError
 from tsengine.features import Layout, season_length
 from tsengine.models._series import OriginWindows, interpolate_rows, origin_windows
@@ -68,7 +70,7 @@ from tsengine.models.hannan_rissanen import hannan_rissanen_orders
 from tsengine.spec import TimeSeriesSpec
 from tsengine.validate import IDX, SID, Y
 
-__all__ = ["ARIMAModel", "arima_forecast"]
+__all__ = ["ARIMAModel", "ArimaWindows", "arima_forecast", "arima_groups"]
 
 SEASONAL_STRENGTH = 0.64
 # STL's seasonal smoother span, in cycles (R's mstl default for one season).
@@ -303,6 +305,43 @@ def arima_forecast(
     return np.asarray(ext[:, width:])
 
 
+@dataclass(frozen=True, slots=True)
+class ArimaWindows:
+    """One request's origin windows as :meth:`ARIMAModel.predict` reads them.
+
+    ``y`` is the target with inner gaps interpolated, ``x`` each regressor
+    likewise (missing: 0), ``u = y - x'beta`` the series the ARIMA part forecasts.
+    """
+
+    win: OriginWindows
+    specs: list[dict[str, Any]]
+    beta: np.ndarray
+    y: np.ndarray
+    x: dict[str, np.ndarray]
+    u: np.ndarray
+
+
+def arima_groups(
+    specs: list[dict[str, Any]],
+) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Origins by differencing ``(d, D)``: their rows, AR and MA polynomials padded to one length, constants."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for r, sp in enumerate(specs):
+        groups.setdefault((int(sp["d"]), int(sp["D"])), []).append(r)
+    out = {}
+    for key, members in groups.items():
+        rows = np.asarray(members, dtype=np.int64)
+        la = max([len(specs[r]["ar"]) for r in rows] + [0])
+        lm = max([len(specs[r]["ma"]) for r in rows] + [0])
+        ar = np.zeros((rows.size, la))
+        ma = np.zeros((rows.size, lm))
+        for i, r in enumerate(rows):
+            ar[i, : len(specs[r]["ar"])] = specs[r]["ar"]
+            ma[i, : len(specs[r]["ma"])] = specs[r]["ma"]
+        out[key] = (rows, ar, ma, np.asarray([float(specs[r]["mean"]) for r in rows]))
+    return out
+
+
 class ARIMAModel(ForecastModel):
     """Per-series seasonal ARIMA(X) with stored coefficients."""
 
@@ -410,46 +449,54 @@ class ARIMAModel(ForecastModel):
         """Remove the regression, filter, forecast, integrate, add the regression back."""
         if query.height == 0:
             return np.empty(0)
+        w = self.windows(history, query)
+        fc = np.full((len(w.specs), w.win.horizon), np.nan)
+        for (d, big_d), (rows, ar, ma, mean) in arima_groups(w.specs).items():
+            sub = w.u[rows]
+            ok = np.isfinite(sub).all(axis=1)
+            if ok.any():
+                fc[rows[ok]] = arima_forecast(
+                    sub[ok], ar[ok], ma[ok], mean[ok], d, big_d, self.season, w.win.horizon
+                )
+        out = w.win.pick(fc)
+        if self.regressors:
+            out = out + (self.known(query) * w.beta[w.win.origin]).sum(axis=1)
+        return np.asarray(out)
+
+    def explain(
+        self,
+        history: pl.DataFrame,
+        query: pl.DataFrame,
+        spec: TimeSeriesSpec,
+        *,
+        layout: Layout | None = None,  # noqa: ARG002 (windows come from origin_windows)
+    ) -> Contributions:
+        """The forecast as a linear function of the window (:mod:`tsengine.models.arima_explain`)."""
+        from tsengine.models.arima_explain import arima_contributions
+
+        return arima_contributions(self, history, query, spec)
+
+    def windows(self, history: pl.DataFrame, query: pl.DataFrame) -> ArimaWindows:
+        """Each origin's window, specs (cold-start fits included) and regression-free series ``u``."""
         win = origin_windows(history, query, self.window, self.regressors)
-        horizon = win.horizon
         n = len(win.sids)
         specs = [self.series.get(s, self.fallback) for s in win.sids]
         for r, spec_r in self._cold_fits(win).items():
             specs[r] = spec_r
         beta = np.asarray([sp["beta"] for sp in specs], dtype=np.float64).reshape(n, len(self.regressors))
         y = interpolate_rows(win.y)
+        x: dict[str, np.ndarray] = {}
         xb = np.zeros_like(y)
         for j, k in enumerate(self.regressors):
-            x = interpolate_rows(win.extra[k])
-            xb += np.where(np.isfinite(x), x, 0.0) * beta[:, j : j + 1]
-        u = y - xb
-        fc = np.full((n, horizon), np.nan)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for r, sp in enumerate(specs):
-            groups.setdefault((int(sp["d"]), int(sp["D"])), []).append(r)
-        for (d, big_d), members in groups.items():
-            rows = np.asarray(members, dtype=np.int64)
-            la = max([len(specs[r]["ar"]) for r in rows] + [0])
-            lm = max([len(specs[r]["ma"]) for r in rows] + [0])
-            ar = np.zeros((rows.size, la))
-            ma = np.zeros((rows.size, lm))
-            for i, r in enumerate(rows):
-                ar[i, : len(specs[r]["ar"])] = specs[r]["ar"]
-                ma[i, : len(specs[r]["ma"])] = specs[r]["ma"]
-            mean = np.asarray([float(specs[r]["mean"]) for r in rows])
-            sub = u[rows]
-            ok = np.isfinite(sub).all(axis=1)
-            if ok.any():
-                fc[rows[ok]] = arima_forecast(
-                    sub[ok], ar[ok], ma[ok], mean[ok], d, big_d, self.season, horizon
-                )
-        out = win.pick(fc)
-        if self.regressors:
-            xq = np.column_stack(
-                [query.get_column(k).cast(pl.Float64).fill_null(0.0).to_numpy() for k in self.regressors]
-            )
-            out = out + (xq * beta[win.origin]).sum(axis=1)
-        return np.asarray(out)
+            filled = interpolate_rows(win.extra[k])
+            x[k] = np.where(np.isfinite(filled), filled, 0.0)
+            xb += x[k] * beta[:, j : j + 1]
+        return ArimaWindows(win, specs, beta, y, x, y - xb)
+
+    def known(self, query: pl.DataFrame) -> np.ndarray:
+        """The regressors' values at each query row's target time (missing: 0)."""
+        cols = [query.get_column(k).cast(pl.Float64).fill_null(0.0).to_numpy() for k in self.regressors]
+        return np.column_stack(cols) if cols else np.empty((query.height, 0))
 
     def _cold_fits(self, win: OriginWindows) -> dict[int, dict[str, Any]]:
         """Specs for the windows of series unseen at training, fitted on each window.

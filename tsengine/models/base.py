@@ -21,6 +21,7 @@ import polars as pl
 from tsengine.spec import TimeSeriesSpec
 
 if TYPE_CHECKING:
+    from tsengine.contributions import Contributions
     from tsengine.features import Layout
 
 __all__ = ["ForecastModel", "predict_on"]
@@ -60,6 +61,25 @@ class ForecastModel(ABC):
         deployment so the model, the interval scale and the explanations share
         it; models that read windows another way ignore it.
         """
+
+    def explain(
+        self,
+        history: pl.DataFrame,
+        query: pl.DataFrame,
+        spec: TimeSeriesSpec,
+        *,
+        layout: Layout | None = None,
+    ) -> Contributions | None:
+        """Additive contributions of each query row's prediction, or None when the model has none.
+
+        When given, ``base + strengths.sum(axis=1)`` equals :meth:`predict`'s
+        numbers for the same arguments (up to float rounding); see
+        :mod:`tsengine.contributions`.  The default (a model written against the
+        contract before explanations existed) has none: the deployment then
+        answers without explanations and says so in a warning.
+        """
+        del history, query, spec, layout
+        return None
 
     @abstractmethod
     def to_bytes(self) -> bytes:

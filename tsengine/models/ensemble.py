@@ -20,6 +20,7 @@ import numpy as np
 import orjson
 import polars as pl
 
+from tsengine.contributions import Contributions, pick_rows, weighted_sum
 from tsengine.errors import TrainingDataError
 from tsengine.features import Layout
 from tsengine.models.base import ForecastModel, predict_on
@@ -27,7 +28,7 @@ from tsengine.models.registry import model_class
 from tsengine.spec import TimeSeriesSpec
 from tsengine.validate import SID
 
-__all__ = ["DEFAULT_MEMBERS", "EnsembleModel", "PerSeriesModel"]
+__all__ = ["DEFAULT_MEMBERS", "EnsembleModel", "PerSeriesModel", "combine", "row_weights"]
 
 DEFAULT_MEMBERS = ("ets", "theta", "arima")
 
@@ -89,6 +90,38 @@ class EnsembleModel(ForecastModel):
             return np.empty(0)
         preds = np.vstack([predict_on(m, history, query, spec, layout) for m in self.members])
         return combine(preds, self.weights)
+
+    def explain(
+        self,
+        history: pl.DataFrame,
+        query: pl.DataFrame,
+        spec: TimeSeriesSpec,
+        *,
+        layout: Layout | None = None,
+    ) -> Contributions | None:
+        """The members' contributions weighted as :meth:`predict` weights their forecasts.
+
+        Features of the same name (``sales (lag 0)`` of two members) are merged;
+        the base is the weighted sum of the members' bases.  A member that
+        cannot predict a row drops out of that row as it does from the
+        forecast.  None when a member has no contributions.
+        """
+        parts = self._member_contributions(history, query, spec, layout)
+        if parts is None:
+            return None
+        return weighted_sum(parts, row_weights(np.vstack([p.prediction for p in parts]), self.weights))
+
+    def _member_contributions(
+        self, history: pl.DataFrame, query: pl.DataFrame, spec: TimeSeriesSpec, layout: Layout | None
+    ) -> list[Contributions] | None:
+        """Each member's contributions, or None when one has none."""
+        parts = []
+        for m in self.members:
+            part = m.explain(history, query, spec, layout=layout)
+            if part is None:
+                return None
+            parts.append(part)
+        return parts
 
     def to_bytes(self) -> bytes:
         """Each member's own bytes (all are UTF-8 JSON) inside one JSON document."""
@@ -179,6 +212,27 @@ class PerSeriesModel(EnsembleModel):
         own = preds[np.maximum(code, 0), np.arange(query.height)]
         return np.asarray(np.where((code >= 0) & np.isfinite(own), own, mixed))
 
+    def explain(
+        self,
+        history: pl.DataFrame,
+        query: pl.DataFrame,
+        spec: TimeSeriesSpec,
+        *,
+        layout: Layout | None = None,
+    ) -> Contributions | None:
+        """Per row, the picked member's contributions; the ensemble's where :meth:`predict` uses it."""
+        parts = self._member_contributions(history, query, spec, layout)
+        if parts is None:
+            return None
+        preds = np.vstack([p.prediction for p in parts])
+        mixed = weighted_sum(parts, row_weights(preds, self.weights))
+        if not self._codes or query.height == 0:
+            return mixed
+        code = query.get_column(SID).replace_strict(self._codes, default=-1, return_dtype=pl.Int64).to_numpy()
+        own = preds[np.maximum(code, 0), np.arange(query.height)]
+        choice = np.where((code >= 0) & np.isfinite(own), code, len(parts))
+        return pick_rows([*parts, mixed], choice)
+
     def to_bytes(self) -> bytes:
         """The ensemble's document plus the picks."""
         state = orjson.loads(super().to_bytes())
@@ -204,6 +258,14 @@ class PerSeriesModel(EnsembleModel):
 def _members(state: dict[str, Any]) -> list[ForecastModel]:
     """Member models from an ensemble document (each member's own bytes inside)."""
     return [model_class(m["kind"]).from_bytes(m["state"].encode()) for m in state["members"]]
+
+
+def row_weights(preds: np.ndarray, weights: list[float] | None = None) -> np.ndarray:
+    """Each member's weight in each column's :func:`combine` (0 where it is NaN; columns sum to 1 or 0)."""
+    w = np.ones(preds.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+    live = np.isfinite(preds) * w[:, None]
+    mass = live.sum(axis=0)
+    return np.asarray(live / np.where(mass > 0, mass, 1.0))
 
 
 def combine(preds: np.ndarray, weights: list[float] | None = None) -> np.ndarray:

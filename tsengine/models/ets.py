@@ -40,13 +40,24 @@ import numpy as np
 import orjson
 import polars as pl
 
+from tsengine.contributions import Contributions
 from tsengine.errors import TrainingDataError
 from tsengine.features import Layout, season_length
 from tsengine.models._series import origin_windows, training_matrix
 from tsengine.models.base import ForecastModel
+from tsengine.models.components import component_names
+from tsengine.models.ets_explain import ets_contributions
 from tsengine.spec import TimeSeriesSpec
 
-__all__ = ["ETSModel", "EtsParams", "ets_filter", "ets_forecast", "filter_least_squares", "fit_ets_grid"]
+__all__ = [
+    "ETSModel",
+    "EtsParams",
+    "ets_filter",
+    "ets_forecast",
+    "filter_components",
+    "filter_least_squares",
+    "fit_ets_grid",
+]
 
 TRENDS = ("N", "A", "Ad")
 # Coarse grid [ours]: smoothing weights spread over (0, 1); beta and gamma as
@@ -442,13 +453,29 @@ def filter_and_forecast(
     season: int,
     horizon: int,
 ) -> np.ndarray:
-    """Forecasts h = 1..horizon per window row (window ends at ``fp``).
+    """Forecasts h = 1..horizon per window row (window ends at ``fp``): the sum of :func:`filter_components`."""
+    level, trend, seasonal, use_log = filter_components(y, fp, choices, season, horizon)
+    out = level + trend + seasonal
+    with np.errstate(over="ignore"):
+        return np.asarray(np.where(use_log[:, None], np.exp(np.minimum(out, 700.0)), out))
+
+
+def filter_components(
+    y: np.ndarray,
+    fp: np.ndarray,
+    choices: list[SeriesEts],
+    season: int,
+    horizon: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Level, trend and seasonal parts of the forecasts h = 1..horizon per window row.
 
     Rows are grouped by configuration (at most 12 groups), each group runs one
-    vectorised recursion with the least-squares initial state.
+    vectorised recursion with the least-squares initial state.  The parts are
+    on the model's scale (the logarithm where ``use_log``, the last array);
+    each is ``(rows, horizon)``, NaN for a window without any target.
     """
     n, width = y.shape
-    out = np.full((n, horizon), np.nan)
+    level, trend, sea = (np.full((n, horizon), np.nan) for _ in range(3))
     keys = [(c.trend, c.seasonal) for c in choices]
     use_log = np.asarray([c.log for c in choices], dtype=bool)
     bad_log = use_log & np.any(np.where(np.isfinite(y), y <= 0, False), axis=1)
@@ -457,7 +484,7 @@ def filter_and_forecast(
         data = np.where(use_log[:, None], np.log(np.where(y > 0, y, np.nan)), y)
     for key in sorted(set(keys)):
         rows = np.asarray([r for r in range(n) if keys[r] == key], dtype=np.int64)
-        trend, seasonal = key
+        trend_kind, seasonal = key
         m = season if seasonal and season > 1 else 0
         sub = data[rows]
         picked = [choices[r] for r in rows]
@@ -468,13 +495,16 @@ def filter_and_forecast(
             np.asarray([c.phi for c in picked]),
         )
         phase0 = (fp[rows] - width + 1) % max(m, 1)
-        fc = filter_least_squares(sub, params, phase0, m, trend)
-        nxt = (fp[rows] + 1) % max(m, 1)
-        out[rows] = ets_forecast(*fc, params.phi, nxt, m, horizon)
-        empty = ~np.isfinite(sub).any(axis=1)
-        out[rows[empty]] = np.nan
-    with np.errstate(over="ignore"):
-        return np.where(use_log[:, None], np.exp(np.minimum(out, 700.0)), out)
+        lvl, trd, s_fin = filter_least_squares(sub, params, phase0, m, trend_kind)
+        level[rows] = lvl[:, None]
+        trend[rows] = _damped(params.phi, horizon) * trd[:, None]
+        sea[rows] = 0.0
+        if m > 1:
+            idx = ((fp[rows] + 1) % m)[:, None] + np.arange(horizon)[None, :]
+            sea[rows] = np.take_along_axis(s_fin, idx % m, axis=1)
+        empty = rows[~np.isfinite(sub).any(axis=1)]
+        level[empty] = trend[empty] = sea[empty] = np.nan
+    return level, trend, sea, use_log
 
 
 def filter_least_squares(
@@ -576,6 +606,22 @@ class ETSModel(ForecastModel):
         win = origin_windows(history, query, self.window)
         choices = [self.series.get(s, self.fallback) for s in win.sids]
         return win.pick(filter_and_forecast(win.y, win.fp, choices, self.season, win.horizon))
+
+    def explain(
+        self,
+        history: pl.DataFrame,
+        query: pl.DataFrame,
+        spec: TimeSeriesSpec,
+        *,
+        layout: Layout | None = None,  # noqa: ARG002 (windows come from origin_windows)
+    ) -> Contributions:
+        """Level, trend and season of each forecast, base 0 (:func:`~tsengine.models.ets_explain.ets_contributions`)."""
+        if query.height == 0:
+            return Contributions.empty(component_names(spec.target, self.season))
+        win = origin_windows(history, query, self.window)
+        choices = [self.series.get(s, self.fallback) for s in win.sids]
+        parts = filter_components(win.y, win.fp, choices, self.season, win.horizon)
+        return ets_contributions(spec.target, self.season, win, [c.phi for c in choices], parts)
 
     def to_bytes(self) -> bytes:
         """Parameters as JSON."""

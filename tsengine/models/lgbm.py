@@ -41,6 +41,7 @@ import orjson
 import polars as pl
 
 from tsengine.boosting import early_stopping_probe
+from tsengine.contributions import Contributions
 from tsengine.errors import TrainingDataError
 from tsengine.features import (
     CategoryMaps,
@@ -50,6 +51,7 @@ from tsengine.features import (
     build_design,
 )
 from tsengine.models.base import ForecastModel
+from tsengine.models.lgbm_explain import design_values, feature_names
 from tsengine.spec import TimeSeriesSpec
 from tsengine.training_query import too_short, training_query
 from tsengine.validate import IDX, SID, TIME, Y
@@ -397,6 +399,29 @@ class LightGBMModel(ForecastModel):
             return log_shares(parts, base, design.scale)
         offset = design.last if self.transform == "diff" else 0.0
         return parts * design.scale[:, None], base * design.scale + offset
+
+    def explain(
+        self,
+        history: pl.DataFrame,
+        query: pl.DataFrame,
+        spec: TimeSeriesSpec,
+        *,
+        layout: Layout | None = None,
+    ) -> Contributions:
+        """SHAP contributions in target units (:meth:`contributions`), base the expected value.
+
+        Inputs are named after the deployment's columns and shown unscaled or
+        decoded (:mod:`tsengine.models.lgbm_explain`).  With the request's
+        ``layout`` the design the prediction used is reused.
+        """
+        names = feature_names(self.plan, spec)
+        if query.height == 0:
+            return Contributions.empty(names)
+        design = self.design(history, query, spec, layout=layout)
+        strengths, base = self.contributions(design)
+        return Contributions(
+            strengths, base, names, design_values(self.plan, self.maps, design.x, design.scale)
+        )
 
     def to_bytes(self) -> bytes:
         """JSON header with the plan and codes, LightGBM's own text model inside."""

@@ -36,6 +36,7 @@ import numpy as np
 import orjson
 import polars as pl
 
+from tsengine.contributions import Contributions, numeric_values
 from tsengine.features import (
     FP,
     MAX_LAGS,
@@ -70,6 +71,7 @@ class _Rows:
     x: np.ndarray
     last: np.ndarray
     scale: np.ndarray
+    lag_values: np.ndarray | None = None
 
 
 def _rows(
@@ -80,8 +82,12 @@ def _rows(
     kia: tuple[str, ...],
     *,
     layout: Layout | None = None,
+    with_lags: bool = False,
 ) -> _Rows:
-    """The design of :class:`LinearModel` for each query row, in query order (on ``layout`` when it fits)."""
+    """The design of :class:`LinearModel` for each query row, in query order (on ``layout`` when it fits).
+
+    ``with_lags`` also keeps the observed lags 1.. ``lags - 1`` (explanations show them).
+    """
     if layout is not None and layout.fits(history, query, fdw):
         grid = layout.grid(kia)
     else:
@@ -89,14 +95,18 @@ def _rows(
     level = grid.mean(absolute=True)
     scale = np.where(level > SCALE_FLOOR, level, 1.0)
     last = grid.last()
-    cols = [(grid.lag(j) - last) / scale for j in range(1, lags)]
+    observed = [grid.lag(j) for j in range(1, lags)]
+    cols = [(lag - last) / scale for lag in observed]
     x = np.column_stack(cols) if cols else np.empty((query.height, 0))
     x = np.clip(np.nan_to_num(x, nan=0.0), -CLIP, CLIP)
     if kia:
         known = query.select(pl.col(k).cast(pl.Float64) for k in kia).to_numpy()
         rel = [relative_to_window(grid, k, known[:, n]) for n, k in enumerate(kia)]
         x = np.hstack([x, known, np.column_stack(rel)])
-    return _Rows(x=x, last=last, scale=scale)
+    lag_values = (
+        (np.column_stack(observed) if observed else np.empty((query.height, 0))) if with_lags else None
+    )
+    return _Rows(x=x, last=last, scale=scale, lag_values=lag_values)
 
 
 def _target(history: pl.DataFrame, query: pl.DataFrame, rows: _Rows) -> np.ndarray:
@@ -231,6 +241,39 @@ class LinearModel(ForecastModel):
         k = np.clip(k, 0, len(self.distances) - 1)
         z = self.intercept[k] + np.einsum("ij,ij->i", xs, self.coef[k])
         return np.asarray(rows.last + rows.scale * z)
+
+    def explain(
+        self,
+        history: pl.DataFrame,
+        query: pl.DataFrame,
+        spec: TimeSeriesSpec,
+        *,
+        layout: Layout | None = None,
+    ) -> Contributions:
+        """``<target> (last)`` plus coefficient x standardised input x scale per input; base ``scale * intercept[d]``.
+
+        The forecast is ``last + scale * (intercept[d] + xs · coef[d])`` with
+        ``xs`` the inputs standardised by their training mean and deviation, so
+        each input's contribution is its effect against a training-average
+        window, and the base the scaled change an average window forecasts.
+        Inputs are named as LightGBM's (``sales (lag 3)``, ``scheduled``,
+        ``scheduled (vs window)``); shown values are the observed lag, the
+        known-in-advance value and its window-relative change.
+        """
+        lag_names = [f"{spec.target} (lag {j})" for j in range(1, self.lags)]
+        names = [f"{spec.target} (last)", *lag_names, *self.kia, *(f"{k} (vs window)" for k in self.kia)]
+        if query.height == 0:
+            return Contributions.empty(names)
+        rows = _rows(history, query, self.fdw, self.lags, self.kia, layout=layout, with_lags=True)
+        assert rows.lag_values is not None
+        xs = np.nan_to_num((rows.x - self.mean) / self.std, nan=0.0)
+        k = np.searchsorted(np.asarray(self.distances), query.get_column(D).to_numpy())
+        k = np.clip(k, 0, len(self.distances) - 1)
+        terms = rows.scale[:, None] * (xs * self.coef[k])
+        strengths = np.column_stack([rows.last, terms])
+        base = rows.scale * self.intercept[k]
+        shown = [rows.last, *rows.lag_values.T, *rows.x[:, rows.lag_values.shape[1] :].T]
+        return Contributions(strengths, base, names, numeric_values(shown, query.height))
 
     def to_bytes(self) -> bytes:
         """Coefficients and standardisation as JSON."""

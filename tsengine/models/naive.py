@@ -13,6 +13,7 @@ import numpy as np
 import orjson
 import polars as pl
 
+from tsengine.contributions import Contributions, numeric_values
 from tsengine.features import CategoryMaps, FeaturePlan, Layout, build_design
 from tsengine.models.base import ForecastModel
 from tsengine.spec import TimeSeriesSpec
@@ -69,6 +70,32 @@ class SeasonalNaiveModel(ForecastModel):
             return np.empty(0)
         design = build_design(history, query, self.plan, spec.time_step, CategoryMaps(), layout=layout)
         return seasonal_naive(design.seasonal, design.last)
+
+    def explain(
+        self,
+        history: pl.DataFrame,
+        query: pl.DataFrame,
+        spec: TimeSeriesSpec,
+        *,
+        layout: Layout | None = None,
+    ) -> Contributions:
+        """The one past value each forecast repeats, base 0.
+
+        ``<target> (season, lag m)`` when the latest same-season value is
+        observed, else ``<target> (last)``; without a season the first is
+        ``<target> (lag 0)``.  The shown value is the value repeated.
+        """
+        season = self.plan.season
+        same = f"{spec.target} (season, lag {season})" if season > 1 else f"{spec.target} (lag 0)"
+        names = [same, f"{spec.target} (last)"]
+        if query.height == 0:
+            return Contributions.empty(names)
+        design = build_design(history, query, self.plan, spec.time_step, CategoryMaps(), layout=layout)
+        seen = np.isfinite(design.seasonal)
+        strengths = np.column_stack([np.where(seen, design.seasonal, 0.0), np.where(seen, 0.0, design.last)])
+        base = np.where(seen | np.isfinite(design.last), 0.0, np.nan)
+        values = numeric_values([design.seasonal, np.where(seen, np.nan, design.last)], query.height)
+        return Contributions(strengths, base, names, values)
 
     def to_bytes(self) -> bytes:
         """The plan as JSON."""

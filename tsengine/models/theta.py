@@ -48,6 +48,7 @@ import numpy as np
 import orjson
 import polars as pl
 
+from tsengine.contributions import Contributions
 from tsengine.errors import TrainingDataError
 from tsengine.layout import Layout
 from tsengine.models._series import (
@@ -59,6 +60,7 @@ from tsengine.models._series import (
     window_matrix,
 )
 from tsengine.models.base import ForecastModel
+from tsengine.models.components import component_contributions, component_names
 from tsengine.models.ets import EtsParams, filter_least_squares
 from tsengine.season import season_length
 from tsengine.spec import TimeSeriesSpec
@@ -67,10 +69,12 @@ __all__ = [
     "SeriesTheta",
     "ThetaModel",
     "drift_forecast",
+    "drift_parts",
     "fit_states",
     "seasonal_indices",
     "ses_alpha",
     "theta_forecast",
+    "theta_parts",
 ]
 
 # z-value of the two-sided 90 % seasonality test used by the classical Theta method.
@@ -185,7 +189,15 @@ def ses_alpha(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def drift_forecast(adjusted: np.ndarray, alpha: np.ndarray, drift: np.ndarray, horizon: int) -> np.ndarray:
-    """SES with a known drift per step, shape ``(B, horizon)``.
+    """SES with a known drift per step, shape ``(B, horizon)``: the sum of :func:`drift_parts`."""
+    level, trend = drift_parts(adjusted, alpha, drift, horizon)
+    return np.asarray(level[:, None] + trend)
+
+
+def drift_parts(
+    adjusted: np.ndarray, alpha: np.ndarray, drift: np.ndarray, horizon: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The level ``(B,)`` and the drift ``(B, horizon)`` of SES with a known drift per step.
 
     SES with drift ``d`` on ``y`` is plain SES on ``y_t - d·t`` with the drift
     added back to the forecasts (Hyndman & Billah's form of Theta), so the
@@ -198,7 +210,7 @@ def drift_forecast(adjusted: np.ndarray, alpha: np.ndarray, drift: np.ndarray, h
     detrended = adjusted - drift[:, None] * t
     level, _, _ = filter_least_squares(detrended, params, np.zeros(len(alpha), dtype=np.int64), 0, "N")
     h = np.arange(1, horizon + 1, dtype=np.float64)[None, :]
-    return np.asarray(level[:, None] + drift[:, None] * h)
+    return level, np.asarray(drift[:, None] * h)
 
 
 def fit_drift(adjusted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -223,7 +235,13 @@ def fit_drift(adjusted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def theta_forecast(adjusted: np.ndarray, alpha: np.ndarray, horizon: int) -> np.ndarray:
-    """Theta forecasts of seasonally adjusted windows, shape ``(B, horizon)``."""
+    """Theta forecasts of seasonally adjusted windows, shape ``(B, horizon)``: the sum of :func:`theta_parts`."""
+    level, drift = theta_parts(adjusted, alpha, horizon)
+    return np.asarray(level[:, None] + drift)
+
+
+def theta_parts(adjusted: np.ndarray, alpha: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """The level ``(B,)`` and the half-slope drift ``(B, horizon)`` of the classical Theta forecast."""
     zeros = np.zeros_like(alpha)
     params = EtsParams(alpha, zeros, zeros, zeros)
     level, _, _ = filter_least_squares(adjusted, params, np.zeros(len(alpha), dtype=np.int64), 0, "N")
@@ -231,8 +249,7 @@ def theta_forecast(adjusted: np.ndarray, alpha: np.ndarray, horizon: int) -> np.
     n = np.isfinite(adjusted).sum(axis=1)
     h = np.arange(1, horizon + 1, dtype=np.float64)[None, :]
     a = alpha[:, None]
-    drift = 0.5 * b0[:, None] * (h - 1 + 1 / a - (1 - a) ** n[:, None] / a)
-    return np.asarray(level[:, None] + drift)
+    return level, np.asarray(0.5 * b0[:, None] * (h - 1 + 1 / a - (1 - a) ** n[:, None] / a))
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,20 +411,58 @@ class ThetaModel(ForecastModel):
         if query.height == 0:
             return np.empty(0)
         win = origin_windows(history, query, self.window)
+        level, drift, factors, mode = self._components(win)
+        fc = level + drift
+        fc = np.where(mode[:, None] == 1, fc * factors, np.where(mode[:, None] == 2, fc + factors, fc))
+        return win.pick(fc)
+
+    def _components(self, win: OriginWindows) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per origin and distance: level and drift of the adjusted series, seasonal indices; per origin the mode.
+
+        The forecast is ``(level + drift) * index`` (mode 1), ``level + drift +
+        index`` (mode 2) or ``level + drift`` (mode 0); NaN for a window without
+        any target.
+        """
         horizon = win.horizon
         adjusted, alpha, mode, table, fraction, slope = self._adjust(self._states(win), win.fp, win.y)
-        fc = theta_forecast(adjusted, alpha, horizon)
+        level, drift = theta_parts(adjusted, alpha, horizon)
         stored = np.isfinite(fraction)
         if stored.any():
             blend = STORED_SLOPE_WEIGHT * slope + (1 - STORED_SLOPE_WEIGHT) * _slopes(adjusted)
-            drift = (fraction * blend)[stored]
-            fc[stored] = drift_forecast(adjusted[stored], alpha[stored], drift, horizon)
+            per_step = (fraction * blend)[stored]
+            level[stored], drift[stored] = drift_parts(adjusted[stored], alpha[stored], per_step, horizon)
         m = max(self.season, 1)
         phase = (win.fp[:, None] + np.arange(1, horizon + 1)[None, :]) % m
         factors = np.take_along_axis(table, phase, axis=1)
-        fc = np.where(mode[:, None] == 1, fc * factors, np.where(mode[:, None] == 2, fc + factors, fc))
-        fc[~np.isfinite(win.y).any(axis=1)] = np.nan
-        return win.pick(fc)
+        levels = np.repeat(level[:, None], horizon, axis=1)
+        empty = ~np.isfinite(win.y).any(axis=1)
+        levels[empty] = drift[empty] = np.nan
+        return levels, drift, factors, mode
+
+    def explain(
+        self,
+        history: pl.DataFrame,
+        query: pl.DataFrame,
+        spec: TimeSeriesSpec,
+        *,
+        layout: Layout | None = None,  # noqa: ARG002 (windows come from origin_windows)
+    ) -> Contributions:
+        """Level, drift and seasonal index of each forecast, base 0 (:mod:`tsengine.models.components`).
+
+        Shown values: the level and the drift per step of the seasonally
+        adjusted series, and the seasonal index (a factor for multiplicative
+        indices, whose product is attributed level first, then drift, then season).
+        """
+        if query.height == 0:
+            return Contributions.empty(component_names(spec.target, self.season))
+        win = origin_windows(history, query, self.window)
+        levels, drifts, indices, modes = self._components(win)
+        level, drift, index = win.pick(levels), win.pick(drifts), win.pick(indices)
+        mode = modes[win.origin]
+        adjusted = level + drift
+        season = np.where(mode == 1, adjusted * index - adjusted, np.where(mode == 2, index, 0.0))
+        shown = (level, drift / win.distance, np.where(mode > 0, index, np.nan))
+        return component_contributions(spec.target, self.season, (level, drift, season), shown)
 
     def to_bytes(self) -> bytes:
         """Parameters as JSON."""
