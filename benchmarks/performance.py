@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
+import itertools
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -39,6 +41,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DEPLOYMENT_ID = "bench"
 PREDICT_PATH = f"/predApi/v1.0/deployments/{DEPLOYMENT_ID}/predictions"
 HISTORY_ROWS = 100
+JEMALLOC_CONF = "_RJEM_MALLOC_CONF"
+PROMPT_PURGE = "dirty_decay_ms:0,muzzy_decay_ms:0"
+"""polars' jemalloc returning freed pages at once (its default keeps them for seconds), the operator knob in docs/http.md."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,6 +274,36 @@ def bench_http(cfg: Config, registry: Path, bodies: list[bytes], big: bytes, log
     return out
 
 
+def bench_pinned(cfg: Config, registry: Path, bodies: list[bytes], logs: Path) -> Any:
+    """One-series requests with the server on core 0 and this client on core 1.
+
+    A client posting from another machine takes no CPU from the server; on one
+    2-core box, unpinned, the load generator and the server contend for the
+    same cores and the server's span includes waits for the client's turn.
+    Pinning each to its own core measures the server alone.  None with fewer
+    than two cores or without ``taskset``.
+    """
+    if (os.cpu_count() or 1) < 2 or shutil.which("taskset") is None:
+        return None
+    port = _server.free_port()
+    command = ["taskset", "-c", "0", *_server.tsengine_command(registry, port)]
+    mask = os.sched_getaffinity(0)
+    with _server.start_server(command, port=port, log=logs / "serve-pinned.log") as srv:
+        os.sched_setaffinity(0, {1})
+        try:
+            with httpx.Client(timeout=120.0) as client:
+                return post_many(
+                    client,
+                    srv.url + PREDICT_PATH,
+                    bodies,
+                    accept="text/csv",
+                    n=cfg.single_n,
+                    budget=cfg.budget,
+                )
+        finally:
+            os.sched_setaffinity(0, mask)
+
+
 def bench_json_baseline(cfg: Config, registry: Path, big: bytes, logs: Path) -> dict[str, Any]:
     """The big request, JSON out, against the FastAPI default-JSON app."""
     port = _server.free_port()
@@ -297,13 +332,14 @@ def bench_memory(
     """Peak server RSS during one big request, in a fresh server per size (warmed up)."""
     rows = []
     warmup = _data.to_csv_bytes(_data.history_tail(full, HISTORY_ROWS, series=30))  # > 64 KiB
-    for n_series in cfg.memory_series:
+    for n_series, allocator in itertools.product(cfg.memory_series, (None, PROMPT_PURGE)):
         body = _data.to_csv_bytes(_data.history_tail(full, HISTORY_ROWS, series=n_series))
         decoded = pl.read_csv(body).estimated_size()
         port = _server.free_port()
+        env = {JEMALLOC_CONF: allocator} if allocator else None
         with (
             _server.start_server(
-                _server.tsengine_command(registry, port), port=port, log=logs / "memory.log"
+                _server.tsengine_command(registry, port), port=port, log=logs / "memory.log", env=env
             ) as srv,
             httpx.Client(timeout=300.0) as client,
         ):
@@ -321,6 +357,7 @@ def bench_memory(
             rows.append(
                 {
                     "series": n_series,
+                    "allocator": allocator,
                     "body_bytes": len(body),
                     "frame_bytes": decoded,
                     "before": before,
@@ -555,6 +592,8 @@ def main() -> None:
         results["baselines"] = bench_baselines(cfg, dep, full, big_history, results["inproc"])
         log("HTTP: tsengine serve")
         results["http"] = bench_http(cfg, registry, bodies, big, logs)
+        log("one-series latency, server and client on their own cores")
+        results["pinned"] = bench_pinned(cfg, registry, bodies, logs)
         log("HTTP: FastAPI default-JSON baseline app")
         results["json_baseline"] = bench_json_baseline(cfg, registry, big, logs)
         log("memory per request")
