@@ -124,7 +124,10 @@ def train_cmd(
     ] = None,
     forecast_window: Annotated[
         tuple[int, int] | None,
-        typer.Option("--forecast-window", help="Forecast distances START END (e.g. 1 28)."),
+        typer.Option(
+            "--forecast-window",
+            help="Forecast distances START END (e.g. 1 28; START 0 nowcasts the forecast point's own row).",
+        ),
     ] = None,
     feature_derivation_window: Annotated[
         int | None,

@@ -23,6 +23,7 @@ from tsengine.intervals import IntervalTable
 from tsengine.io import to_polars
 from tsengine.models.base import ForecastModel, predict_on
 from tsengine.models.registry import model_class
+from tsengine.nowcast import forecast_shift, is_nowcast, model_spec, nowcast_window
 from tsengine.options import PredictOptions
 from tsengine.spec import TimeSeriesSpec
 from tsengine.timestep import parse_timestamp
@@ -216,12 +217,12 @@ class Deployment:
             assert options.end is not None
             return historical_window(
                 canon,
-                spec,
+                model_spec(spec),  # a nowcast's rows are predicted from the step before each FP
                 start=options.start,
                 end=options.end,
                 relax_known_in_advance=options.relax_known_in_advance,
             )
-        return forecast_window(
+        return (nowcast_window if is_nowcast(spec) else forecast_window)(
             canon,
             spec,
             forecast_point=options.forecast_point,
@@ -246,13 +247,19 @@ class Deployment:
         layout = Layout.build(
             history, query, self.spec.fdw, codes=window.codes, keep_designs=options.max_explanations > 0
         )
-        yhat = predict_on(self.model, history, query, self.spec, layout)
+        # Nowcasting: the window and the model work from the step before each forecast point
+        # (tsengine.nowcast); the output shifts the forecast point and distance back.
+        mspec, shift = model_spec(self.spec), forecast_shift(self.spec)
+        yhat = predict_on(self.model, history, query, mspec, layout)
         floor = 0.0 if self.metadata.get("training", {}).get("nonnegative") else None
         if floor is not None:
             yhat = np.maximum(yhat, floor)  # NaN stays NaN
         n = query.height
         fp = query.get_column(FP).to_numpy()
-        both = grid_timestamps(self.spec.time_step, np.concatenate([fp, query.get_column(IDX).to_numpy()]))
+        both = grid_timestamps(
+            self.spec.time_step, np.concatenate([fp + shift, query.get_column(IDX).to_numpy()])
+        )
+        distance = query.get_column(D) - shift if shift else query.get_column(D)
         prediction = pl.Series("prediction", yhat, dtype=pl.Float64)
         if not np.isfinite(yhat).all():
             prediction = prediction.fill_nan(None)
@@ -261,7 +268,7 @@ class Deployment:
             self._series_values(query),
             both.slice(0, n).alias("forecastPoint"),
             both.slice(n, n).alias("timestamp"),
-            query.get_column(D).alias("forecastDistance"),
+            distance.alias("forecastDistance"),
             query.get_column(ORIG).alias("originalFormatTimestamp"),
             prediction,
         ]
@@ -269,7 +276,7 @@ class Deployment:
         if self.intervals is not None:
             sids = query.get_column(SID)
             scale = origin_scale(history, sids, fp, self.spec.fdw, grid=layout.grid())
-            low, high = self.intervals.apply(yhat, scale, query.get_column(D).to_numpy(), series=sids)
+            low, high = self.intervals.apply(yhat, scale, distance.to_numpy(), series=sids)
             if floor is not None:
                 low = np.maximum(low, floor)
             columns += [
@@ -283,9 +290,7 @@ class Deployment:
             out = apply_humility(out, rules, score=yhat, inputs=self._inputs(query))
         warnings = window.warnings
         if options.max_explanations > 0:
-            explained = forecast_explanations(
-                self.model, history, query, self.spec, yhat, options, layout=layout
-            )
+            explained = forecast_explanations(self.model, history, query, mspec, yhat, options, layout=layout)
             if explained is None:
                 warnings += (f"model {self.model.kind!r} has no per-feature contributions: no explanations",)
             else:

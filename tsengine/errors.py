@@ -16,6 +16,7 @@ with one handler; the CLI prints ``message`` and exits 2.  The statuses come fro
     │   ├── OffGridError                 timestamp not on the time-step grid
     │   ├── InsufficientHistoryError     too little history inside the FDW
     │   ├── KnownInAdvanceError          forecast rows lack KIA values
+    │   ├── MissingForecastRowsError     a nowcast lacks rows it must predict
     │   └── TrainingDataError            data cannot train a deployment
     ├── ParameterError (422)             a query parameter or option is wrong
     ├── BadRequestError (400)            malformed body, unknown passthrough column
@@ -49,6 +50,7 @@ __all__ = [
     "InsufficientHistoryError",
     "KnownInAdvanceError",
     "MissingColumnError",
+    "MissingForecastRowsError",
     "MonitoringStoreError",
     "NotFoundError",
     "OffGridError",
@@ -127,6 +129,10 @@ class InsufficientHistoryError(ValidationError):
 
 class KnownInAdvanceError(ValidationError):
     """Forecast rows lack values of known-in-advance features."""
+
+
+class MissingForecastRowsError(ValidationError):
+    """A nowcasting request lacks a row it must predict (nowcasts are never autoexpanded)."""
 
 
 class TrainingDataError(ValidationError):

@@ -29,6 +29,7 @@ from tsengine.intervals import DEFAULT_PERCENTILE, IntervalTable, fit_intervals,
 from tsengine.io import to_polars
 from tsengine.models import MODELS, EnsembleModel, ForecastModel, PerSeriesModel
 from tsengine.monitoring.drift import baselines, feature_baseline
+from tsengine.nowcast import forecast_shift, model_spec, model_window, to_user_rows
 from tsengine.season import season_length
 from tsengine.select import choose, per_series_choice, rank
 from tsengine.spec import TimeSeriesSpec, default_windows, min_history_for
@@ -272,13 +273,13 @@ def _spec(
     if fdw[1] != 0 or fdw[0] >= 0:
         msg = f"feature derivation window must be [-a, 0] with a >= 1, got {list(fdw)}"
         raise ParameterError(msg)
-    if not 1 <= fw[0] <= fw[1]:
-        msg = f"forecast window must be [b, c] with 1 <= b <= c, got {list(fw)} (nowcasting is not supported yet)"
+    if not 0 <= fw[0] <= fw[1]:
+        msg = f"forecast window must be [b, c] with 0 <= b <= c (b = 0: nowcasting), got {list(fw)}"
         raise ParameterError(msg)
     a = -fdw[0]
     window_note = None
     if feature_derivation_window is None and not allow_partial_history:
-        fitted_a = window_that_fits(canon, a, fw, floor=max(4, season_length(step, a) + 1))
+        fitted_a = window_that_fits(canon, a, model_window(fw), floor=max(4, season_length(step, a) + 1))
         if fitted_a < a:
             window_note = (
                 f"default feature derivation window {a} shortened to {fitted_a} steps: "
@@ -403,7 +404,8 @@ def train(
         known_in_advance: features whose future values are known and posted with
             forecast rows (promotions, holidays, prices).
         features: other features, used as of the forecast point only.
-        forecast_window: ``(b, c)``, default by time step (see README).
+        forecast_window: ``(b, c)`` with ``0 <= b <= c``, default by time step (see README);
+            ``b = 0`` nowcasts the forecast point's own row (see :mod:`tsengine.nowcast`).
         feature_derivation_window: ``(-a, 0)``, default by time step.
         models: candidate model kinds (default: all of :data:`DEFAULT_MODELS`).
         deployment_id: the id to store it under (default: derived from the target).
@@ -441,10 +443,14 @@ def train(
         series_type=_series_type(frame.get_column(series_id_column)) if series_id_column else "str",
     )
     canon = data_.canon
+    # Models fit and backtest in model coordinates (FW [b+1, c+1] from the step before FP when
+    # nowcasting, see tsengine.nowcast); the backtest rows come back in the deployment's.
+    mspec = model_spec(spec)
     n_origins = auto_origins(canon) if backtests is None else backtests
-    origins = backtest_origins(canon, spec, n_origins)
-    cluster = ClusterTraining(dask, canon, spec, origins, seed, say) if dask is not None else None
-    fitted, results, skipped = _fit_candidates(canon, spec, candidates, origins, seed, say, cluster)
+    origins = backtest_origins(canon, mspec, n_origins)
+    cluster = ClusterTraining(dask, canon, mspec, origins, seed, say) if dask is not None else None
+    fitted, results, skipped = _fit_candidates(canon, mspec, candidates, origins, seed, say, cluster)
+    results = [Backtest(r.model, to_user_rows(r.rows, spec)) for r in results]
     say("selecting the model, intervals")
     leaderboard = rank(results)
     choice = choose(results, leaderboard, ensemble=EnsembleModel.kind) if leaderboard else None
@@ -452,7 +458,8 @@ def train(
     model = fitted[best]
     best_rows = next((r.rows for r in results if r.model == best), None)
     intervals, fallback_intervals = _intervals(best_rows, spec, interval_percentile)
-    summary = _summary(canon, data_.step, origins, window_note, skipped, fallback_intervals)
+    shown = [o + forecast_shift(spec) for o in origins]  # as forecast points
+    summary = _summary(canon, data_.step, shown, window_note, skipped, fallback_intervals)
     metadata = {
         "model_id": hashlib.sha1(model.to_bytes()).hexdigest()[:24],  # noqa: S324 - an id, not security
         "model_kind": model.kind,

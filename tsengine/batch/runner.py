@@ -28,6 +28,7 @@ from tsengine.batch.engine_base import EngineBase
 from tsengine.batch.score import ChunkResult, ChunkScorer, finish
 from tsengine.batch.spec import JobSpec, parse_job_spec
 from tsengine.errors import ParameterError, TsEngineError
+from tsengine.nowcast import next_forecast_point
 
 __all__ = ["CANCELLED", "DONE", "SHUT_DOWN", "JobRunner"]
 
@@ -175,7 +176,11 @@ class JobRunner(EngineBase):
             plan, folder / "chunks", series_column=series_column or None, integer_ids=integer_ids
         )
         self._update(job_id, intakeRows=plan.rows, intakeSeries=plan.series)
-        return chunks, plan.forecast_point, plan.rows
+        # A nowcast's inferred forecast point is the step after the latest target (tsengine.nowcast).
+        forecast_point = (
+            next_forecast_point(deployment.spec, plan.forecast_point) if infer else plan.forecast_point
+        )
+        return chunks, forecast_point, plan.rows
 
     def _score(
         self,
