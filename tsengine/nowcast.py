@@ -34,9 +34,9 @@ import numpy as np
 import polars as pl
 
 from tsengine.columns import FP, IDX, SID, D, Y
-from tsengine.errors import InsufficientHistoryError, MissingForecastRowsError, OffGridError, short_list
+from tsengine.errors import InsufficientHistoryError, MissingForecastRowsError, short_list
 from tsengine.spec import TimeSeriesSpec
-from tsengine.window import Window, forecast_window
+from tsengine.window import Window, forecast_point_index, forecast_window
 
 __all__ = [
     "forecast_shift",
@@ -102,26 +102,11 @@ def model_forecast_point(
         OffGridError: a given forecast point is off the grid.
         InsufficientHistoryError: no row has a target to infer the forecast point from.
     """
-    step = spec.time_step
+    idx = canon.get_column(IDX).to_numpy()
+    fp = forecast_point_index(spec, idx, canon.get_column(Y).is_not_null().to_numpy(), forecast_point)
     if forecast_point is None:
-        observed = canon.filter(pl.col(Y).is_not_null())
-        if observed.height == 0:
-            msg = (
-                f"cannot infer a forecast point: no row has a value in target column {spec.target!r}; "
-                "post history rows with the target filled in, or pass forecastPoint"
-            )
-            raise InsufficientHistoryError(msg)
-        fp = int(observed.get_column(IDX).max()) + 1  # type: ignore[arg-type]
-    else:
-        found = step.index_of(forecast_point)
-        if found is None:
-            msg = (
-                f"forecastPoint {forecast_point.isoformat()} is not on the deployment's "
-                f"{step.describe()} grid; use a timestamp such as "
-                f"{step.timestamp_of(step.to_index_floor(forecast_point)).isoformat()}"
-            )
-            raise OffGridError(msg)
-        fp = found
+        fp += 1  # the first row whose target is not known yet
+    step = spec.time_step
     return fp, step.timestamp_of(fp - 1)
 
 

@@ -111,6 +111,39 @@ def _index_labels(spec: TimeSeriesSpec, idx: np.ndarray, fmt: str, offset: str |
     return pl.DataFrame({IDX: idx}).select(_fmt_index(spec, fmt, offset).alias(ORIG)).get_column(ORIG)
 
 
+def forecast_point_index(
+    spec: TimeSeriesSpec, idx: np.ndarray, observed: np.ndarray, forecast_point: dt.datetime | None
+) -> int:
+    """The grid index of the given forecast point, else of the latest row with a target.
+
+    Shared by forecast mode and nowcasting (:mod:`tsengine.nowcast`, which
+    predicts the step after an inferred one), so both refuse the same inputs
+    with the same messages.
+
+    Raises:
+        OffGridError: a given forecast point is off the grid.
+        InsufficientHistoryError: no row has a target to infer the forecast point from.
+    """
+    step = spec.time_step
+    if forecast_point is None:
+        if not observed.any():
+            msg = (
+                f"cannot infer a forecast point: no row has a value in target column {spec.target!r}; "
+                "post history rows with the target filled in, or pass forecastPoint"
+            )
+            raise InsufficientHistoryError(msg)
+        return int(idx[observed].max())
+    found = step.index_of(forecast_point)
+    if found is None:
+        msg = (
+            f"forecastPoint {forecast_point.isoformat()} is not on the deployment's "
+            f"{step.describe()} grid; use a timestamp such as "
+            f"{step.timestamp_of(step.to_index_floor(forecast_point)).isoformat()}"
+        )
+        raise OffGridError(msg)
+    return found
+
+
 def forecast_window(
     canon: pl.DataFrame,
     spec: TimeSeriesSpec,
@@ -137,24 +170,7 @@ def forecast_window(
     step = spec.time_step
     idx = canon.get_column(IDX).to_numpy()
     observed = _observed(canon.get_column(Y))
-    if forecast_point is None:
-        if not observed.any():
-            msg = (
-                f"cannot infer a forecast point: no row has a value in target column {spec.target!r}; "
-                "post history rows with the target filled in, or pass forecastPoint"
-            )
-            raise InsufficientHistoryError(msg)
-        fp = int(idx[observed].max())
-    else:
-        found = step.index_of(forecast_point)
-        if found is None:
-            msg = (
-                f"forecastPoint {forecast_point.isoformat()} is not on the deployment's "
-                f"{step.describe()} grid; use a timestamp such as "
-                f"{step.timestamp_of(step.to_index_floor(forecast_point)).isoformat()}"
-            )
-            raise OffGridError(msg)
-        fp = found
+    fp = forecast_point_index(spec, idx, observed, forecast_point)
     if codes is None:
         codes = sid_codes(canon.get_column(SID))
     n_rows = canon.height
