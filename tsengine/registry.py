@@ -162,6 +162,8 @@ class Registry:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path).expanduser() if path is not None else default_registry_path()
+        # deployment id -> (identity of its CURRENT file, the version it names); see live_version
+        self._versions: dict[str, tuple[tuple[int, int, int], str]] = {}
 
     def __repr__(self) -> str:
         return f"Registry({str(self.path)!r})"
@@ -177,17 +179,28 @@ class Registry:
         return _ID.match(deployment_id) is not None and (self.path / deployment_id / _CURRENT).is_file()
 
     def live_version(self, deployment_id: str) -> str | None:
-        """The live version's name, or None for an unknown id (one tiny file read).
+        """The live version's name, or None for an unknown id (a stat; a read when it changed).
 
         Servers compare it with the version they cached, so a retrained
         deployment is picked up without a restart.
         """
         if _ID.match(deployment_id) is None:
             return None
+        # Servers ask on every request: a stat (~2 us) answers unless the file changed;
+        # save() swaps CURRENT by os.replace, so a new version is always a new inode.
+        current = os.path.join(self.path, deployment_id, _CURRENT)
         try:
-            return (self.path / deployment_id / _CURRENT).read_text().strip()
+            st = os.stat(current)
+            identity = (st.st_ino, st.st_mtime_ns, st.st_size)
+            cached = self._versions.get(deployment_id)
+            if cached is not None and cached[0] == identity:
+                return cached[1]
+            with open(current, encoding="utf-8") as file:
+                version = file.read().strip()
         except OSError:
             return None
+        self._versions[deployment_id] = (identity, version)
+        return version
 
     def save(self, deployment: StoredDeployment) -> Path:
         """Store a deployment as a new version and make it live atomically.

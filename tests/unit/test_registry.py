@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from pathlib import Path
 
 import orjson
@@ -355,3 +356,20 @@ def test_registry_defaults_to_the_home_folder_without_the_variable(
 
 def test_registry_repr_names_its_path(tmp_path: Path) -> None:
     assert repr(Registry(tmp_path)) == f"Registry({str(tmp_path)!r})"
+
+
+def test_live_version_follows_every_swap_of_current(tmp_path: Path) -> None:
+    """live_version caches by the CURRENT file's identity, so each os.replace (as save does) is seen."""
+    registry = Registry(tmp_path)
+    home = tmp_path / "demand"
+    assert registry.live_version("demand") is None
+    home.mkdir()
+    for version in ("v1", "v2", "v3"):
+        pointer = home / "CURRENT.tmp"
+        pointer.write_text(version + "\n")
+        os.replace(pointer, home / "CURRENT")
+        assert registry.live_version("demand") == version
+        assert registry.live_version("demand") == version  # answered from the stat
+    (home / "CURRENT").unlink()
+    assert registry.live_version("demand") is None
+    assert registry.live_version("../demand") is None
