@@ -315,11 +315,14 @@ def aligned_predictions(rows: pl.DataFrame, results: list[Backtest]) -> np.ndarr
     return np.vstack(preds) if preds else np.empty((0, rows.height))
 
 
-def _metric_exprs(interval: bool) -> list[pl.Expr]:
+def _metric_exprs(interval: bool, weighted: bool = False) -> list[pl.Expr]:
     err = pl.col("y") - pl.col("yhat")
     denom = pl.col("y").abs() + pl.col("yhat").abs()
+    scaled = err.abs() / pl.col("mase_scale")
     exprs = [
-        (err.abs() / pl.col("mase_scale")).mean().alias("mase"),
+        ((scaled * pl.col("weight")).sum() / pl.col("weight").sum() if weighted else scaled.mean()).alias(
+            "mase"
+        ),
         pl.when(denom > 0).then(200 * err.abs() / denom).otherwise(0.0).mean().alias("smape"),
         (err**2).mean().sqrt().alias("rmse"),
         pl.len().alias("n"),
@@ -338,7 +341,8 @@ def score(rows: pl.DataFrame, *, series: str = SID, distance: str = D) -> dict[s
     ``rows`` needs ``series``, ``distance``, ``y``, ``yhat`` and ``mase_scale``;
     with ``low`` and ``high`` it also reports ``coverage``, the percentage of
     actuals inside the interval.  Rows without an actual or a finite forecast
-    are not scored; ``n`` counts the rows that were.
+    are not scored; ``n`` counts the rows that were.  A ``weight`` column
+    (calendar events, :func:`tsengine.events.weigh_events`) weights the MASE.
     """
     interval = "low" in rows.columns and "high" in rows.columns
     valid = rows.filter(pl.col("y").is_not_null() & pl.col("yhat").is_finite())
@@ -347,7 +351,7 @@ def score(rows: pl.DataFrame, *, series: str = SID, distance: str = D) -> dict[s
         if interval:
             empty["coverage"] = float("nan")
         return {**empty, "by_distance": [], "by_series": []}
-    exprs = _metric_exprs(interval)
+    exprs = _metric_exprs(interval, "weight" in rows.columns)
     by_series = valid.group_by(series, maintain_order=True).agg(exprs).sort(series)
     by_distance = valid.group_by(distance).agg(exprs).sort(distance)
     overall = valid.select(exprs).row(0, named=True)

@@ -150,6 +150,23 @@ def train_cmd(
         bool, typer.Option("--allow-partial-history", help="Serve series with little history.")
     ] = False,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    calendar: Annotated[
+        Path | None,
+        typer.Option(
+            "--calendar",
+            help=(
+                "Event calendar CSV: date, event name[, series id]. Events become known-in-advance "
+                "features derived from the timestamps (clients never post them)."
+            ),
+        ),
+    ] = None,
+    holidays: Annotated[
+        str | None,
+        typer.Option(
+            "--holidays",
+            help="Public holidays of COUNTRY[-SUBDIV] (e.g. US, US-CA, DE-BY) as calendar events.",
+        ),
+    ] = None,
     dask: Annotated[
         str | None,
         typer.Option(
@@ -246,6 +263,8 @@ def train_cmd(
             allow_partial_history=partial_history,
             seed=seed,
             dask=dask,
+            calendar=calendar,
+            holidays=holidays,
         )
     )
     path = _run(lambda: Registry(registry).save(deployment))

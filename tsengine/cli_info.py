@@ -69,6 +69,7 @@ def info_cmd(
         "forecast_window",
         "known_in_advance",
         "features",
+        "calendar",
         "datetime_format",
         "min_history",
         "interval_percentile",
@@ -81,12 +82,16 @@ def info_cmd(
         out.print(f"[bold]training[/]: {training}", highlight=False)
     board = info.get("leaderboard") or []
     if board:
-        table = Table("rank", "model", "MASE", "sMAPE", "RMSE", "n", title="backtest leaderboard")
+        events = "mase_events" in board[0]  # a calendar: MASE weighted, and on events / other periods
+        heads = ("MASE (weighted)", "on events", "ordinary") if events else ("MASE",)
+        table = Table("rank", "model", *heads, "sMAPE", "RMSE", "n", title="backtest leaderboard")
         for k, row in enumerate(board, 1):
+            split = [_metric(row["mase_events"], 4), _metric(row["mase_ordinary"], 4)] if events else []
             table.add_row(
                 str(k),
                 row["model"],
                 _metric(row["mase"], 4),
+                *split,
                 _metric(row["smape"], 2),
                 _metric(row["rmse"], 4),
                 str(row["n"]),

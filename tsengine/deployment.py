@@ -16,6 +16,8 @@ import numpy as np
 import polars as pl
 
 from tsengine.backtest import origin_scale
+from tsengine.events import model_spec as event_model_spec
+from tsengine.events import with_events
 from tsengine.explain import forecast_explanations
 from tsengine.features import FP, D, Layout, grid_timestamps
 from tsengine.humility import apply_humility, rules_from_metadata
@@ -152,6 +154,7 @@ class Deployment:
             "forecast_window": list(spec.forecast_window),
             "known_in_advance": list(spec.known_in_advance),
             "features": list(spec.features),
+            "calendar": spec.calendar.describe() if spec.calendar is not None else None,
             "datetime_format": spec.datetime_format,
             "min_history": spec.min_history,
             "interval_percentile": self.intervals.percentile if self.intervals else None,
@@ -244,12 +247,15 @@ class Deployment:
         options = (options or PredictOptions()).validated()
         window = self.window(to_polars(frame), options)
         query, history = window.query, window.history
+        calendar, step = self.spec.calendar, self.spec.time_step
+        if calendar is not None:  # event features are derived from the timestamps, never posted
+            query, history = with_events(query, calendar, step), with_events(history, calendar, step)
         layout = Layout.build(
             history, query, self.spec.fdw, codes=window.codes, keep_designs=options.max_explanations > 0
         )
         # Nowcasting: the window and the model work from the step before each forecast point
         # (tsengine.nowcast); the output shifts the forecast point and distance back.
-        mspec, shift = model_spec(self.spec), forecast_shift(self.spec)
+        mspec, shift = event_model_spec(model_spec(self.spec)), forecast_shift(self.spec)
         yhat = predict_on(self.model, history, query, mspec, layout)
         floor = 0.0 if self.metadata.get("training", {}).get("nonnegative") else None
         if floor is not None:

@@ -7,6 +7,10 @@ evidence), so :func:`choose` keeps the ensemble unless a single model beats it
 by more than :data:`SIGNIFICANCE` standard errors of the paired difference in
 per-(series, origin) MASE.  Without an ensemble the lowest mean MASE wins.
 
+With a calendar of events, every row of a backtest is weighted so that event
+periods count with their long-run share (:func:`tsengine.events.weigh_events`):
+backtest windows that happen to hold the holidays do not decide alone.
+
 Per-series selection (:func:`per_series_choice`) goes one step further: a
 series keeps the ensemble unless one of its members beat the ensemble *on that
 series* by :data:`PER_SERIES_SIGNIFICANCE` standard errors over at least
@@ -25,7 +29,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tsengine.backtest import Backtest, aligned_predictions
+from tsengine.backtest import Backtest, aligned_predictions, score
+from tsengine.events import EVENT
 from tsengine.features import FP
 from tsengine.validate import SID
 
@@ -73,21 +78,26 @@ def rank(results: list[Backtest]) -> list[dict[str, Any]]:
     """Leaderboard rows, best first; models without a finite MASE go last.
 
     Each row: ``model``, ``mase``, ``smape``, ``rmse``, ``n`` and the metrics by
-    distance, so ``tsengine info`` can show where each model is good.
+    distance, so ``tsengine info`` can show where each model is good.  With
+    calendar events (a ``weight`` column) also ``mase_events`` and
+    ``mase_ordinary``: the MASE on event periods and on the others.
     """
     rows = []
     for result in results:
         m = result.metrics()
-        rows.append(
-            {
-                "model": result.model,
-                "mase": m["mase"],
-                "smape": m["smape"],
-                "rmse": m["rmse"],
-                "n": m["n"],
-                "by_distance": m["by_distance"],
-            }
-        )
+        row = {
+            "model": result.model,
+            "mase": m["mase"],
+            "smape": m["smape"],
+            "rmse": m["rmse"],
+            "n": m["n"],
+            "by_distance": m["by_distance"],
+        }
+        if "weight" in result.rows.columns:
+            on_event = pl.col(EVENT) > 0
+            for label, part in (("mase_events", on_event), ("mase_ordinary", ~on_event)):
+                row[label] = score(result.rows.filter(part).drop("weight"))["mase"]
+        rows.append(row)
 
     def key(row: dict[str, Any]) -> tuple[int, float]:
         value = row["mase"]
@@ -98,10 +108,13 @@ def rank(results: list[Backtest]) -> list[dict[str, Any]]:
 
 def _window_mase(rows: pl.DataFrame, name: str) -> pl.DataFrame:
     """Mean scaled absolute error of each (series, origin) window."""
+    scaled = (pl.col("y") - pl.col("yhat")).abs() / pl.col("mase_scale")
+    if "weight" in rows.columns:  # calendar events (tsengine.events.weigh_events)
+        scaled = scaled * pl.col("weight")  # averages 1 over the scored rows
     return (
         rows.filter(pl.col("y").is_not_null() & pl.col("yhat").is_finite())
         .group_by(SID, FP)
-        .agg(((pl.col("y") - pl.col("yhat")).abs() / pl.col("mase_scale")).mean().alias(name))
+        .agg(scaled.mean().alias(name))
     )
 
 

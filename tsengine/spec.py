@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from tsengine.events import EventCalendar
 from tsengine.timestep import TimeStep
 
 __all__ = ["SPEC_FORMAT_VERSION", "TimeSeriesSpec", "default_windows", "min_history_for"]
@@ -93,6 +94,8 @@ class TimeSeriesSpec:
         utc_offset: the UTC offset the training data was written in, if any.
         kia_fill: imputation values per KIA feature for the relaxed check.
         categorical: names of string features, encoded as categories.
+        calendar: dated events and holidays whose features models read as
+            known in advance (:mod:`tsengine.events`); derived, never posted.
     """
 
     datetime_column: str
@@ -110,6 +113,7 @@ class TimeSeriesSpec:
     utc_offset: str | None = None
     kia_fill: dict[str, Any] = field(default_factory=dict, hash=False)
     categorical: tuple[str, ...] = ()
+    calendar: EventCalendar | None = None
 
     @property
     def fdw(self) -> int:
@@ -146,6 +150,7 @@ class TimeSeriesSpec:
             "utc_offset": self.utc_offset,
             "kia_fill": self.kia_fill,
             "categorical": list(self.categorical),
+            **({"calendar": self.calendar.to_dict()} if self.calendar is not None else {}),
         }
 
     @classmethod
@@ -176,4 +181,5 @@ class TimeSeriesSpec:
             utc_offset=data.get("utc_offset"),
             kia_fill=dict(data.get("kia_fill", {})),
             categorical=tuple(data.get("categorical", ())),
+            calendar=EventCalendar.from_dict(data["calendar"]) if data.get("calendar") else None,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import re
@@ -25,6 +26,8 @@ from tsengine.backtest import (
 from tsengine.cluster_train import ClusterTraining
 from tsengine.deployment import Deployment, backtest_trace
 from tsengine.errors import ParameterError, TrainingDataError, TsEngineError
+from tsengine.events import EVENT_COLUMNS, EventCalendar, weigh_events, with_events
+from tsengine.events import model_spec as event_model_spec
 from tsengine.intervals import DEFAULT_PERCENTILE, IntervalTable, fit_intervals, random_walk_intervals
 from tsengine.io import to_polars
 from tsengine.models import MODELS, EnsembleModel, ForecastModel, PerSeriesModel
@@ -386,6 +389,8 @@ def train(
     seed: int = 0,
     progress: Progress | None = None,
     dask: Any = None,
+    calendar: Any = None,
+    holidays: str | None = None,
 ) -> Deployment:
     """Train a time series deployment.
 
@@ -419,6 +424,11 @@ def train(
             cluster (per-series models per partition of series, global ones on
             one worker; see :mod:`tsengine.cluster_train`); the result equals a
             single-process training's.
+        calendar: dated events (a CSV path or a frame: ``date, event name[,
+            series id]``), stored with the deployment; their features are known
+            in advance and derived, never posted (see :mod:`tsengine.events`).
+        holidays: ``COUNTRY`` or ``COUNTRY-SUBDIV`` (``US``, ``US-CA``, ``DE-BY``):
+            that country's public holidays as calendar events.
 
     Raises:
         TrainingDataError, ValidationError, ParameterError: naming the problem.
@@ -428,6 +438,11 @@ def train(
     kia, other, candidates = _check_arguments(
         target, datetime_column, series_id_column, known_in_advance, features, models, interval_percentile
     )
+    events = EventCalendar.build(calendar, holidays=holidays, series_id_column=series_id_column)
+    clash = [c for c in EVENT_COLUMNS if events is not None and c in (*kia, *other)]
+    if clash:
+        msg = f"features {clash} are named like the calendar's event features: rename them"
+        raise ParameterError(msg)
     say("validating data")
     data_ = _prepare(frame, target, datetime_column, series_id_column, kia, other)
     spec, window_note = _spec(
@@ -442,15 +457,19 @@ def train(
         allow_partial_history=allow_partial_history,
         series_type=_series_type(frame.get_column(series_id_column)) if series_id_column else "str",
     )
-    canon = data_.canon
+    spec = dataclasses.replace(spec, calendar=events)
+    canon = with_events(data_.canon, events, data_.step)
     # Models fit and backtest in model coordinates (FW [b+1, c+1] from the step before FP when
-    # nowcasting, see tsengine.nowcast); the backtest rows come back in the deployment's.
-    mspec = model_spec(spec)
+    # nowcasting, see tsengine.nowcast; calendar events among the KIA features); the backtest
+    # rows come back in the deployment's.
+    mspec = event_model_spec(model_spec(spec))
     n_origins = auto_origins(canon) if backtests is None else backtests
     origins = backtest_origins(canon, mspec, n_origins)
     cluster = ClusterTraining(dask, canon, mspec, origins, seed, say) if dask is not None else None
     fitted, results, skipped = _fit_candidates(canon, mspec, candidates, origins, seed, say, cluster)
     results = [Backtest(r.model, to_user_rows(r.rows, spec)) for r in results]
+    if events is not None:  # event periods count with their long-run share (tsengine.events)
+        results = weigh_events(results, canon)
     say("selecting the model, intervals")
     leaderboard = rank(results)
     choice = choose(results, leaderboard, ensemble=EnsembleModel.kind) if leaderboard else None

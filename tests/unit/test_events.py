@@ -1,0 +1,355 @@
+"""Event calendars (tsengine.events): parsing, features against a plain reference, weights, training."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tsengine
+from tsengine.backtest import Backtest
+from tsengine.errors import ParameterError
+from tsengine.events import (
+    DAYS_SINCE,
+    DAYS_TO,
+    EVENT,
+    EVENT_COLUMNS,
+    EVENT_NAME,
+    EventCalendar,
+    clip_days,
+    event_columns,
+    event_weights,
+    model_spec,
+    with_events,
+)
+from tsengine.models import MODELS
+from tsengine.options import PredictOptions
+from tsengine.select import choose, rank
+from tsengine.spec import TimeSeriesSpec
+from tsengine.timestep import TimeStep
+
+EPOCH = dt.date(1970, 1, 1)
+
+
+def _day(text: str) -> int:
+    return (dt.date.fromisoformat(text) - EPOCH).days
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def test_calendar_columns_found_by_name_in_any_order() -> None:
+    frame = pl.DataFrame(
+        {"store": ["a", None], "Event": ["Sale", "Fair"], "Date": ["2020-03-01", "2020-03-05"]}
+    )
+    cal = EventCalendar.build(frame, series_id_column="store")
+    assert cal is not None
+    assert sorted(zip(cal.days, cal.names, cal.series, strict=True), key=str) == sorted(
+        [(_day("2020-03-01"), "Sale", "a"), (_day("2020-03-05"), "Fair", None)], key=str
+    )
+
+
+def test_calendar_by_position_and_other_date_formats(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text("when,what\n12/25/2020,Christmas\n07/04/2021,Independence\n")
+    cal = EventCalendar.build(path)
+    assert cal is not None
+    assert set(cal.days) == {_day("2020-12-25"), _day("2021-07-04")}
+    assert set(cal.series) == {None}
+
+
+@pytest.mark.parametrize(
+    ("csv", "needle"),
+    [
+        ("date,event\n2020-01-01,A\nnot a date,B\n", "row 2"),
+        ("date,event\n2020-01-01,A\n2020-01-02,\n", "row 2"),
+        ("date,event\n,A\n", "row 1"),
+    ],
+)
+def test_bad_calendar_rows_are_named(tmp_path: Path, csv: str, needle: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(csv)
+    with pytest.raises(ParameterError, match=needle):
+        EventCalendar.build(path)
+
+
+def test_missing_calendar_file_is_a_parameter_error(tmp_path: Path) -> None:
+    with pytest.raises(ParameterError, match="could not be read"):
+        EventCalendar.build(tmp_path / "absent.csv")
+
+
+@pytest.mark.parametrize("spec", ["XX", "US-ZZ"])
+def test_unknown_country_or_subdivision(spec: str) -> None:
+    with pytest.raises(ParameterError, match="COUNTRY-SUBDIV"):
+        EventCalendar.build(holidays=spec)
+
+
+def test_no_calendar_is_none() -> None:
+    assert EventCalendar.build(None) is None
+
+
+def test_round_trip_through_the_spec() -> None:
+    frame = pl.DataFrame({"date": ["2020-01-03", "2020-01-05"], "event": ["A", "B"], "sid": [None, "s2"]})
+    cal = EventCalendar.build(frame, holidays="US-CA", series_id_column="sid")
+    spec = TimeSeriesSpec(
+        datetime_column="date",
+        target="y",
+        time_step=TimeStep(unit="day", count=1),
+        feature_derivation_window=(-14, 0),
+        forecast_window=(1, 7),
+        calendar=cal,
+    )
+    again = TimeSeriesSpec.from_dict(spec.to_dict())
+    assert again == spec
+    assert again.calendar == cal
+    models = model_spec(spec)
+    assert models.known_in_advance[-4:] == EVENT_COLUMNS
+    assert EVENT_NAME in models.categorical
+    assert model_spec(TimeSeriesSpec.from_dict({**spec.to_dict(), "calendar": None})).known_in_advance == ()
+
+
+def test_holidays_generated_for_the_requested_years() -> None:
+    cal = EventCalendar.build(holidays="US")
+    assert cal is not None
+    table = cal.table(_day("2030-01-01"), _day("2030-12-31"))
+    assert _day("2030-12-25") in table.get_column("day").to_list()
+    assert table.get_column("name").str.contains("Christmas").any()
+
+
+# ---------------------------------------------------------------- features vs a reference
+
+
+def _reference(
+    events: list[tuple[int, str, str | None]], step: TimeStep, sid: str, idx: int
+) -> tuple[float, str | None, float, float]:
+    """One row's features the slow, obvious way."""
+    from tsengine.grid_calendar import grid_timestamps
+
+    start = (grid_timestamps(step, np.array([idx]))[0].date() - EPOCH).days
+    end = max((grid_timestamps(step, np.array([idx + 1]))[0].date() - EPOCH).days, start + 1)
+    clip = clip_days(step)
+    mine = [(d, n, s) for d, n, s in events if s is None or s == sid]
+    inside = sorted((d, n, s is None) for d, n, s in mine if start <= d < end)
+    count = float(len(inside))
+    name = None
+    if inside:
+        own = [(d, n) for d, n, shared in inside if not shared]
+        pool = own or [(d, n) for d, n, _ in inside]
+        first_day = min(d for d, _ in pool)
+        name = "; ".join(sorted({n for d, n in pool if d == first_day}))
+    to = min([d - start for d, _, _ in mine if d >= start] + [clip])
+    since = min([start - d for d, _, _ in mine if d <= start] + [clip])
+    return count, name, float(to), float(since)
+
+
+STEPS = [
+    TimeStep(unit="day", count=1),
+    TimeStep(unit="hour", count=1),
+    TimeStep(unit="week", count=1),
+    TimeStep(unit="month", count=1),
+]
+BASE = {"day": _day("2021-01-01"), "hour": _day("2021-01-01") * 24, "week": _day("2021-01-01") // 7}
+BASE["month"] = 2021 * 12
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    step_at=st.integers(0, len(STEPS) - 1),
+    events=st.lists(
+        st.tuples(
+            st.integers(-40, 400), st.sampled_from(["A", "B", "C"]), st.sampled_from([None, None, "s1", "s2"])
+        ),
+        max_size=12,
+        unique=True,
+    ),
+    rows=st.lists(
+        st.tuples(st.sampled_from(["s1", "s2", "s3"]), st.integers(0, 60)), min_size=1, max_size=25
+    ),
+)
+def test_features_equal_the_reference(
+    step_at: int, events: list[tuple[int, str, str | None]], rows: list[tuple[str, int]]
+) -> None:
+    step = STEPS[step_at]
+    first = _day("2021-01-01")
+    shifted = [(first + d, n, s) for d, n, s in events]
+    cal = EventCalendar(
+        days=tuple(d for d, _, _ in shifted),
+        names=tuple(n for _, n, _ in shifted),
+        series=tuple(s for _, _, s in shifted),
+    )
+    idx = np.array([BASE[step.unit] + i for _, i in rows], dtype=np.int64)
+    sids = pl.Series([s for s, _ in rows])
+    got = pl.DataFrame(event_columns(cal, step, sids, idx))
+    for k, (sid, i) in enumerate(zip(sids.to_list(), idx.tolist(), strict=True)):
+        count, name, to, since = _reference(shifted, step, sid, i)
+        row = got.row(k, named=True)
+        assert row[EVENT] == count, (sid, i)
+        assert row[DAYS_TO] == to, (sid, i)
+        assert row[DAYS_SINCE] == since, (sid, i)
+        if count:
+            assert row[EVENT_NAME] is not None
+            assert set(row[EVENT_NAME].split("; ")) <= {"A", "B", "C"}
+        else:
+            assert row[EVENT_NAME] is None
+
+
+def test_series_events_prefer_their_own_name_and_do_not_leak() -> None:
+    cal = EventCalendar(
+        days=(_day("2021-01-05"), _day("2021-01-05")), names=("Fair", "Sale"), series=(None, "s2")
+    )
+    step = TimeStep(unit="day", count=1)
+    idx = np.array([_day("2021-01-05")] * 3)
+    got = pl.DataFrame(event_columns(cal, step, pl.Series(["s1", "s2", "s3"]), idx))
+    assert got.get_column(EVENT).to_list() == [1.0, 2.0, 1.0]
+    assert got.get_column(EVENT_NAME).to_list() == ["Fair", "Sale", "Fair"]
+
+
+# ---------------------------------------------------------------- selection weights
+
+
+def test_event_weights_give_the_share_and_keep_the_total() -> None:
+    rows = pl.DataFrame({EVENT: [1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]})
+    w = event_weights(rows, share=0.05).to_numpy()
+    assert math.isclose(w.sum(), rows.height)
+    assert math.isclose(w[[0, 3]].sum() / w.sum(), 0.05)
+    assert (event_weights(rows.with_columns(pl.lit(0.0).alias(EVENT)), 0.05).to_numpy() == 1).all()
+
+
+def _backtest(name: str, errors: np.ndarray, events: np.ndarray) -> Backtest:
+    n = errors.size
+    return Backtest(
+        name,
+        pl.DataFrame(
+            {
+                "__sid": [f"s{k % 10}" for k in range(n)],
+                "__fp": [k // 10 for k in range(n)],
+                "__d": [1] * n,
+                "__i": list(range(n)),
+                "y": [10.0] * n,
+                "yhat": (10.0 + errors).tolist(),
+                "scale": [1.0] * n,
+                "mase_scale": [1.0] * n,
+                EVENT: events.astype(float).tolist(),
+            }
+        ),
+    )
+
+
+def test_weighting_stops_a_few_event_days_deciding_the_ranking() -> None:
+    """Model ``steady`` is better on ordinary days, ``holiday`` on the over-represented event days."""
+    rng = np.random.default_rng(0)
+    n = 400
+    events = np.zeros(n, dtype=bool)
+    events[rng.choice(n, 80, replace=False)] = True  # 20 % of the backtest, 2 % of the year
+    steady = np.where(events, 3.0, 0.5) * rng.uniform(0.8, 1.2, n)
+    holiday = np.where(events, 0.5, 0.8) * rng.uniform(0.8, 1.2, n)
+    plain = [_backtest("steady", steady, events), _backtest("holiday", holiday, events)]
+    assert rank(plain)[0]["model"] == "holiday"
+    weighted = []
+    for b in plain:
+        scored = b.rows
+        weighted.append(Backtest(b.model, scored.with_columns(event_weights(scored, share=0.02))))
+    board = rank(weighted)
+    assert board[0]["model"] == "steady"
+    assert board[0]["mase_events"] > board[1]["mase_events"]
+    assert board[0]["mase_ordinary"] < board[1]["mase_ordinary"]
+    assert choose(weighted, board, ensemble="ensemble").model == "steady"
+
+
+# ---------------------------------------------------------------- training and prediction
+
+
+@pytest.fixture(scope="module")
+def elec() -> pl.DataFrame:
+    frame = pl.read_csv(Path(__file__).resolve().parents[2] / "fixtures" / "elecdaily.csv")
+    return frame.select("date", "demand").with_columns(pl.col("date").cast(pl.String))
+
+
+@pytest.fixture(scope="module")
+def holiday_deployment(elec: pl.DataFrame) -> tsengine.Deployment:
+    return tsengine.train(
+        elec,
+        target="demand",
+        datetime_column="date",
+        holidays="AU-VIC",
+        models=["lightgbm", "arima", "seasonal_naive"],
+    )
+
+
+def test_training_stores_the_calendar_and_reports_event_scores(
+    holiday_deployment: tsengine.Deployment,
+) -> None:
+    assert holiday_deployment.spec.calendar == EventCalendar(holidays="AU-VIC")
+    assert holiday_deployment.spec.known_in_advance == ()  # clients post nothing new
+    board = holiday_deployment.metadata["leaderboard"]
+    assert all("mase_events" in row and "mase_ordinary" in row for row in board)
+    assert holiday_deployment.info()["calendar"]["holidays"] == "AU-VIC"
+
+
+def test_registry_round_trip_predicts_the_same(
+    holiday_deployment: tsengine.Deployment, elec: pl.DataFrame, tmp_path: Path
+) -> None:
+    registry = tsengine.Registry(tmp_path)
+    registry.save(holiday_deployment)
+    loaded = registry.load(holiday_deployment.id)
+    history = elec.filter(pl.col("date") <= "2014-12-20")
+    a = holiday_deployment.predict(history)
+    b = loaded.predict(history)
+    assert a.equals(b)
+
+
+def test_forecast_rows_read_the_holidays(holiday_deployment: tsengine.Deployment, elec: pl.DataFrame) -> None:
+    """Generated forecast rows over Christmas get event features: the calendar changes the forecast there."""
+    history = elec.filter(pl.col("date") <= "2014-12-20")
+    with_cal = holiday_deployment.predict(history)
+    assert with_cal.get_column("timestamp").dt.date().is_in([dt.date(2014, 12, 25)]).any()
+    moved = EventCalendar(days=(_day("2014-12-22"),), names=("Moved",), series=(None,))
+    import dataclasses
+
+    other = dataclasses.replace(
+        holiday_deployment, spec=dataclasses.replace(holiday_deployment.spec, calendar=moved)
+    )
+    without = other.predict(history)
+    christmas = pl.col("timestamp").dt.date() == dt.date(2014, 12, 25)
+    assert with_cal.filter(christmas)["prediction"][0] != without.filter(christmas)["prediction"][0]
+
+
+@pytest.mark.parametrize("kind", ["lightgbm", "arima", "linear"])
+def test_event_regressors_are_explained_and_add_up(
+    kind: str, holiday_deployment: tsengine.Deployment, elec: pl.DataFrame
+) -> None:
+    """Every model that takes regressors reads the events, and its contributions sum to its prediction."""
+    options = PredictOptions(
+        start=dt.datetime(2014, 12, 1), end=dt.datetime(2014, 12, 31), max_explanations=3
+    )
+    window = holiday_deployment.window(elec, options)
+    spec = model_spec(holiday_deployment.spec)
+    step = spec.time_step
+    history = with_events(window.history, spec.calendar, step)
+    query = with_events(window.query, spec.calendar, step)
+    model = MODELS[kind].fit(history, spec)
+    found = model.explain(history, query, spec)
+    assert found is not None
+    np.testing.assert_allclose(found.prediction, model.predict(history, query, spec), rtol=1e-9, atol=1e-9)
+    total = found.base + np.nansum(found.strengths, axis=1)
+    np.testing.assert_allclose(total, found.prediction, rtol=1e-7, atol=1e-7)
+    assert {EVENT, DAYS_TO, DAYS_SINCE} <= set(found.names), found.names
+
+
+def test_feature_named_like_an_event_column_is_refused(elec: pl.DataFrame) -> None:
+    frame = elec.with_columns(pl.lit(0.0).alias(EVENT))
+    with pytest.raises(ParameterError, match="calendar"):
+        tsengine.train(
+            frame,
+            target="demand",
+            datetime_column="date",
+            known_in_advance=[EVENT],
+            holidays="AU",
+            models=["lightgbm"],
+        )
