@@ -4,9 +4,11 @@ A *query* row asks for the value of series ``s`` at grid index ``i = fp + d``,
 made as of forecast point ``fp``.  Its features come from two places:
 
 * the **origin** ``(s, fp)``: target lags and rolling statistics over the feature
-  derivation window ``(fp - a, fp]``, the last values of non-KIA features; all
-  read from an :class:`~tsengine.grid.OriginGrid`, a dense per-series layout, so
-  gaps are missing values, never shifts;
+  derivation window ``(fp - a, fp]``, the last value and window mean of each
+  non-KIA feature and, when the plan asks (:meth:`FeaturePlan.with_feature_lags`),
+  a numeric one's lags and window statistics too; all read from an
+  :class:`~tsengine.grid.OriginGrid`, a dense per-series layout, so gaps are
+  missing values, never shifts;
 * the **target time** ``i``: calendar parts, known-in-advance values, the
   distance ``d`` and the seasonal value ``y[i - m·season]`` with ``m`` the
   smallest number of seasons that lands inside the window.
@@ -30,7 +32,7 @@ re-exported here, where callers have always imported them from.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -98,6 +100,9 @@ RELATIVE_CLIP = 50.0
 # Consecutive target lags at most [ours]: two seasons of daily, weekly, monthly
 # and quarterly data fit well inside; sub-hourly cycles use the seasonal features.
 MAX_LAGS = 60
+# Lags of a numeric non-KIA feature in its richer block [ours]: a week of daily
+# data; the block's window statistics carry anything longer.
+DEFAULT_FEATURE_LAGS = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +121,11 @@ class FeaturePlan:
     # Numeric KIA values also relative to their window (see :func:`relative_to_window`);
     # False in plans stored before this feature existed, so their columns stay as fitted.
     kia_relative: bool = False
+    # Each numeric non-KIA feature's richer block (see :meth:`with_feature_lags`):
+    # lags 1..feature_lags and statistics over feature_windows.  Off by default and
+    # in plans stored before it existed; a model turns it on when its fit says so.
+    feature_lags: int = 0
+    feature_windows: tuple[int, ...] = ()
 
     @classmethod
     def for_spec(cls, spec: TimeSeriesSpec) -> FeaturePlan:
@@ -150,6 +160,36 @@ class FeaturePlan:
         return tuple(k for k in self.known_in_advance if k not in self.categorical)
 
     @property
+    def numeric_features(self) -> tuple[str, ...]:
+        """Non-KIA features that are numbers: the ones a richer block can describe."""
+        return tuple(f for f in self.features if f not in self.categorical)
+
+    def with_feature_lags(self, lags: int) -> FeaturePlan:
+        """This plan with (``lags > 0``) or without (``0``) the numeric non-KIA features' richer block.
+
+        The block adds, per numeric non-KIA feature ``f``, ``f (lag j)`` for
+        ``j = 1..lags`` (the value ``j`` steps before the forecast point; ``f
+        (last)`` is the latest) and, for each of the target's windows ``w``,
+        ``f (mean w)`` (not for the whole FDW: that is ``f (mean)``) and ``f (std
+        w)``: the feature's recent path, not only where it stands.  Lags stop
+        inside the FDW.  A plan without numeric non-KIA features never has one.
+        """
+        lags = min(lags, self.fdw - 1) if self.numeric_features else 0
+        windows = self.windows if lags > 0 else ()
+        return replace(self, feature_lags=max(lags, 0), feature_windows=windows)
+
+    def _feature_block(self, f: str) -> list[str]:
+        """Names of feature ``f``'s columns, in column order."""
+        if f in self.categorical:
+            return [f"{f} (last)"]
+        out = [f"{f} (last)", f"{f} (mean)"]
+        out += [f"{f} (lag {j})" for j in range(1, self.feature_lags + 1)]
+        for w in self.feature_windows:
+            out += [f"{f} (mean {w})"] if w != self.fdw else []
+            out.append(f"{f} (std {w})")
+        return out
+
+    @property
     def names(self) -> list[str]:
         """Model input names, in column order; readable for explanations."""
         out = ["forecast distance"]
@@ -161,7 +201,7 @@ class FeaturePlan:
         out += list(self.known_in_advance)
         out += [f"{k} (vs window)" for k in self.numeric_known_in_advance]
         for f in self.features:
-            out += [f"{f} (last)"] if f in self.categorical else [f"{f} (last)", f"{f} (mean)"]
+            out += self._feature_block(f)
         if self.with_series:
             out.append("series id")
         return out
@@ -188,6 +228,8 @@ class FeaturePlan:
             "categorical": list(self.categorical),
             "with_series": self.with_series,
             "kia_relative": self.kia_relative,
+            "feature_lags": self.feature_lags,
+            "feature_windows": list(self.feature_windows),
         }
 
     @classmethod
@@ -204,6 +246,8 @@ class FeaturePlan:
             categorical=tuple(data["categorical"]),
             with_series=bool(data["with_series"]),
             kia_relative=bool(data.get("kia_relative", False)),
+            feature_lags=int(data.get("feature_lags", 0)),
+            feature_windows=tuple(int(w) for w in data.get("feature_windows", ())),
         )
 
 
@@ -374,6 +418,12 @@ def build_design(
         else:
             put(grid.last(f))
             put(grid.mean(f))
+            for j in range(1, plan.feature_lags + 1):
+                put(grid.lag(j, f))
+            for w in plan.feature_windows:
+                if w != plan.fdw:
+                    put(grid.mean(f, width=w))
+                put(grid.std(f, width=w))
     if plan.with_series:
         put(maps.codes(SID, query.get_column(SID)))
     assert filled == x.shape[1], (filled, x.shape)

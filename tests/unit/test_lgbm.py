@@ -183,20 +183,20 @@ def test_the_level_model_keeps_the_transform_with_the_lower_validation_error(
     small_flights: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Scale and log are both early-stopped on the last window; the lower MAE wins, and backtests reuse it."""
-    import tsengine.models.lgbm as lgbm
+    import tsengine.models.lgbm_fold as fold
 
     dep = _train(small_flights, "lightgbm")
     errors = dep.model.describe()["validation_mae"]
     assert dep.model.transform == min(errors, key=errors.__getitem__)
     assert errors["scale"] != errors["log"]
     # Tilt the comparison: the same data, the log's error made worse, so scale must win.
-    real = lgbm._untransform
+    real = fold.untransform
 
     def worse_log(transform: str, raw: np.ndarray, last: np.ndarray, scale: np.ndarray) -> np.ndarray:
         out = real(transform, raw, last, scale)
         return out * 3 if transform == "log" else out
 
-    monkeypatch.setattr(lgbm, "_untransform", worse_log)
+    monkeypatch.setattr(fold, "untransform", worse_log)
     assert _train(small_flights, "lightgbm").model.transform == "scale"
 
 

@@ -17,6 +17,7 @@ import tsengine
 from tsengine.monitoring.drift import (
     DRIFT_THRESHOLDS,
     PSI_EPSILON,
+    _time_series_feature,
     baselines,
     drift_status,
     feature_baseline,
@@ -364,3 +365,18 @@ def test_time_series_keep_their_backtest_predictions_as_the_target_drift_baselin
     baseline = train_flights().metadata["drift_baseline"]
     assert baseline["predictions"]["type"] == "numeric"
     assert baseline["predictions"]["count"] > 0
+
+
+@pytest.mark.parametrize(
+    ("model_input", "column"),
+    [
+        ("temperature", "temperature"),
+        ("temperature (lag 3)", "temperature"),
+        ("temperature (std 14)", "temperature"),
+        ("price (usd) (last)", "price (usd)"),
+        ("price (vs window)", "price"),
+        ("delayed (lag 1)", None),
+    ],
+)
+def test_time_series_inputs_map_to_their_posted_column(model_input: str, column: str | None) -> None:
+    assert _time_series_feature(model_input, ["temperature", "price", "price (usd)"]) == column

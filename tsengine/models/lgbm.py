@@ -13,7 +13,9 @@ the logarithm ``log(1 + y / scale)``, which turns multiplicative effects
 damps the pull of spikes on a squared loss.  The level model (``lightgbm``)
 tries the scaled level and its log on its validation fold, the last forecast
 window, and keeps the better; the change (``lightgbm_diff``) competes as its
-own candidate in the training backtest.
+own candidate in the training backtest.  On the same fold every LightGBM kind
+also decides whether numeric non-KIA features get their lags and window
+statistics or only their last value and mean (:mod:`tsengine.models.lgbm_fold`).
 
 The series id is a categorical feature, so the trees learn what sets each
 series apart; a series unseen at training has no value there, and LightGBM
@@ -40,10 +42,10 @@ import numpy as np
 import orjson
 import polars as pl
 
-from tsengine.boosting import early_stopping_probe
 from tsengine.contributions import Contributions
 from tsengine.errors import TrainingDataError
 from tsengine.features import (
+    DEFAULT_FEATURE_LAGS,
     CategoryMaps,
     Design,
     FeaturePlan,
@@ -52,17 +54,20 @@ from tsengine.features import (
 )
 from tsengine.models.base import ForecastModel
 from tsengine.models.lgbm_explain import design_values, feature_names
+from tsengine.models.lgbm_fold import (
+    choose_fit,
+    feature_plans,
+    input_names,
+    narrowed,
+    transformed_target,
+    untransform,
+)
 from tsengine.spec import TimeSeriesSpec
 from tsengine.training_query import too_short, training_query
 from tsengine.validate import IDX, SID, TIME, Y
 
 __all__ = ["LightGBMDiffModel", "LightGBMLogModel", "LightGBMModel", "log_shares"]
 
-MAX_ROUNDS = 600
-EARLY_STOPPING = 30
-# Below this many validation rows early stopping is noise; use a fixed budget.
-MIN_VALID_ROWS = 50
-FIXED_ROUNDS = 300
 # Below this many query rows a single thread answers faster than a pool wakes up.
 SINGLE_THREAD_ROWS = 20_000
 # A request's feature matrix is built and scored this many rows at a time
@@ -113,15 +118,6 @@ def _params(n_rows: int, seed: int) -> dict[str, Any]:
 DEFAULT_TRANSFORM = "scale"
 
 
-def _untransform(transform: str, raw: np.ndarray, last: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Model output back to target units."""
-    if transform == "diff":
-        return np.asarray(last + raw * scale)
-    if transform == "log":
-        return np.asarray(np.expm1(raw) * scale)
-    return np.asarray(raw * scale)
-
-
 def _first_negative(history: pl.DataFrame) -> dict[str, Any] | None:
     """The earliest row with a target below 0, where the log transform is undefined."""
     negative = history.filter(pl.col(Y) < 0)
@@ -149,6 +145,10 @@ class LightGBMModel(ForecastModel):
     # Transforms this candidate chooses between on its validation fold (the
     # last forecast window): the level model tries the scaled level and its log.
     transforms: tuple[str, ...] = ("scale", "log")
+    # Feature blocks tried on the same fold (FeaturePlan.with_feature_lags): the
+    # plain one and lags up to DEFAULT_FEATURE_LAGS; one plan when the data has
+    # no numeric non-KIA feature.
+    feature_lag_choices: tuple[int, ...] = (0, DEFAULT_FEATURE_LAGS)
 
     def __init__(
         self,
@@ -174,15 +174,10 @@ class LightGBMModel(ForecastModel):
 
     @staticmethod
     def _target(design: Design, transform: str) -> np.ndarray:
-        assert design.y is not None
-        if transform == "diff":
-            return np.asarray((design.y - design.last) / design.scale)
-        if transform == "log":  # fit checked y >= 0; missing targets stay NaN
-            return np.asarray(np.log1p(design.y / design.scale))
-        return np.asarray(design.y / design.scale)
+        return transformed_target(design, transform)
 
     def _untransform(self, raw: np.ndarray, design: Design) -> np.ndarray:
-        return _untransform(self.transform, raw, design.last, design.scale)
+        return untransform(self.transform, raw, design.last, design.scale)
 
     @classmethod
     def fit(
@@ -194,6 +189,7 @@ class LightGBMModel(ForecastModel):
         transform: str | None = None,
         rounds: int | None = None,
         unseen: bool = True,
+        feature_lags: int | None = None,
     ) -> Self:
         """Fit with early stopping on the last forecast window, then refit on all.
 
@@ -209,6 +205,15 @@ class LightGBMModel(ForecastModel):
         With ``unseen`` and a series id, the same fit without the series id is
         kept for series unseen at training.
 
+        With numeric non-KIA features, the plain feature block (their last
+        value and window mean) and the richer one (also their lags and window
+        statistics, :meth:`FeaturePlan.with_feature_lags`) compete on the same
+        validation fold, each with every transform
+        (:func:`~tsengine.models.lgbm_fold.choose_fit`);
+        ``feature_lags`` (backtest refits pass the final model's) fixes the
+        block instead, as does ``rounds`` alone (the plain block, as models
+        stored before the choice were refitted).
+
         Raises:
             TrainingDataError: no (origin, distance) pair with enough history,
                 or a negative target for a model that only has the log.
@@ -222,26 +227,30 @@ class LightGBMModel(ForecastModel):
                 )
                 raise TrainingDataError(msg)
             options = tuple(t for t in options if t != "log")
-        plan = FeaturePlan.for_spec(spec)
+        base = FeaturePlan.for_spec(spec)
+        fixed = feature_lags if feature_lags is not None else (0 if rounds is not None else None)
+        plans = feature_plans(base, cls.feature_lag_choices if fixed is None else (fixed,))
+        richest = plans[-1]
         cat_cols = [
             SID,
-            *[c for c in (*plan.known_in_advance, *plan.features) if c in plan.categorical],
+            *[c for c in (*base.known_in_advance, *base.features) if c in base.categorical],
         ]
         maps = CategoryMaps.learn(history, cat_cols)
         pairs = training_query(history, spec)
         if pairs.height == 0:
             raise too_short(spec)
-        design = build_design(history, pairs, plan, spec.time_step, maps, with_target=True)
-        names = [n.replace(" ", "_") for n in plan.names]
-        cats = [names[plan.names.index(c)] for c in plan.categorical_names]
+        rich = build_design(history, pairs, richest, spec.time_step, maps, with_target=True)
         target_idx = pairs.get_column(IDX).to_numpy()
         valid = target_idx > target_idx.max() - len(spec.distances)
-        params = _params(int(np.isfinite(cls._target(design, DEFAULT_TRANSFORM)).sum()), seed)
-        chosen = options[0]
+        params = _params(int(np.isfinite(transformed_target(rich, DEFAULT_TRANSFORM)).sum()), seed)
+        plan, chosen = plans[0], options[0]
         validation: dict[str, float] = {}
         if rounds is None:
-            chosen, rounds, validation = cls._probe(design, valid, names, cats, params, options)
-        y = cls._target(design, chosen)
+            plan, chosen, rounds, validation = choose_fit(rich, richest, plans, valid, params, options)
+        design = narrowed(rich, richest, plan)
+        del rich  # the richer block's matrix, when the plain one won
+        names, cats = input_names(plan)
+        y = transformed_target(design, chosen)
         keep = np.isfinite(y)
         full = lgb.Dataset(
             design.x[keep], y[keep], feature_name=names, categorical_feature=cats, free_raw_data=False
@@ -257,57 +266,18 @@ class LightGBMModel(ForecastModel):
             booster, plan, maps, transform=chosen, rounds=rounds, validation=validation, unseen=generic
         )
 
-    @classmethod
-    def _probe(
-        cls,
-        design: Design,
-        valid: np.ndarray,
-        names: list[str],
-        cats: list[str],
-        params: dict[str, Any],
-        options: tuple[str, ...],
-    ) -> tuple[str, int, dict[str, float]]:
-        """The transform and boosting rounds by early stopping on the time-ordered validation fold.
-
-        Returns the winning transform, its rounds and each transform's
-        validation MAE (empty when the fold is too small to probe: then the
-        first transform with a fixed budget).
-        """
-        assert design.y is not None
-        targets = {t: cls._target(design, t) for t in options}
-        usable = np.logical_and.reduce([np.isfinite(y) for y in targets.values()])
-        train_rows, valid_rows = usable & ~valid, usable & valid
-        if valid_rows.sum() < MIN_VALID_ROWS or train_rows.sum() < MIN_VALID_ROWS:
-            return options[0], FIXED_ROUNDS, {}
-        usable_rows = train_rows | valid_rows
-        held = valid_rows[usable_rows]
-        truth, last, scale = design.y[valid_rows], design.last[valid_rows], design.scale[valid_rows]
-        results: dict[str, tuple[float, int]] = {}
-        for t, y in targets.items():
-            probe = early_stopping_probe(
-                design.x[usable_rows],
-                y[usable_rows],
-                held,
-                params=params,
-                names=names,
-                categorical=cats,
-                max_rounds=MAX_ROUNDS,
-                patience=EARLY_STOPPING,
-            )
-            best = int(probe.best_iteration or FIXED_ROUNDS)
-            raw = np.asarray(probe.predict(design.x[valid_rows], num_iteration=best, num_threads=1))
-            mae = float(np.mean(np.abs(_untransform(t, raw, last, scale) - truth)))
-            results[t] = (mae, max(20, best))
-        chosen = min(results, key=lambda t: results[t][0])
-        return chosen, results[chosen][1], {t: mae for t, (mae, _) in results.items()}
-
     def refit_kwargs(self) -> dict[str, Any]:
-        """Backtests refit with the same transform and boosting rounds, without the unseen-series model.
+        """Backtests refit with the same transform, rounds and feature block, without the unseen-series model.
 
         A backtest only queries series with history before its origin, which
         its refit trained on.
         """
-        return {"transform": self.transform, "rounds": self.rounds, "unseen": False}
+        return {
+            "transform": self.transform,
+            "rounds": self.rounds,
+            "unseen": False,
+            "feature_lags": self.plan.feature_lags,
+        }
 
     def design(
         self,

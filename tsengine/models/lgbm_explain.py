@@ -2,9 +2,10 @@
 
 The model's columns (:attr:`~tsengine.features.FeaturePlan.names`) are named
 after the deployment's columns (``target (lag 7)`` becomes ``sales (lag 7)``,
-``calendar weekday`` becomes ``date (weekday)``), and their values are shown
-unscaled (target features) or decoded (categories), so an explanation reads
-like the data that was posted.
+``calendar weekday`` becomes ``date (weekday)``; a non-KIA feature's columns
+already carry its name: ``temperature (lag 3)``, ``temperature (std 7)``), and
+their values are shown unscaled (target features) or decoded (categories), so
+an explanation reads like the data that was posted.
 """
 
 from __future__ import annotations

@@ -312,11 +312,16 @@ def _column_gains(features: Sequence[str | None], gains: Sequence[float]) -> dic
 
 
 def _time_series_feature(model_input: str, columns: Sequence[str]) -> str | None:
-    """The posted column behind a time series model input (``price (mean)`` → ``price``)."""
-    for c in columns:
-        if model_input == c or model_input in (f"{c} (vs window)", f"{c} (last)", f"{c} (mean)"):
-            return c
-    return None
+    """The posted column behind a time series model input (``price (mean)``, ``price (lag 3)`` → ``price``).
+
+    The longest matching column wins, so ``price (usd)`` is not read as ``price``.
+    """
+    matches = [
+        c
+        for c in columns
+        if model_input == c or (model_input.startswith(f"{c} (") and model_input.endswith(")"))
+    ]
+    return max(matches, key=len) if matches else None
 
 
 def model_importance(deployment: Deployment | TabularDeployment) -> dict[str, float] | None:
@@ -326,8 +331,8 @@ def model_importance(deployment: Deployment | TabularDeployment) -> dict[str, fl
     :meth:`FeatureSchema.input_columns`, so a date column's calendar parts add
     up to the date column.  A time series LightGBM model's inputs follow
     :attr:`FeaturePlan.names`: a known-in-advance value and its window-relative
-    column add up to the feature, as do the last value and window mean of
-    another feature; target lags, calendar parts and the series id are no
+    column add up to the feature, as do the last value, window mean, lags and
+    window statistics of another feature; target lags, calendar parts and the series id are no
     posted feature and are left out.  Other models (statistical, ensembles)
     have no importance: None.
 
