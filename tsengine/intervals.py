@@ -4,10 +4,10 @@ Residuals of the selected model at the backtest origins, divided by each
 origin's window scale, give per-distance empirical quantiles; a prediction's
 interval is ``prediction + quantile · scale · factor``.  Split-conformal in
 spirit: the residuals come from forecasts the model made without seeing their
-targets.  Half-widths never shrink as the distance grows (a cumulative
-maximum): a forecast further out is not more certain, and small samples should
-not say so.  A running median first removes lone blips that the maximum would
-otherwise carry to every later distance (see :func:`_running_median`).
+targets.  Half-widths never shrink as the distance grows (an isotonic fit, see
+:func:`_monotone`): a forecast further out is not more certain, and small
+samples should not say so.  A running median first removes lone blips (see
+:func:`_running_median`).
 
 Residuals of one backtest origin share its shocks (a recession, a storm move
 every series at once), so a backtest of n origins has seen only about n draws
@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 from scipy import stats
+from scipy.optimize import isotonic_regression
 
 from tsengine.features import FP, D
 from tsengine.validate import SID
@@ -317,22 +318,40 @@ def _pooled_quantiles(
         widen = _few_shocks_factor(origin[near], r, shocks, q_hi) if origin is not None else 1.0
         lows.append(float(np.quantile(r, lo)) * widen)
         highs.append(float(np.quantile(r, hi)) * widen)
-    low = np.minimum.accumulate(np.minimum(_running_median(lows), 0.0))
-    high = np.maximum.accumulate(np.maximum(_running_median(highs), 0.0))
+    low = np.minimum(_monotone(_running_median(lows), increasing=False), 0.0)
+    high = np.maximum(_monotone(_running_median(highs), increasing=True), 0.0)
     return low, high
+
+
+def _monotone(values: np.ndarray, *, increasing: bool) -> np.ndarray:
+    """The closest monotone sequence (isotonic regression): half-widths that never shrink with distance.
+
+    A running maximum would also never shrink, but it turns every upward
+    error of a per-distance quantile into a floor for all later distances, so
+    long horizons of noisy quantiles end up too wide (the maximum of 28 noisy
+    estimates is biased upwards).  Isotonic regression pools violating
+    neighbours into their mean instead.  Measured on the accuracy benchmark's
+    panels, each of the last three forecast windows held out (trained on the
+    data before it), mean coverage of the 50 / 80 / 95 % intervals went, with
+    the running maximum -> with this: flights_daily 74.1 / 89.3 / 96.0 ->
+    55.0 / 77.1 / 92.1; tourism_quarterly 58.9 / 84.4 / 96.9 -> 58.3 / 82.3 /
+    96.9; visnights_quarterly 53.5 / 82.3 / 97.1 -> 44.8 / 73.3 / 96.0;
+    us_employment_monthly 51.7 / 81.2 / 96.7 -> 51.6 / 81.1 / 96.7.  In
+    simulated backtests of identically distributed residuals (28 distances)
+    the running maximum covered 87 % of fresh windows at a nominal 80 %, this
+    fit 81 % (``tests/unit/test_intervals.py``).
+    """
+    return np.asarray(isotonic_regression(values, increasing=increasing).x, dtype=np.float64)
 
 
 def _running_median(values: Sequence[float]) -> np.ndarray:
     """Tukey's running median of three, end points kept: a lone spike goes, a step stays.
 
     Each distance's quantile comes from its own few dozen residuals, and the
-    running maximum that keeps half-widths from shrinking turns every upward
-    blip into a floor for all later distances: simulated backtests of 12
-    series at 5 origins, with 28 distances of identically distributed
-    residuals, covered 90 % of fresh windows at a nominal 80 %, and 87 % with
-    this median first (``tests/unit/test_intervals.py``).  A median of
-    neighbours removes isolated blips before the maximum and keeps a rise that
-    lasts two distances or more.
+    monotone fit that keeps half-widths from shrinking (:func:`_monotone`)
+    would spread an upward blip over the distances after it.  A median of
+    neighbours removes isolated blips first and keeps a rise that lasts two
+    distances or more.
     """
     x = np.asarray(values, dtype=np.float64)
     if x.size < 3:

@@ -18,6 +18,7 @@ from tsengine.intervals import (
     _common_shocks,
     _conformal_levels,
     _few_shocks_factor,
+    _monotone,
     _running_median,
     fit_intervals,
     random_walk_intervals,
@@ -401,13 +402,23 @@ def test_running_median_drops_a_lone_blip_and_keeps_a_lasting_rise() -> None:
     assert _running_median([2.0, 1.0]).tolist() == [2.0, 1.0]
 
 
-def test_long_horizons_of_identical_residuals_are_not_over_covered_by_the_running_maximum(
+def test_long_horizons_of_identical_residuals_are_not_over_covered_by_the_monotone_fit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # 28 daily distances, 60 residuals each: the maximum of 28 noisy quantiles overstates them.
+    # 28 daily distances, 60 residuals each: a running maximum of 28 noisy quantiles overstates them
+    # (measured 87 % at a nominal 80 %); the isotonic fit pools them instead (81 %).
     panel = {"origins": 5, "series": 12, "horizon": 28, "common": 0.0, "persistent": False}
-    smoothed = new_window_coverage(30, **panel)
-    monkeypatch.setattr("tsengine.intervals._running_median", lambda v: np.asarray(v, dtype=np.float64))
-    raw = new_window_coverage(30, **panel)
-    assert raw - smoothed >= 0.015
-    assert 0.78 <= smoothed <= 0.89
+    isotonic = new_window_coverage(30, **panel)
+    assert 0.77 <= isotonic <= 0.84
+    monkeypatch.setattr(
+        "tsengine.intervals._monotone",
+        lambda v, increasing: np.maximum.accumulate(v) if increasing else np.minimum.accumulate(v),
+    )
+    running_max = new_window_coverage(30, **panel)
+    assert running_max - isotonic >= 0.03
+
+
+def test_monotone_fit_pools_violators_and_keeps_monotone_input() -> None:
+    assert _monotone(np.array([1.0, 3.0, 2.0, 4.0]), increasing=True).tolist() == [1.0, 2.5, 2.5, 4.0]
+    assert _monotone(np.array([-1.0, -3.0, -2.0]), increasing=False).tolist() == [-1.0, -2.5, -2.5]
+    assert _monotone(np.array([1.0, 2.0, 3.0]), increasing=True).tolist() == [1.0, 2.0, 3.0]
