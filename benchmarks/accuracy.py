@@ -7,8 +7,8 @@ For each real data set in ``fixtures/`` the last forecast window of every
 series is held out; every method trains on the rest in this same run and
 forecasts the held-out window from the same forecast point.  Scores: MASE
 (scaled by the in-sample seasonal-naive MAE of each series, mean over series),
-sMAPE (mean over rows), empirical coverage of the 80 % interval, fit and
-predict wall time.  Every method is scored by ``tsengine.backtest.score`` on
+sMAPE (mean over rows), empirical coverage of the 50 %, 80 % and 95 % intervals,
+fit and predict wall time.  Every method is scored by ``tsengine.backtest.score`` on
 ``tsengine.backtest.naive_scales``, the functions behind tsengine's own
 backtest leaderboard, so the table and ``tsengine info`` measure alike.  The table is printed and written to
 ``benchmarks/results/accuracy.md`` with the machine, date and package versions.
@@ -23,13 +23,22 @@ Peers are configured as their documentation suggests: statsforecast's AutoETS,
 AutoARIMA, AutoTheta and SeasonalNaive with the data's season length;
 mlforecast's LightGBM on lags 1..season (and 2·season), with the
 known-in-advance features as exogenous columns and conformal intervals over
-three windows.
+three windows.  Where tsengine gets a holiday calendar (``holidays=``), mlforecast
+gets the same days from the same ``holidays`` package as a 0/1 exogenous column;
+where tsengine gets features used as of the forecast point only, mlforecast gets
+them lagged by the horizon (the newest value every row of the window may know).
+statsforecast's models take no exogenous columns.
+
+tsengine trains once per window, at 80 %; its 50 % and 95 % intervals are the
+tables training would have built at those levels (see :func:`fit_tsengine_levels`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
+import importlib
 import os
 import platform
 import sys
@@ -38,6 +47,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -50,7 +60,19 @@ from tsengine.backtest import score as backtest_score
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures"
 RESULTS = ROOT / "benchmarks" / "results" / "accuracy.md"
-LEVEL = 80
+LEVEL = 80  # the interval tsengine trains with; the others are derived from the same training
+LEVELS = (50, 80, 95)
+# Issue 20's goals for the empirical coverage of each interval, in %: 80 % within 75-85,
+# 50 % and 95 % within 7 points of nominal.
+COVERAGE_GOALS = {50: (43.0, 57.0), 80: (75.0, 85.0), 95: (88.0, 100.0)}
+# pandas frequency -> (unit for the header, timestamp format posted to tsengine; dates without one)
+STEPS = {
+    "h": ("hours", "%Y-%m-%d %H:%M"),
+    "D": ("days", "%Y-%m-%d"),
+    "MS": ("months", "%Y-%m-%d"),
+    "QS": ("quarters", "%Y-%m-%d"),
+    "YS": ("years", "%Y-%m-%d"),
+}
 
 
 @dataclass(frozen=True)
@@ -59,11 +81,15 @@ class DataSet:
     file: str
     target: str
     time_col: str
-    id_col: str
+    id_col: str | None  # None: the file is one series
     freq: str
     season: int
     horizon: int
     kia: tuple[str, ...] = ()
+    # tsengine's other features, used as of the forecast point only (never posted for the window)
+    features: tuple[str, ...] = ()
+    holidays: str | None = None  # tsengine's ``holidays=`` (``COUNTRY[-SUBDIV]``)
+    lags: tuple[int, ...] = ()  # mlforecast's lags; default 1..season and 2·season
     note: str = ""  # what a reader must know about the held-out window, printed under its table
 
 
@@ -104,18 +130,61 @@ DATASETS = (
     DataSet(
         "visnights_quarterly", "visnights_quarterly.csv", "nights", "quarter_start", "region", "QS", 4, 8
     ),
+    DataSet(
+        "flights_hourly",
+        "flights_hourly.csv",
+        "delayed",
+        "time",
+        "origin",
+        "h",
+        24,
+        24,
+        ("scheduled", "holiday"),
+        lags=(*range(1, 25), 48, 168),
+        note=(
+            "Local scheduled-departure hours on a complete grid: an hour without a scheduled departure"
+            " (00:00 to 04:59 always) is a row with 0 scheduled and 0 delayed. sMAPE scores any forecast"
+            " above 0 for an actual 0 as 200 %, so on this panel it mostly measures how exactly a method"
+            " forecasts 0 for the empty and nearly empty hours; MASE is the measure to read"
+        ),
+    ),
+    DataSet(
+        "elecdaily",
+        "elecdaily.csv",
+        "demand",
+        "date",
+        None,
+        "D",
+        7,
+        28,
+        features=("temperature",),
+        holidays="AU-VIC",
+        note=(
+            'tsengine gets the Victorian public holidays as a calendar (`holidays="AU-VIC"`) and the'
+            " day's maximum temperature as a feature used as of the forecast point only; the file's"
+            " `workday` column is left out, so the calendar alone tells holidays from working days."
+            " mlforecast gets the same holidays as a 0/1 exogenous column (from `holidays.country_holidays"
+            '("AU", subdiv="VIC")`, future values given) and the temperature lagged by the horizon;'
+            " statsforecast's models take neither. The last window (2014-12-04 to 12-31) holds Christmas"
+            " and Boxing Day"
+        ),
+    ),
 )
 
 
 def load(ds: DataSet, k: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Long frame in Nixtla's columns (unique_id, ds, y, KIA), split into train and test.
+    """Long frame in Nixtla's columns (unique_id, ds, y, KIA, features), split into train and test.
 
     ``k`` = 1 holds out the last horizon of each series; ``k`` = 2 the one
-    before it (and drops the last), and so on.
+    before it (and drops the last), and so on.  A file of one series gets the
+    data set's name as its ``unique_id``.
     """
     df = pd.read_csv(FIXTURES / ds.file, parse_dates=[ds.time_col])
-    df = df.rename(columns={ds.id_col: "unique_id", ds.time_col: "ds", ds.target: "y"})
-    df = df[["unique_id", "ds", "y", *ds.kia]].sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    if ds.id_col is None:
+        df["unique_id"] = ds.name
+    df = df.rename(columns={ds.id_col or "unique_id": "unique_id", ds.time_col: "ds", ds.target: "y"})
+    df = df[["unique_id", "ds", "y", *ds.kia, *ds.features]]
+    df = df.sort_values(["unique_id", "ds"]).reset_index(drop=True)
     rank = df.groupby("unique_id").cumcount(ascending=False)
     train = df[rank >= k * ds.horizon]
     test = df[(rank < k * ds.horizon) & (rank >= (k - 1) * ds.horizon)]
@@ -129,12 +198,14 @@ def mase_scale(train: pd.DataFrame, season: int) -> pl.DataFrame:
 
 
 def score(test: pd.DataFrame, pred: pd.DataFrame, scales: pl.DataFrame) -> dict[str, float]:
-    """MASE, sMAPE and interval coverage of ``pred`` (unique_id, ds, yhat[, lo, hi]).
+    """MASE, sMAPE and interval coverage of ``pred`` (unique_id, ds, yhat[, lo-P, hi-P for P in LEVELS]).
 
     Scored by :func:`tsengine.backtest.score`, the function behind tsengine's
     leaderboard, so every method here is measured exactly as training measures
     its candidates.  A held-out row without a forecast is an error, not a row
-    left out of the mean.
+    left out of the mean.  Keys ``mase``, ``smape``, ``coverage P`` for each
+    level (NaN without that interval) and ``coverage``, the 80 % one (what
+    ``collection.py`` reads).
     """
     m = test.merge(pred, on=["unique_id", "ds"], how="left")
     missing = m[m["yhat"].isna()]
@@ -143,18 +214,24 @@ def score(test: pd.DataFrame, pred: pd.DataFrame, scales: pl.DataFrame) -> dict[
         raise RuntimeError(
             f"{len(missing)} held-out rows have no forecast, e.g. series {first['unique_id']!r} at {first['ds']}"
         )
-    interval = ["lo", "hi"] if "lo" in m and m["lo"].notna().any() else []
+    bounds = [c for level in LEVELS for c in (f"lo-{level}", f"hi-{level}") if c in m and m[c].notna().any()]
     rows = (
-        pl.from_pandas(
-            m[["unique_id", "ds", "y", "yhat", *interval]].rename(columns={"lo": "low", "hi": "high"})
-        )
+        pl.from_pandas(m[["unique_id", "ds", "y", "yhat", *bounds]])
         .with_columns(pl.col("unique_id").cast(pl.String))
         .sort("unique_id", "ds")
         .with_columns(pl.int_range(1, pl.len() + 1).over("unique_id").alias("distance"))
         .join(scales.with_columns(pl.col("unique_id").cast(pl.String)), on="unique_id", how="left")
     )
-    s = backtest_score(rows, series="unique_id", distance="distance")
-    return {"mase": s["mase"], "smape": s["smape"], "coverage": s.get("coverage", float("nan"))}
+    s = backtest_score(rows.drop(bounds), series="unique_id", distance="distance")
+    out = {"mase": s["mase"], "smape": s["smape"]}
+    for level in LEVELS:
+        lo, hi = f"lo-{level}", f"hi-{level}"
+        if lo not in bounds:
+            out[f"coverage {level}"] = float("nan")
+            continue
+        ranged = backtest_score(rows.rename({lo: "low", hi: "high"}), series="unique_id", distance="distance")
+        out[f"coverage {level}"] = ranged["coverage"]
+    return {**out, "coverage": out[f"coverage {LEVEL}"]}
 
 
 def fit_tsengine(ds: DataSet, train: pd.DataFrame, **options: Any) -> Any:
@@ -162,14 +239,55 @@ def fit_tsengine(ds: DataSet, train: pd.DataFrame, **options: Any) -> Any:
     import tsengine
 
     return tsengine.train(
-        train.rename(columns={"unique_id": ds.id_col, "ds": ds.time_col, "y": ds.target}),
+        to_tsengine(ds, train),
         target=ds.target,
         datetime_column=ds.time_col,
         series_id_column=ds.id_col,
         known_in_advance=list(ds.kia),
+        features=list(ds.features),
+        holidays=ds.holidays,
         forecast_window=(1, ds.horizon),
         **options,
     )
+
+
+def to_tsengine(ds: DataSet, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` in the data set's own column names (without a series id when it has none)."""
+    if ds.id_col is None:
+        frame = frame.drop(columns="unique_id")
+    return frame.rename(columns={"unique_id": ds.id_col, "ds": ds.time_col, "y": ds.target})
+
+
+def fit_tsengine_levels(ds: DataSet, train: pd.DataFrame) -> dict[int, Any]:
+    """One tsengine training of ``ds``, deployed with the intervals of each of :data:`LEVELS`.
+
+    Training builds its conformal interval table in one stage function,
+    ``tsengine.train._intervals(best_rows, spec, percentile)``, from the chosen
+    model's backtest rows.  It is wrapped for the duration of the call to keep
+    those arguments; the same function then builds the table at every other
+    level, and ``dataclasses.replace`` puts it in the deployment.  Nothing
+    before that stage depends on the percentile and training is deterministic
+    for its seed, so each deployment is exactly what
+    ``train(..., interval_percentile=level)`` would return (its interval table
+    and model compare equal), for one training instead of three.
+    """
+    # the module, not the function of the same name that ``tsengine`` re-exports
+    stage = importlib.import_module("tsengine.train")
+    intervals = stage._intervals
+    kept: dict[str, Any] = {}
+
+    def keep(best_rows: Any, spec: Any, percentile: int | None) -> Any:
+        kept.update(best_rows=best_rows, spec=spec)
+        return intervals(best_rows, spec, percentile)
+
+    with mock.patch.object(stage, "_intervals", keep):
+        deployment = fit_tsengine(ds, train, interval_percentile=LEVEL)
+    return {
+        level: deployment
+        if level == LEVEL
+        else dataclasses.replace(deployment, intervals=intervals(kept["best_rows"], kept["spec"], level)[0])
+        for level in LEVELS
+    }
 
 
 def predict_tsengine(
@@ -178,14 +296,21 @@ def predict_tsengine(
     """Post ``history`` and the ``future`` rows (no target) as a client would; forecasts in Nixtla's columns.
 
     Columns ``unique_id``, ``ds``, ``yhat``, ``lo`` and ``hi`` (NaN without intervals).
+    The ``future`` rows carry neither the target nor the features used as of
+    the forecast point only: a client cannot know them yet.
     """
-    posted = pd.concat([history, future.drop(columns="y", errors="ignore")], ignore_index=True)
-    request = posted.rename(columns={"unique_id": ds.id_col, "ds": ds.time_col, "y": ds.target})
-    request[ds.time_col] = request[ds.time_col].dt.strftime("%Y-%m-%d")
+    future = future.drop(columns=["y", *ds.features], errors="ignore")
+    request = to_tsengine(ds, pd.concat([history, future], ignore_index=True))
+    request[ds.time_col] = request[ds.time_col].dt.strftime(STEPS.get(ds.freq, ("", "%Y-%m-%d"))[1])
     out = deployment.predict(pl.from_pandas(request))
+    ids = (
+        out.get_column("seriesId").cast(pl.String)
+        if ds.id_col
+        else pl.repeat(ds.name, out.height, eager=True)
+    )
     return pd.DataFrame(
         {
-            "unique_id": out.get_column("seriesId").cast(pl.String).to_list(),
+            "unique_id": ids.to_list(),
             "ds": pd.to_datetime(out.get_column("timestamp").to_list()).tz_localize(None),
             "yhat": out.get_column("prediction").to_numpy(),
             **{
@@ -199,12 +324,17 @@ def predict_tsengine(
 def run_tsengine(
     ds: DataSet, train: pd.DataFrame, test: pd.DataFrame
 ) -> tuple[pd.DataFrame, float, float, str]:
+    """Forecasts with ``lo-P``/``hi-P`` for every level, fit and predict seconds (at 80 %), selection note."""
     t0 = time.perf_counter()
-    dep = fit_tsengine(ds, train, interval_percentile=LEVEL)
+    deployments = fit_tsengine_levels(ds, train)
     fit = time.perf_counter() - t0
     t0 = time.perf_counter()
-    pred = predict_tsengine(ds, dep, train, test)
+    pred = predict_tsengine(ds, deployments[LEVEL], train, test)
     predict = time.perf_counter() - t0
+    for level, deployment in deployments.items():
+        bounds = predict_tsengine(ds, deployment, train, test) if level != LEVEL else pred
+        pred[f"lo-{level}"], pred[f"hi-{level}"] = bounds["lo"].to_numpy(), bounds["hi"].to_numpy()
+    dep = deployments[LEVEL]
     board = ", ".join(f"{r['model']} {r['mase']:.3f}" for r in dep.metadata["leaderboard"])
     origins = len(dep.metadata["training"]["backtest_origins"])
     selection = dep.metadata.get("selection", {})
@@ -243,12 +373,47 @@ def run_statsforecast(ds: DataSet, train: pd.DataFrame) -> dict[str, tuple[pd.Da
         sf.fit(y)
         fit = time.perf_counter() - t0
         t0 = time.perf_counter()
-        fc = sf.predict(h=ds.horizon, level=[LEVEL])
+        fc = sf.predict(h=ds.horizon, level=list(LEVELS))
         predict = time.perf_counter() - t0
         fc = fc.reset_index() if "unique_id" not in fc.columns else fc
-        pred = fc.rename(columns={name: "yhat", f"{name}-lo-{LEVEL}": "lo", f"{name}-hi-{LEVEL}": "hi"})
-        out[f"statsforecast {name}"] = (pred[["unique_id", "ds", "yhat", "lo", "hi"]], fit, predict)
+        out[f"statsforecast {name}"] = (nixtla_forecast(fc, name), fit, predict)
     return out
+
+
+def nixtla_forecast(fc: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Nixtla's forecast of model ``name`` as ``unique_id, ds, yhat, lo-P, hi-P`` for P in :data:`LEVELS`."""
+    bounds = {f"{name}-{side}-{level}": f"{side}-{level}" for level in LEVELS for side in ("lo", "hi")}
+    return fc.rename(columns={name: "yhat", **bounds})[["unique_id", "ds", "yhat", *bounds.values()]]
+
+
+def peer_exogenous(ds: DataSet, train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``train`` and ``test`` with the exogenous columns mlforecast gets, and no others.
+
+    The known-in-advance features as they are; with ``ds.holidays`` a 0/1
+    ``holiday`` column from the ``holidays`` package, the days tsengine's
+    calendar holds; each feature used as of the forecast point lagged by the
+    horizon, so that every row of the held-out window has a value known at the
+    forecast point (training rows without one are dropped).
+    """
+    both = pd.concat([train.assign(held_out=False), test.assign(held_out=True)], ignore_index=True)
+    both = both.sort_values(["unique_id", "ds"])
+    exogenous = list(ds.kia)
+    if ds.holidays:
+        import holidays
+
+        country, _, subdiv = ds.holidays.partition("-")
+        days = holidays.country_holidays(
+            country, subdiv=subdiv or None, years=sorted(set(both["ds"].dt.year))
+        )
+        both["holiday"] = [int(day in days) for day in both["ds"].dt.date]
+        exogenous.append("holiday")
+    for feature in ds.features:
+        lagged = f"{feature}_lag{ds.horizon}"
+        both[lagged] = both.groupby("unique_id")[feature].shift(ds.horizon)
+        exogenous.append(lagged)
+    columns = ["unique_id", "ds", "y", *exogenous]
+    fit_rows = both.loc[~both["held_out"], columns].dropna(subset=exogenous)
+    return fit_rows.reset_index(drop=True), both.loc[both["held_out"], columns].reset_index(drop=True)
 
 
 def run_mlforecast(ds: DataSet, train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame, float, float]:
@@ -256,22 +421,23 @@ def run_mlforecast(ds: DataSet, train: pd.DataFrame, test: pd.DataFrame) -> tupl
     from mlforecast import MLForecast
     from mlforecast.utils import PredictionIntervals
 
-    lags = sorted({*range(1, ds.season + 1), 2 * ds.season})
+    lags = sorted(ds.lags or {*range(1, ds.season + 1), 2 * ds.season})
+    date_features = {"h": ["hour", "dayofweek"], "D": ["dayofweek"]}.get(ds.freq, [])
     fcst = MLForecast(
         models={"lgbm": lgb.LGBMRegressor(verbosity=-1, random_state=0, n_estimators=200, n_jobs=1)},
         freq=ds.freq,
         lags=lags,
-        date_features=["dayofweek"] if ds.freq == "D" else [],
+        date_features=date_features,
     )
+    train, test = peer_exogenous(ds, train, test)
     t0 = time.perf_counter()
     fcst.fit(train, static_features=[], prediction_intervals=PredictionIntervals(n_windows=3, h=ds.horizon))
     fit = time.perf_counter() - t0
     t0 = time.perf_counter()
-    x_df = test[["unique_id", "ds", *ds.kia]] if ds.kia else None
-    fc = fcst.predict(ds.horizon, X_df=x_df, level=[LEVEL])
+    x_df = test.drop(columns="y") if test.shape[1] > 3 else None
+    fc = fcst.predict(ds.horizon, X_df=x_df, level=list(LEVELS))
     predict = time.perf_counter() - t0
-    pred = fc.rename(columns={"lgbm": "yhat", f"lgbm-lo-{LEVEL}": "lo", f"lgbm-hi-{LEVEL}": "hi"})
-    return pred[["unique_id", "ds", "yhat", "lo", "hi"]], fit, predict
+    return nixtla_forecast(fc, "lgbm"), fit, predict
 
 
 def versions() -> str:
@@ -331,16 +497,18 @@ def main(argv: list[str] | None = None) -> int:
         f"Machine: {cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}.",
         f"Packages: {versions()}.",
         "",
-        "Split: the last forecast window of every series is held out (28 days, 12 months, 8 quarters);",
+        f"Split: the last forecast window of every series is held out ({horizons()});",
         "every method fits on the rest in the same run and forecasts from the same forecast point.",
         "MASE: mean over series of MAE / in-sample seasonal-naive MAE (scored for every method by",
         "`tsengine.backtest.score`, the scorer of tsengine's backtest leaderboard). sMAPE in %. Coverage: share of",
-        f"held-out actuals inside the {LEVEL}% interval. Times in seconds (tsengine fit includes its",
-        "backtests of every candidate; its predict is a full request: validation, window, model, intervals).",
+        f"held-out actuals inside the {levels_text()} intervals (tsengine trains once, at {LEVEL}%; its other",
+        "intervals are the tables its training builds at those levels from the same backtest residuals).",
+        f"Times in seconds (tsengine fit includes its backtests of every candidate; its predict is a full {LEVEL}%",
+        "request: validation, window, model, intervals).",
         "",
     ]
     summary = []
-    rolling: list[tuple[str, list[str], np.ndarray, np.ndarray]] = []
+    rolling: list[Rolling] = []
     for ds in DATASETS:
         if only and ds.name not in only:
             continue
@@ -348,15 +516,19 @@ def main(argv: list[str] | None = None) -> int:
         rows, note = runs[0]
         best_peer = min(r[1]["mase"] for r in rows[1:])
         ratio = rows[0][1]["mase"] / best_peer
-        summary.append((ds.name, rows[0][1]["mase"], best_peer, ratio, rows[0][1]["coverage"]))
+        summary.append((ds.name, rows[0][1]["mase"], best_peer, ratio, rows[0][1][f"coverage {LEVEL}"]))
         n_series = load(ds)[0]["unique_id"].nunique()
         section = [
             f"## {ds.name} ({n_series} series, horizon {ds.horizon}, season {ds.season})",
             "",
-            "| method | MASE | sMAPE | 80% coverage | fit s | predict s |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| method | MASE | sMAPE | "
+            + " | ".join(f"{level}% coverage" for level in LEVELS)
+            + " | fit s | predict s |",
+            "|---|---:|---:|" + "---:|" * len(LEVELS) + "---:|---:|",
             *(
-                f"| {name} | {sc['mase']:.3f} | {sc['smape']:.2f} | {sc['coverage']:.1f} | {f:.2f} | {pr:.3f} |"
+                f"| {name} | {sc['mase']:.3f} | {sc['smape']:.2f} | "
+                + " | ".join(f"{sc[f'coverage {level}']:.1f}" for level in LEVELS)
+                + f" | {f:.2f} | {pr:.3f} |"
                 for name, sc, f, pr in rows
             ),
             "",
@@ -369,7 +541,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.windows > 1:
             names = [r[0] for r in rows]
             mase = np.asarray([[r[1]["mase"] for r in run] for run, _ in runs])
-            cover = np.asarray([[r[1]["coverage"] for r in run] for run, _ in runs])
+            cover = np.asarray(
+                [[[r[1][f"coverage {level}"] for level in LEVELS] for r in run] for run, _ in runs]
+            )
             rolling.append((ds.name, names, mase, cover))
     tail = [
         "## Summary",
@@ -388,33 +562,74 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def rolling_section(rolling: list[tuple[str, list[str], np.ndarray, np.ndarray]], windows: int) -> list[str]:
-    """Markdown: MASE of every method on each held-out window and on average."""
+# data set, methods, MASE (window × method), coverage (window × method × level of LEVELS)
+Rolling = tuple[str, list[str], np.ndarray, np.ndarray]
+
+
+def horizons() -> str:
+    """The held-out window of each time step, shortest step first: ``24 hours, 28 days, ...``."""
+    order = list(STEPS)
+    by_step = sorted(DATASETS, key=lambda ds: order.index(ds.freq))
+    return ", ".join(dict.fromkeys(f"{ds.horizon} {STEPS[ds.freq][0]}" for ds in by_step))
+
+
+def levels_text() -> str:
+    """``50%, 80% and 95%``."""
+    *first, last = (f"{level}%" for level in LEVELS)
+    return f"{', '.join(first)} and {last}" if first else last
+
+
+def coverage_goals(cover: np.ndarray) -> str:
+    """Whether coverages (one per level of :data:`LEVELS`) meet :data:`COVERAGE_GOALS`, naming any that miss."""
+    missed = [
+        f"{level}% ({c:.1f})"
+        for level, c in zip(LEVELS, cover, strict=True)
+        if not COVERAGE_GOALS[level][0] <= c <= COVERAGE_GOALS[level][1]
+    ]
+    return "met" if not missed else "missed: " + ", ".join(missed)
+
+
+def rolling_section(rolling: list[Rolling], windows: int) -> list[str]:
+    """Markdown: MASE of every method on each held-out window and on average, and mean coverages."""
     lines = [
         f"## Over the last {windows} horizons",
         "",
         f"The same comparison repeated with the last {windows} horizons held out in turn (window k trains on",
-        "all but the last k horizons and forecasts the next one). MASE per window and its mean; the ratio",
-        "is tsengine's mean MASE over the best peer's mean MASE.",
+        "all but the last k horizons and forecasts the next one). MASE per window and its mean, coverage of",
+        "each interval as its mean over the windows; the ratio is tsengine's mean MASE over the best peer's.",
         "",
         "| data set | method | "
         + " | ".join(f"window {k}" for k in range(1, windows + 1))
-        + " | mean | coverage |",
-        "|---|---|" + "---:|" * (windows + 2),
+        + " | mean | "
+        + " | ".join(f"{level}% coverage" for level in LEVELS)
+        + " |",
+        "|---|---|" + "---:|" * (windows + 1 + len(LEVELS)),
     ]
     ratios = []
     for name, methods, mase, cover in rolling:
         means = mase.mean(axis=0)
+        covers = cover.mean(axis=0)  # method × level, over the windows
         for j, method in enumerate(methods):
             cells = " | ".join(f"{v:.3f}" for v in mase[:, j])
-            lines.append(f"| {name} | {method} | {cells} | {means[j]:.3f} | {cover[:, j].mean():.1f} |")
-        ratios.append((name, means[0] / means[1:].min(), cover[:, 0].mean()))
+            coverage = " | ".join(f"{c:.1f}" for c in covers[j])
+            lines.append(f"| {name} | {method} | {cells} | {means[j]:.3f} | {coverage} |")
+        ratios.append((name, means[0] / means[1:].min(), covers[0]))
+    lo80, hi80 = COVERAGE_GOALS[80]
     lines += [
         "",
-        "| data set | tsengine mean MASE / best peer mean MASE | tsengine mean 80% coverage |",
-        "|---|---:|---:|",
+        f"Coverage goals (issue 20), on tsengine's mean coverage over the {windows} windows: 80% coverage within",
+        f"{lo80:.0f}-{hi80:.0f}%, 50% and 95% coverage within 7 points of nominal "
+        f"({COVERAGE_GOALS[50][0]:.0f}-{COVERAGE_GOALS[50][1]:.0f}% and at least {COVERAGE_GOALS[95][0]:.0f}%).",
+        "",
+        "| data set | tsengine mean MASE / best peer mean MASE | "
+        + " | ".join(f"tsengine mean {level}% coverage" for level in LEVELS)
+        + " | coverage goals |",
+        "|---|---:|" + "---:|" * len(LEVELS) + "---|",
     ]
-    lines += [f"| {n} | {r:.3f} | {c:.1f} |" for n, r, c in ratios]
+    lines += [
+        f"| {n} | {r:.3f} | " + " | ".join(f"{c:.1f}" for c in cs) + f" | {coverage_goals(cs)} |"
+        for n, r, cs in ratios
+    ]
     return [*lines, ""]
 
 
