@@ -427,19 +427,23 @@ def _pick(columns: list[str], wanted: Iterable[str], position: int) -> str | Non
 def _parse(
     frame: pl.DataFrame, series_id_column: str | None
 ) -> tuple[list[int], list[str], list[str | None]]:
-    """Dates, names and series of a calendar frame: ``date, event name[, series id]``.
+    """Dates, names and series of a calendar frame: ``date[, event name[, series id]]``.
 
     Columns are found by name (``date``, ``event``/``name``, the deployment's
-    series id column) or else by position.
+    series id column) or else by position; without a name column every date
+    is an event called ``event``.
     """
     cols = frame.columns
     date_col = _pick(cols, _DATE_NAMES, 0)
-    name_col = _pick([c for c in cols if c != date_col], _NAME_NAMES, 0)
-    if date_col is None or name_col is None:
-        msg = f"calendar needs a date and an event name column, got columns {cols}"
+    if date_col is None:
+        msg = "calendar has no columns: it needs a date and, optionally, an event name and a series id"
         raise ParameterError(msg)
-    rest = [c for c in cols if c not in (date_col, name_col)]
-    sid_col = series_id_column if series_id_column in rest else (rest[0] if rest else None)
+    sid_col = series_id_column if series_id_column in cols and series_id_column != date_col else None
+    rest = [c for c in cols if c not in (date_col, sid_col)]
+    name_col = _pick(rest, _NAME_NAMES, 0)
+    if sid_col is None:
+        others = [c for c in rest if c != name_col]
+        sid_col = others[0] if others else None
     text = frame.get_column(date_col).cast(pl.String).str.strip_chars()
     parsed = text.str.to_datetime(strict=False, time_unit="us").dt.date()
     if parsed.is_null().any():  # formats polars does not infer (12/25/2020, 25 Dec 2020): dateutil
@@ -449,6 +453,9 @@ def _parse(
         row = int(bad.arg_max())  # type: ignore[arg-type]
         msg = f"calendar column {date_col!r}: row {row + 1} holds {text[row]!r}, not a date"
         raise ParameterError(msg)
+    if name_col is None:  # a calendar of dates alone: every one is an "event"
+        frame = frame.with_columns(pl.lit("event").alias("__name"))
+        name_col = "__name"
     names = frame.get_column(name_col).cast(pl.String).str.strip_chars()
     empty = names.is_null() | (names == "")
     if empty.any():

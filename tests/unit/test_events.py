@@ -64,6 +64,18 @@ def test_calendar_by_position_and_other_date_formats(tmp_path: Path) -> None:
     assert set(cal.series) == {None}
 
 
+def test_calendar_of_dates_alone_and_of_dates_per_series(tmp_path: Path) -> None:
+    path = tmp_path / "dates.csv"
+    path.write_text("date\n2020-01-01\n2020-02-01\n")
+    cal = EventCalendar.build(path)
+    assert cal is not None
+    assert cal.names == ("event", "event")
+    per_series = pl.DataFrame({"store": ["a", "b"], "date": ["2020-01-01", "2020-01-02"]})
+    cal = EventCalendar.build(per_series, series_id_column="store")
+    assert cal is not None
+    assert set(zip(cal.names, cal.series, strict=True)) == {("event", "a"), ("event", "b")}
+
+
 @pytest.mark.parametrize(
     ("csv", "needle"),
     [
