@@ -249,7 +249,11 @@ class Deployment:
         query, history = window.query, window.history
         calendar, step = self.spec.calendar, self.spec.time_step
         if calendar is not None:  # event features are derived from the timestamps, never posted
-            query, history = with_events(query, calendar, step), with_events(history, calendar, step)
+            offset = self.spec.utc_offset
+            query, history = (
+                with_events(query, calendar, step, offset),
+                with_events(history, calendar, step, offset),
+            )
         layout = Layout.build(
             history, query, self.spec.fdw, codes=window.codes, keep_designs=options.max_explanations > 0
         )

@@ -206,17 +206,23 @@ def model_spec(spec: TimeSeriesSpec) -> TimeSeriesSpec:
     )
 
 
-def with_events(frame: pl.DataFrame, calendar: EventCalendar | None, step: TimeStep) -> pl.DataFrame:
-    """``frame`` (with ``__sid`` and ``__i``) plus the :data:`EVENT_COLUMNS` of each row."""
+def with_events(
+    frame: pl.DataFrame, calendar: EventCalendar | None, step: TimeStep, utc_offset: str | None = None
+) -> pl.DataFrame:
+    """``frame`` (with ``__sid`` and ``__i``) plus the :data:`EVENT_COLUMNS` of each row.
+
+    ``utc_offset`` (``+10:00``, the training data's) turns the grid's UTC
+    timestamps back into the local dates events are written in.
+    """
     if calendar is None:
         return frame
     sids = frame.get_column(SID)
     idx = frame.get_column(IDX).to_numpy()
-    return frame.with_columns(event_columns(calendar, step, sids, idx))
+    return frame.with_columns(event_columns(calendar, step, sids, idx, offset_minutes=_minutes(utc_offset)))
 
 
 def event_columns(
-    calendar: EventCalendar, step: TimeStep, sids: pl.Series, idx: np.ndarray
+    calendar: EventCalendar, step: TimeStep, sids: pl.Series, idx: np.ndarray, *, offset_minutes: int = 0
 ) -> list[pl.Series]:
     """The event features of rows at grid indices ``idx`` of series ``sids`` (see the module docstring).
 
@@ -228,8 +234,9 @@ def event_columns(
     if n == 0:
         return _columns(np.zeros(0), pl.Series([], dtype=pl.String), np.zeros(0), np.zeros(0))
     idx = np.asarray(idx, dtype=np.int64)
-    start = _days_of(grid_timestamps(step, idx))
-    end = np.maximum(_days_of(grid_timestamps(step, idx + 1)), start + 1)
+    shift = dt.timedelta(minutes=offset_minutes)
+    start = _days_of(grid_timestamps(step, idx) + shift)
+    end = np.maximum(_days_of(grid_timestamps(step, idx + 1) + shift), start + 1)
     margin = int(clip) + 1
     events = calendar.table(int(start.min()) - margin, int(end.max()) + margin)
     shared = events.filter(pl.col("sid").is_null())
@@ -347,6 +354,17 @@ def _columns(count: np.ndarray, names: pl.Series, to: np.ndarray, since: np.ndar
 def _codes(sids: pl.Series, codes: dict[str, int]) -> np.ndarray:
     text = sids.cast(pl.String)
     return text.replace_strict(codes, default=-1, return_dtype=pl.Int64).to_numpy()
+
+
+def _minutes(utc_offset: str | None) -> int:
+    """``+10:00`` → 600, ``-05:30`` → -330; None or malformed → 0 (UTC)."""
+    if not utc_offset or len(utc_offset) < 6 or utc_offset[0] not in "+-":
+        return 0
+    try:
+        hours, minutes = int(utc_offset[1:3]), int(utc_offset[4:6])
+    except ValueError:
+        return 0
+    return (hours * 60 + minutes) * (1 if utc_offset[0] == "+" else -1)
 
 
 def _days_of(stamps: pl.Series) -> np.ndarray:

@@ -467,7 +467,7 @@ def train(
         series_type=_series_type(frame.get_column(series_id_column)) if series_id_column else "str",
     )
     spec = dataclasses.replace(spec, calendar=events)
-    canon = with_events(data_.canon, events, data_.step)
+    canon = with_events(data_.canon, events, data_.step, spec.utc_offset)
     # Models fit and backtest in model coordinates (FW [b+1, c+1] from the step before FP when
     # nowcasting, see tsengine.nowcast; calendar events among the KIA features); the backtest
     # rows come back in the deployment's.

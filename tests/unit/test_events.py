@@ -211,6 +211,20 @@ def test_features_equal_the_reference(
             assert row[EVENT_NAME] is None
 
 
+def test_local_dates_of_data_written_with_an_offset() -> None:
+    """Hourly data written at +10:00: 2020-12-24 14:00 UTC is Christmas Day, 00:00 local."""
+    cal = EventCalendar(days=(_day("2020-12-25"),), names=("Christmas",), series=(None,))
+    step = TimeStep(unit="hour", count=1)
+    idx = np.array([_day("2020-12-24") * 24 + 13, _day("2020-12-24") * 24 + 14])
+    sids = pl.Series(["a", "a"])
+    local = pl.DataFrame(event_columns(cal, step, sids, idx, offset_minutes=600))
+    assert local.get_column(EVENT).to_list() == [0.0, 1.0]
+    utc = pl.DataFrame(event_columns(cal, step, sids, idx))
+    assert utc.get_column(EVENT).to_list() == [0.0, 0.0]
+    frame = pl.DataFrame({"__sid": sids, "__i": idx})
+    assert with_events(frame, cal, step, "+10:00").get_column(EVENT).to_list() == [0.0, 1.0]
+
+
 def test_series_events_prefer_their_own_name_and_do_not_leak() -> None:
     cal = EventCalendar(
         days=(_day("2021-01-05"), _day("2021-01-05")), names=("Fair", "Sale"), series=(None, "s2")
