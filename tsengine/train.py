@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,26 +15,24 @@ import polars as pl
 import tsengine
 from tsengine.backtest import (
     Backtest,
-    BacktestPlan,
     auto_origins,
     backtest_origins,
-    ensemble_backtest,
-    refitter,
-    run_backtest,
     window_that_fits,
 )
+from tsengine.candidates import ENSEMBLE_SIZE as ENSEMBLE_SIZE  # re-exported: its old home
+from tsengine.candidates import Progress, fit_candidates
 from tsengine.cluster_train import ClusterTraining
 from tsengine.deployment import Deployment, backtest_trace
-from tsengine.errors import ParameterError, TrainingDataError, TsEngineError
+from tsengine.errors import ParameterError, TrainingDataError
 from tsengine.events import EVENT_COLUMNS, EventCalendar, weigh_events, with_events
 from tsengine.events import model_spec as event_model_spec
 from tsengine.intervals import DEFAULT_PERCENTILE, IntervalTable, fit_intervals, random_walk_intervals
 from tsengine.io import to_polars
-from tsengine.models import MODELS, EnsembleModel, ForecastModel, PerSeriesModel
+from tsengine.models import MODELS, EnsembleModel, PerSeriesModel
 from tsengine.monitoring.drift import baselines, feature_baseline
 from tsengine.nowcast import forecast_shift, model_spec, model_window, to_user_rows
 from tsengine.season import season_length
-from tsengine.select import choose, per_series_choice, rank
+from tsengine.select import choose, rank
 from tsengine.spec import TimeSeriesSpec, default_windows, min_history_for
 from tsengine.timestep import TimeStep, infer_time_step
 from tsengine.validate import IDX, SID, TIME, Canonical, Y, as_number, canonicalize, place_on_grid
@@ -52,19 +50,6 @@ DEFAULT_MODELS: tuple[str, ...] = (
     "ensemble",
     "per_series",
 )
-# The ensemble averages this many of the best backtested base candidates,
-# weighted by inverse backtest MASE (see tsengine.models.ensemble).
-ENSEMBLE_SIZE = 4
-# ... leaving out any whose backtest MASE exceeds the best one's by more than this factor: a
-# trimmed combination, since inverse-MASE weights still give a clearly worse member a fifth of the
-# vote [measured: accuracy benchmark, mean held-out MASE over 3 horizons of the deployed ensemble
-# with its members trimmed at 1.1 / 1.2 / 1.3 / untrimmed: flights_hourly 0.673 / 0.671 / 0.712 /
-# 0.739 (ARIMA and linear backtested 30 % behind LightGBM); tourism_quarterly 1.411 / 1.339 /
-# 1.339 / 1.339; us_employment_monthly 0.433 / 0.425 / 0.425 / 0.425; flights_daily,
-# visnights_quarterly and elecdaily within 0.006 at every factor].
-ENSEMBLE_TRIM = 1.2
-
-Progress = Callable[[str], None]
 
 
 def default_id(target: str) -> str:
@@ -119,77 +104,6 @@ def _kia_fill(canon: pl.DataFrame, numeric: tuple[str, ...], categorical: tuple[
         mode = canon.get_column(k).drop_nulls().mode()
         fill[k] = str(mode.sort()[0]) if mode.len() else None
     return fill
-
-
-def _fit_candidates(
-    canon: pl.DataFrame,
-    spec: TimeSeriesSpec,
-    candidates: tuple[str, ...],
-    origins: list[int],
-    seed: int,
-    say: Progress,
-    cluster: ClusterTraining | None = None,
-) -> tuple[dict[str, ForecastModel], list[Backtest], dict[str, str]]:
-    """Fit and backtest each base candidate (on ``cluster`` when given), then the ensemble of the best few.
-
-    A candidate that cannot train on this data (too short for its needs, a log
-    transform on negative targets) is left out of the leaderboard rather than
-    failing the run, and the third return value says why, per candidate; only
-    when none trains is the error raised.  The ensemble is not refitted at the origins:
-    its backtest is the weighted mean of its members' backtest predictions,
-    which is what refitting each member and averaging would give.  The
-    per-series candidate reuses the same backtests (prequentially, see
-    :func:`tsengine.select.per_series_choice`).
-    """
-    fitted: dict[str, ForecastModel] = {}
-    results: list[Backtest] = []
-    skipped: dict[str, str] = {}
-    error: TsEngineError | None = None
-    combined = (EnsembleModel.kind, PerSeriesModel.kind)
-    plan: BacktestPlan | None = None
-    if cluster is not None:
-        cluster.submit([kind for kind in candidates if kind not in combined])
-    for kind in candidates:
-        if kind in combined:
-            continue
-        try:
-            if cluster is not None:
-                final, backtest = cluster.run(kind)
-            else:
-                say(f"fitting {kind}")
-                final = MODELS[kind].fit(canon, spec, seed=seed)
-                say(f"backtesting {kind} at {len(origins)} origin(s)")
-                plan = plan or BacktestPlan.build(canon, spec, origins)
-                backtest = run_backtest(
-                    refitter(MODELS[kind], final, spec, seed), canon, spec, origins, name=kind, plan=plan
-                )
-        except TsEngineError as exc:
-            error = error or exc
-            skipped[kind] = str(exc)
-            continue
-        fitted[kind] = final
-        results.append(backtest)
-    if not fitted:
-        assert error is not None
-        raise error
-    board = [r for r in rank(results) if r["n"] and r["mase"] > 0][:ENSEMBLE_SIZE]
-    board = [r for r in board if r["mase"] <= ENSEMBLE_TRIM * board[0]["mase"]]
-    if not set(combined) & set(candidates) or len(board) < 2:
-        return fitted, results, skipped
-    ranked = [r["model"] for r in board]
-    weights = [1.0 / r["mase"] for r in board]
-    by_name = {r.model: r for r in results}
-    members = [fitted[k] for k in ranked]
-    mixed = ensemble_backtest([by_name[k] for k in ranked], name=EnsembleModel.kind, weights=weights)
-    if EnsembleModel.kind in candidates:
-        fitted[EnsembleModel.kind] = EnsembleModel(members, weights)
-        results.append(mixed)
-    if PerSeriesModel.kind in candidates:
-        say("choosing per series")
-        choice = per_series_choice(mixed, [by_name[k] for k in ranked], name=PerSeriesModel.kind)
-        fitted[PerSeriesModel.kind] = PerSeriesModel(members, weights, choice.picks)
-        results.append(choice.backtest)
-    return fitted, results, skipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -475,7 +389,8 @@ def train(
     n_origins = auto_origins(canon) if backtests is None else backtests
     origins = backtest_origins(canon, mspec, n_origins)
     cluster = ClusterTraining(dask, canon, mspec, origins, seed, say) if dask is not None else None
-    fitted, results, skipped = _fit_candidates(canon, mspec, candidates, origins, seed, say, cluster)
+    weigh = (lambda found: weigh_events(found, canon)) if events is not None else None
+    fitted, results, skipped = fit_candidates(canon, mspec, candidates, origins, seed, say, cluster, weigh)
     results = [Backtest(r.model, to_user_rows(r.rows, spec)) for r in results]
     if events is not None:  # event periods count with their long-run share (tsengine.events)
         results = weigh_events(results, canon)
