@@ -55,7 +55,8 @@ def fit_candidates(
     which is what refitting each member and averaging would give.  The
     per-series candidate reuses the same backtests (prequentially, see
     :func:`tsengine.select.per_series_choice`).  ``weigh`` (calendar events)
-    weights the backtest rows before the ensemble's members are ranked.
+    weights every backtest's rows (tsengine.events.weigh_events), so the
+    ensemble's members are ranked as the leaderboard ranks the candidates.
     """
     fitted: dict[str, ForecastModel] = {}
     results: list[Backtest] = []
@@ -108,5 +109,5 @@ def fit_candidates(
         say("choosing per series")
         choice = per_series_choice(mixed, [by_name[k] for k in ranked], name=PerSeriesModel.kind)
         fitted[PerSeriesModel.kind] = PerSeriesModel(members, weights, choice.picks)
-        results.append(choice.backtest)
+        results.append(weigh([choice.backtest])[0] if weigh is not None else choice.backtest)
     return fitted, results, skipped

@@ -389,11 +389,10 @@ def train(
     n_origins = auto_origins(canon) if backtests is None else backtests
     origins = backtest_origins(canon, mspec, n_origins)
     cluster = ClusterTraining(dask, canon, mspec, origins, seed, say) if dask is not None else None
+    # with a calendar, event periods count with their long-run share (tsengine.events)
     weigh = (lambda found: weigh_events(found, canon)) if events is not None else None
     fitted, results, skipped = fit_candidates(canon, mspec, candidates, origins, seed, say, cluster, weigh)
     results = [Backtest(r.model, to_user_rows(r.rows, spec)) for r in results]
-    if events is not None:  # event periods count with their long-run share (tsengine.events)
-        results = weigh_events(results, canon)
     say("selecting the model, intervals")
     leaderboard = rank(results)
     choice = choose(results, leaderboard, ensemble=EnsembleModel.kind) if leaderboard else None
