@@ -270,3 +270,45 @@ def test_the_unseen_series_model_round_trips_and_explains(small_flights: pl.Data
     parts, base = dep.model.contributions(design)
     np.testing.assert_allclose(parts.sum(axis=1) + base, expected, rtol=1e-9)
     assert np.all(parts[:, dep.model.plan.names.index("series id")] == 0.0)
+
+
+def test_the_series_id_is_an_input_only_with_rows_enough_per_series() -> None:
+    """Wide panels with few training pairs per series drop it; a few series always keep it."""
+    from tsengine.models.lgbm import SERIES_ID_ANY_PAIRS, SERIES_ID_MIN_PAIRS, keeps_series_id
+    from tsengine.validate import SID
+
+    def pairs(n_series: int, per_series: int) -> pl.DataFrame:
+        return pl.DataFrame({SID: [f"s{k}" for k in range(n_series) for _ in range(per_series)]})
+
+    wide = SERIES_ID_ANY_PAIRS + 1
+    assert keeps_series_id(pairs(wide, SERIES_ID_MIN_PAIRS))
+    assert not keeps_series_id(pairs(wide, SERIES_ID_MIN_PAIRS - 1))
+    assert keeps_series_id(pairs(SERIES_ID_ANY_PAIRS, 10))
+
+
+def test_a_wide_short_panel_is_forecast_without_the_series_id(small_flights: pl.DataFrame) -> None:
+    """120 copies of three series over 50 days: ~150 pairs per series, so no series id and no unseen model.
+
+    Without the id a series' forecast depends on its history only: the same
+    rows under a new name get the same forecast, and backtest refits keep
+    the final model's choice.
+    """
+    first = small_flights.get_column("date").unique().sort()[-50]
+    recent = small_flights.filter(pl.col("date") >= first)
+    copies = pl.concat(
+        recent.with_columns(
+            pl.col("series") + f"#{k}", pl.col("delayed") * (1.0 + 0.01 * k), pl.col("scheduled") + k
+        )
+        for k in range(40)
+    )
+    dep = _train(copies, "lightgbm")
+    assert "series id" not in dep.model.plan.names
+    assert dep.model.describe()["unseen_series"] is None
+    assert dep.model.refit_kwargs()["series_id"] is False
+    seen = copies.filter(pl.col("series") == "LGA-DL#3")
+    renamed = seen.with_columns(pl.lit("LGA-NEW").alias("series"))
+    forecast = dep.predict(seen, relax_known_in_advance=True)["prediction"].to_numpy()
+    assert np.isfinite(forecast).all()
+    np.testing.assert_array_equal(dep.predict(renamed, relax_known_in_advance=True)["prediction"], forecast)
+    # The twelve-series panel of the other tests keeps it (a few levels, many rows each).
+    assert "series id" in _train(small_flights, "lightgbm").model.plan.names
