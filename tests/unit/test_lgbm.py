@@ -274,16 +274,16 @@ def test_the_unseen_series_model_round_trips_and_explains(small_flights: pl.Data
 
 def test_the_series_id_is_an_input_only_with_rows_enough_per_series() -> None:
     """Wide panels with few training pairs per series drop it; a few series always keep it."""
-    from tsengine.models.lgbm import SERIES_ID_ANY_PAIRS, SERIES_ID_MIN_PAIRS, keeps_series_id
+    from tsengine.models.lgbm import SERIES_ID_FEW_SERIES, SERIES_ID_MIN_PAIRS, keeps_series_id
     from tsengine.validate import SID
 
     def pairs(n_series: int, per_series: int) -> pl.DataFrame:
         return pl.DataFrame({SID: [f"s{k}" for k in range(n_series) for _ in range(per_series)]})
 
-    wide = SERIES_ID_ANY_PAIRS + 1
+    wide = SERIES_ID_FEW_SERIES + 1
     assert keeps_series_id(pairs(wide, SERIES_ID_MIN_PAIRS))
     assert not keeps_series_id(pairs(wide, SERIES_ID_MIN_PAIRS - 1))
-    assert keeps_series_id(pairs(SERIES_ID_ANY_PAIRS, 10))
+    assert keeps_series_id(pairs(SERIES_ID_FEW_SERIES, 10))
 
 
 def test_a_wide_short_panel_is_forecast_without_the_series_id(small_flights: pl.DataFrame) -> None:

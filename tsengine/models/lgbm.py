@@ -89,7 +89,7 @@ PARALLEL_ROWS = 50_000
 BAGGING_ROWS = 50_000
 # The series id is a categorical input only when its levels have rows enough to
 # learn from: on average SERIES_ID_MIN_PAIRS training pairs per series, or at most
-# SERIES_ID_ANY_PAIRS series (a few levels are cheap and cannot scatter the rows).
+# SERIES_ID_FEW_SERIES series (a few levels are cheap and cannot scatter the rows).
 # [measured: 1,000 / 3,000 / 10,000 tiled daily series x 2 years, training pairs
 # capped at 600,000, so 584 / 195 / 59 pairs per series; validation-fold MAE of the
 # scaled level with the id categorical against without it: 10.14 vs 10.43 (kept),
@@ -99,13 +99,13 @@ BAGGING_ROWS = 50_000
 # accuracy benchmark's panels (1 to 147 series, 244 to 8,274 pairs per series)
 # all keep it.]
 SERIES_ID_MIN_PAIRS = 300
-SERIES_ID_ANY_PAIRS = 100
+SERIES_ID_FEW_SERIES = 100
 
 
 def keeps_series_id(pairs: pl.DataFrame) -> bool:
     """Whether a fit on these training pairs takes the series id as an input (see :data:`SERIES_ID_MIN_PAIRS`)."""
     n_series = pairs.get_column(SID).n_unique()
-    return n_series <= SERIES_ID_ANY_PAIRS or pairs.height >= SERIES_ID_MIN_PAIRS * n_series
+    return n_series <= SERIES_ID_FEW_SERIES or pairs.height >= SERIES_ID_MIN_PAIRS * n_series
 
 
 def _params(n_rows: int, seed: int) -> dict[str, Any]:
