@@ -18,7 +18,7 @@ from dateutil import parser as _dateutil_parser
 
 from tsengine.errors import DatetimeParseError, ParameterError, short_list
 
-__all__ = ["format_datetimes", "parse_datetimes", "parse_timestamp"]
+__all__ = ["format_datetimes", "offset_minutes", "parse_datetimes", "parse_timestamp"]
 
 # Candidate formats, most specific first within a family.  Month-first precedes
 # day-first so that an all-ambiguous column stays month-first [ours, spec §2];
@@ -254,6 +254,16 @@ def _parse_with_dateutil(text: pl.Series, column: str, candidates: tuple[str, ..
     return pl.Series(text.name, out, dtype=pl.Datetime("us"))
 
 
+def offset_minutes(zone: str) -> int:
+    """A written UTC offset in minutes: ``+10:00`` → 600, ``-05:30`` → -330.
+
+    Raises:
+        ValueError: the hours or minutes are not digits.
+    """
+    sign = -1 if zone.startswith("-") else 1
+    return sign * (int(zone[1:3]) * 60 + int(zone[4:6]))
+
+
 def format_datetimes(ts: pl.Expr, fmt: str, *, utc_offset: str | None = None) -> pl.Expr:
     """Write naive UTC timestamps in a strftime format.
 
@@ -274,8 +284,7 @@ def format_datetimes(ts: pl.Expr, fmt: str, *, utc_offset: str | None = None) ->
     # Shift and write the offset as text: polars' time zones reject fixed offsets
     # that are not whole hours (India's +05:30), which clients do send.
     zone = utc_offset or "+00:00"
-    sign = -1 if zone.startswith("-") else 1
-    minutes = sign * (int(zone[1:3]) * 60 + int(zone[4:6]))
+    minutes = offset_minutes(zone)
     pattern = fmt.replace("%:z", zone).replace("%z", zone.replace(":", ""))
     return (ts + pl.duration(minutes=minutes)).dt.strftime(pattern)
 

@@ -46,6 +46,7 @@ import polars as pl
 from dateutil import parser as dateutil_parser
 
 from tsengine.columns import IDX, SID, Y
+from tsengine.datetimes import offset_minutes
 from tsengine.errors import ParameterError
 from tsengine.grid_calendar import grid_timestamps
 from tsengine.timestep import TimeStep
@@ -361,10 +362,9 @@ def _minutes(utc_offset: str | None) -> int:
     if not utc_offset or len(utc_offset) < 6 or utc_offset[0] not in "+-":
         return 0
     try:
-        hours, minutes = int(utc_offset[1:3]), int(utc_offset[4:6])
+        return offset_minutes(utc_offset)
     except ValueError:
         return 0
-    return (hours * 60 + minutes) * (1 if utc_offset[0] == "+" else -1)
 
 
 def _days_of(stamps: pl.Series) -> np.ndarray:
