@@ -293,6 +293,8 @@ def test_a_wide_short_panel_is_forecast_without_the_series_id(small_flights: pl.
     rows under a new name get the same forecast, and backtest refits keep
     the final model's choice.
     """
+    from tsengine.validate import SID
+
     first = small_flights.get_column("date").unique().sort()[-50]
     recent = small_flights.filter(pl.col("date") >= first)
     copies = pl.concat(
@@ -304,6 +306,7 @@ def test_a_wide_short_panel_is_forecast_without_the_series_id(small_flights: pl.
     dep = _train(copies, "lightgbm")
     assert "series id" not in dep.model.plan.names
     assert dep.model.describe()["unseen_series"] is None
+    assert SID not in dep.model.maps.maps  # no series codes stored for an input it does not have
     assert dep.model.refit_kwargs()["series_id"] is False
     seen = copies.filter(pl.col("series") == "LGA-DL#3")
     renamed = seen.with_columns(pl.lit("LGA-NEW").alias("series"))

@@ -266,7 +266,7 @@ class LightGBMModel(ForecastModel):
         plans = feature_plans(base, cls.feature_lag_choices if fixed is None else (fixed,))
         richest = plans[-1]
         cat_cols = [
-            SID,
+            *([SID] if base.with_series else []),  # without the id as an input, no codes to store
             *[c for c in (*base.known_in_advance, *base.features) if c in base.categorical],
         ]
         maps = CategoryMaps.learn(history, cat_cols)
