@@ -23,16 +23,18 @@ It also builds the monitor and the batch engine a server runs
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from api.batch import add_batch_routes
 from api.docs import add_offline_docs
@@ -86,6 +88,60 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
 async def _on_validation_error(request: Request, exc: Exception) -> Response:
     """FastAPI's request validation: 422 naming each bad field."""
     return exception_response(exc, request_id=request_context(request).request_id)
+
+
+# ---------------------------------------------------------------- prediction routes
+
+
+def _add_prediction_routes(
+    app: FastAPI,
+    routes: PredictionRoutes,
+    table: list[tuple[str, Callable[..., Awaitable[Response]], bool]],
+) -> None:
+    """Mount the prediction POSTs as plain Starlette routes, first in line; document them as usual.
+
+    They are the hot path.  A FastAPI route pays for dependency solving, path
+    parameter validation and the nested-router lookup on every call: measured
+    in process on one core, 0.3-0.6 ms of a 1.6-2.2 ms one-series answer, where
+    these routes take 0.2-0.3 ms.  The handlers read their body and query
+    themselves, so FastAPI had nothing else to do for them.  Authentication runs
+    first, as the dependency did, and errors reach the same exception handlers.
+
+    FastAPI documents only its own routes, so the same table is also added to an
+    :class:`APIRouter` that is never mounted, and the app's OpenAPI schema is
+    generated from both (:data:`~api.openapi.PREDICTION_OPENAPI` as before).
+    """
+    documented = APIRouter(responses=ERROR_RESPONSES)
+    plain: list[BaseRoute] = []
+    for path, handler, deprecated in table:
+        documented.add_api_route(
+            path, handler, methods=["POST"], openapi_extra=PREDICTION_OPENAPI, deprecated=deprecated or None
+        )
+        plain.append(Route(path, _authenticated(routes, handler), methods=["POST"]))
+    app.router.routes[0:0] = plain
+
+    def openapi() -> dict[str, Any]:
+        # built on each call (tens of ms, for /openapi.json only): routes added later show up
+        return get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=[*documented.routes, *app.routes],
+        )
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _authenticated(
+    routes: PredictionRoutes, handler: Callable[..., Awaitable[Response]]
+) -> Callable[[Request], Awaitable[Response]]:
+    """A Starlette endpoint: check the keys, then call ``handler`` with the path's parameters."""
+
+    async def endpoint(request: Request) -> Response:
+        await routes.authenticate(request)
+        return await handler(request, **request.path_params)
+
+    return endpoint
 
 
 # ------------------------------------------------------------------------- factory
@@ -189,17 +245,19 @@ def create_app(
     public.add_api_route("/ping", routes.ping, methods=["GET"], response_model=Pong)
     app.include_router(public)
 
-    private = APIRouter(dependencies=[Depends(routes.authenticate)])
-    predict: dict[str, Any] = {"methods": ["POST"], "openapi_extra": PREDICTION_OPENAPI}
-    deprecated: dict[str, Any] = {**predict, "deprecated": True}
     deployment_path = f"{PREFIX}/deployments/{{deployment_id}}"
-    private.add_api_route(f"{deployment_path}/predictions", routes.predict, **predict)
-    private.add_api_route(f"{deployment_path}/timeSeriesPredictions", routes.predict, **deprecated)
-    private.add_api_route(
-        f"{deployment_path}/predictionExplanations", routes.predict_explanations, **deprecated
+    _add_prediction_routes(
+        app,
+        routes,
+        [
+            (f"{deployment_path}/predictions", routes.predict, False),
+            (f"{deployment_path}/timeSeriesPredictions", routes.predict, True),
+            (f"{deployment_path}/predictionExplanations", routes.predict_explanations, True),
+            ("/predictions", routes.predict_default, False),
+            ("/deployments/{deployment_id}/predictions", routes.predict, False),
+        ],
     )
-    private.add_api_route("/predictions", routes.predict_default, **predict)
-    private.add_api_route("/deployments/{deployment_id}/predictions", routes.predict, **predict)
+    private = APIRouter(dependencies=[Depends(routes.authenticate)])
     private.add_api_route("/info", routes.info_default, methods=["GET"])
     private.add_api_route("/deployments/{deployment_id}/info", routes.info, methods=["GET"])
     private.add_api_route("/deployments", routes.list_deployments, methods=["GET"])
