@@ -63,6 +63,7 @@ class OriginGrid:
     unique_pos: np.ndarray
     inverse: np.ndarray
     _windows: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
+    _observed: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -116,12 +117,28 @@ class OriginGrid:
             self._windows[key] = self.values[name][self.unique_pos[:, None] - np.arange(w)]
         return self._windows[key]
 
+    def _observed_window(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The whole-FDW window's mask of observed values and the window with gaps as 0 (cached).
+
+        Every statistic of every width slices these two: one request asks for
+        a dozen statistics of the same window, and masking it anew for each was
+        a fifth of a one-series feature build.  A slice of the filled window
+        holds the same numbers in the same order as filling the slice, so the
+        sums are bit for bit the same.
+        """
+        cached = self._observed.get(name)
+        if cached is None:
+            win = self.window(name, self.fdw)
+            valid = ~np.isnan(win)
+            cached = self._observed[name] = (valid, np.where(valid, win, 0.0))
+        return cached
+
     def _sums(self, name: str, width: int | None, *, absolute: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Per distinct origin: sum and count of the observed values in the window."""
-        win = self.window(name, self.fdw)[:, : width or self.fdw]
-        valid = ~np.isnan(win)
-        values = np.where(valid, np.abs(win) if absolute else win, 0.0)
-        return values.sum(axis=1), valid.sum(axis=1).astype(np.float64)
+        valid, filled = self._observed_window(name)
+        w = width or self.fdw
+        values = np.abs(filled[:, :w]) if absolute else filled[:, :w]
+        return values.sum(axis=1), valid[:, :w].sum(axis=1).astype(np.float64)
 
     def count(self, name: str = Y, width: int | None = None) -> np.ndarray:
         """Observed values in the window (default: the whole FDW)."""
@@ -135,11 +152,12 @@ class OriginGrid:
 
     def std(self, name: str = Y, width: int | None = None) -> np.ndarray:
         """Sample standard deviation (ddof 1) in the window; NaN below two values."""
-        win = self.window(name, self.fdw)[:, : width or self.fdw]
-        valid = ~np.isnan(win)
+        w = width or self.fdw
+        valid, filled = self._observed_window(name)
+        valid, win = valid[:, :w], self.window(name, self.fdw)[:, :w]
         n = valid.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mu = np.where(valid, win, 0.0).sum(axis=1) / n
+            mu = filled[:, :w].sum(axis=1) / n
             dev = np.where(valid, win - mu[:, None], 0.0)
             var = (dev * dev).sum(axis=1) / (n - 1)
         return np.asarray(np.where(n > 1, np.sqrt(np.maximum(var, 0.0)), np.nan)[self.inverse])
@@ -155,7 +173,7 @@ class OriginGrid:
     def last(self, name: str = Y) -> np.ndarray:
         """The latest observed value inside the window, NaN when none."""
         win = self.window(name, self.fdw)
-        valid = ~np.isnan(win)
+        valid = self._observed_window(name)[0]
         first = valid.argmax(axis=1)
         found = valid[np.arange(win.shape[0]), first]
         return np.asarray(np.where(found, win[np.arange(win.shape[0]), first], np.nan)[self.inverse])
