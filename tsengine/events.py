@@ -29,6 +29,9 @@ holidays would rank models by how they do on a few unusual days.  With a
 calendar, each backtest row is weighted so that event periods count with the
 share they have over the whole training span, not their share of the backtest
 windows; the leaderboard reports the MASE on event and ordinary periods too.
+Events posted as features count as well: a known-in-advance 0/1 column set on
+few rows (a ``holiday`` flag, :func:`event_flags`) marks event periods for the
+weighting with or without a calendar.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -66,6 +69,7 @@ __all__ = [
     "EventCalendar",
     "clip_days",
     "event_columns",
+    "event_flags",
     "event_weights",
     "model_spec",
     "weigh_events",
@@ -78,6 +82,12 @@ DAYS_TO = "days to event"
 DAYS_SINCE = "days since event"
 EVENT_COLUMNS = (EVENT, EVENT_NAME, DAYS_TO, DAYS_SINCE)
 MIN_CLIP_DAYS = 14
+# [ours] A known-in-advance 0/1 column set on at most this share of the rows
+# with a target is an event flag (:func:`event_flags`).  An event is the
+# exception: holidays are 2-4 % of days and a holiday-week flag about a fifth
+# of weeks, while a flag on more rows (weekend, workday, a season) describes
+# ordinary periods, whose backtest share is close to their long-run share anyway.
+MAX_FLAG_SHARE = 0.25
 # Years holidays are generated for: the package's tables cover roughly these.
 HOLIDAY_YEARS = (1900, 2200)
 # Days since 1970 fit in 20 bits for any date the grid holds (years 1-5000 either side);
@@ -282,20 +292,50 @@ def event_weights(rows: pl.DataFrame, share: float) -> pl.Series:
     return pl.Series("weight", np.where(flag.to_numpy(), on, off))
 
 
-def weigh_events(results: list[B], canon: pl.DataFrame) -> list[B]:
-    """Backtests with an ``EVENT`` flag and a ``weight`` column (see :func:`event_weights`).
+def event_flags(canon: pl.DataFrame, columns: Iterable[str]) -> tuple[str, ...]:
+    """The columns among ``columns`` that are event flags: numeric, only 0 and 1, set on few rows.
 
+    A client that posts a ``holiday`` column instead of a calendar should get
+    the same protection from a backtest that happens to span the holidays.
+    "Few" is at most :data:`MAX_FLAG_SHARE` of the rows with a target, and at
+    least one.
+    """
+    observed = canon.filter(pl.col(Y).is_not_null())
+    numeric = [c for c in columns if c in canon.columns and canon.schema[c].is_numeric()]
+    if not numeric or observed.height == 0:
+        return ()
+    binary = observed.select(((pl.col(c) == 0) | (pl.col(c) == 1)).all().alias(c) for c in numeric).row(0)
+    shares = observed.select((pl.col(c) == 1).mean().alias(c) for c in numeric).row(0)
+    return tuple(
+        c
+        for c, only01, share in zip(numeric, binary, shares, strict=True)
+        if only01 and share is not None and 0 < share <= MAX_FLAG_SHARE
+    )
+
+
+def weigh_events(results: list[B], canon: pl.DataFrame, flags: Sequence[str] = ()) -> list[B]:
+    """Backtests with an ``EVENT`` count and a ``weight`` column (see :func:`event_weights`).
+
+    A row's events are the calendar's (``canon[EVENT]``, when there is a
+    calendar) plus the event ``flags`` set on it (see :func:`event_flags`).
     The share event periods should have is their share of the training rows
     with a target: how often they come up in the long run.
     """
-    observed = canon.filter(pl.col(Y).is_not_null())
+    count = pl.sum_horizontal(
+        *(
+            pl.col(c).fill_null(0.0).cast(pl.Float64)
+            for c in (*([EVENT] if EVENT in canon.columns else []), *flags)
+        )
+    )
+    marks = canon.select(SID, IDX, count.alias(EVENT), pl.col(Y).is_not_null().alias("__observed"))
+    observed = marks.filter(pl.col("__observed"))
     share = float((observed.get_column(EVENT) > 0).mean()) if observed.height else 0.0  # type: ignore[arg-type]
-    flags = canon.select(SID, IDX, EVENT)
+    marks = marks.drop("__observed")
     scored = pl.col("y").is_not_null() & pl.col("yhat").is_finite()
     out = []
     for result in results:
         rows = result.rows.drop(EVENT, "weight", strict=False).join(
-            flags, on=[SID, IDX], how="left", maintain_order="left"
+            marks, on=[SID, IDX], how="left", maintain_order="left"
         )
         mask = rows.select(scored).to_series().to_numpy()
         weight = np.zeros(rows.height)  # unscored rows weigh nothing

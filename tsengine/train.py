@@ -24,7 +24,7 @@ from tsengine.candidates import Progress, fit_candidates
 from tsengine.cluster_train import ClusterTraining
 from tsengine.deployment import Deployment, backtest_trace
 from tsengine.errors import ParameterError, TrainingDataError
-from tsengine.events import EVENT_COLUMNS, EventCalendar, weigh_events, with_events
+from tsengine.events import EVENT_COLUMNS, EventCalendar, event_flags, weigh_events, with_events
 from tsengine.events import model_spec as event_model_spec
 from tsengine.intervals import DEFAULT_PERCENTILE, IntervalTable, fit_intervals, random_walk_intervals
 from tsengine.io import to_polars
@@ -389,8 +389,10 @@ def train(
     n_origins = auto_origins(canon) if backtests is None else backtests
     origins = backtest_origins(canon, mspec, n_origins)
     cluster = ClusterTraining(dask, canon, mspec, origins, seed, say) if dask is not None else None
-    # with a calendar, event periods count with their long-run share (tsengine.events)
-    weigh = (lambda found: weigh_events(found, canon)) if events is not None else None
+    # with a calendar or event flags among the KIA features, event periods count with their
+    # long-run share (tsengine.events)
+    flags = event_flags(canon, data_.kia_num)
+    weigh = (lambda found: weigh_events(found, canon, flags)) if events is not None or flags else None
     fitted, results, skipped = fit_candidates(canon, mspec, candidates, origins, seed, say, cluster, weigh)
     results = [Backtest(r.model, to_user_rows(r.rows, spec)) for r in results]
     say("selecting the model, intervals")
@@ -402,6 +404,8 @@ def train(
     intervals, fallback_intervals = _intervals(best_rows, spec, interval_percentile)
     shown = [o + forecast_shift(spec) for o in origins]  # as forecast points
     summary = _summary(canon, data_.step, shown, window_note, skipped, fallback_intervals)
+    if flags:
+        summary["event_flags"] = list(flags)  # KIA columns that weighted the backtest as events
     metadata = {
         "model_id": hashlib.sha1(model.to_bytes()).hexdigest()[:24],  # noqa: S324 - an id, not security
         "model_kind": model.kind,

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import tsengine
 from tsengine.backtest import Backtest
+from tsengine.columns import IDX, SID, Y
 from tsengine.errors import ParameterError
 from tsengine.events import (
     DAYS_SINCE,
@@ -24,8 +25,10 @@ from tsengine.events import (
     EventCalendar,
     clip_days,
     event_columns,
+    event_flags,
     event_weights,
     model_spec,
+    weigh_events,
     with_events,
 )
 from tsengine.models import MODELS
@@ -288,6 +291,65 @@ def test_weighting_stops_a_few_event_days_deciding_the_ranking() -> None:
     assert choose(weighted, board, ensemble="ensemble").model == "steady"
 
 
+def test_event_flags_are_rare_zero_one_columns() -> None:
+    n = 100
+    holiday = [1.0 if k % 25 == 0 else 0.0 for k in range(n)]  # 4 %
+    canon = pl.DataFrame(
+        {
+            Y: [1.0] * (n - 1) + [None],
+            "holiday": holiday,
+            "weekend": [1.0 if k % 7 in (5, 6) else 0.0 for k in range(n)],  # 28 %: ordinary
+            "promo": [None if k % 3 else float(k % 9 == 0) for k in range(n)],  # nulls ignored
+            "never": [0.0] * n,
+            "price": [1.0 + (k % 50 == 0) for k in range(n)],  # 1 and 2: not a flag
+            "store": ["a"] * n,
+        }
+    )
+    columns = ["holiday", "weekend", "promo", "never", "price", "store", "absent"]
+    assert event_flags(canon, columns) == ("holiday",)
+    assert event_flags(canon, ["promo"]) == ()  # set on a third of its known rows
+    assert event_flags(canon.with_columns(pl.lit(None, pl.Float64).alias(Y)), columns) == ()
+
+
+def test_event_flags_weight_the_backtest_like_a_calendar() -> None:
+    """Flag rows get their long-run share whether the events come from a column or a calendar."""
+    rng = np.random.default_rng(1)
+    n = 400
+    events = np.zeros(n, dtype=bool)
+    events[rng.choice(n, 80, replace=False)] = True
+    canon = pl.DataFrame(
+        {
+            SID: [f"s{k % 10}" for k in range(n)],
+            IDX: list(range(n)),
+            Y: [10.0] * n,
+            "holiday": np.r_[events[:200], np.zeros(n - 200, dtype=bool)].astype(float),
+        }
+    )
+    plain = _backtest("m", rng.uniform(0, 1, n), events).rows.drop(EVENT)
+    (flagged,) = weigh_events([Backtest("m", plain)], canon, ("holiday",))
+    long_run = float(canon.get_column("holiday").mean())  # type: ignore[arg-type]
+    weight = flagged.rows.get_column("weight").to_numpy()
+    on = flagged.rows.get_column(EVENT).to_numpy() > 0
+    assert math.isclose(weight[on].sum() / weight.sum(), long_run)
+    calendar = canon.rename({"holiday": EVENT})
+    (same,) = weigh_events([Backtest("m", plain)], calendar)
+    assert np.allclose(same.rows.get_column("weight").to_numpy(), weight)
+
+
+def test_a_posted_holiday_flag_weights_training(flights: pl.DataFrame) -> None:
+    deployment = tsengine.train(
+        flights,
+        target="delayed",
+        datetime_column="date",
+        series_id_column="series",
+        known_in_advance=["scheduled", "holiday"],
+        models=["seasonal_naive", "ets"],
+    )
+    assert deployment.metadata["training"]["event_flags"] == ["holiday"]
+    board = deployment.metadata["leaderboard"]
+    assert all(row["mase_events"] != row["mase_ordinary"] for row in board)
+
+
 # ---------------------------------------------------------------- training and prediction
 
 
@@ -295,6 +357,13 @@ def test_weighting_stops_a_few_event_days_deciding_the_ranking() -> None:
 def elec() -> pl.DataFrame:
     frame = pl.read_csv(Path(__file__).resolve().parents[2] / "fixtures" / "elecdaily.csv")
     return frame.select("date", "demand").with_columns(pl.col("date").cast(pl.String))
+
+
+@pytest.fixture(scope="module")
+def flights() -> pl.DataFrame:
+    """Two airports of the daily flights fixture: US federal holidays as a posted 0/1 column."""
+    frame = pl.read_csv(Path(__file__).resolve().parents[2] / "fixtures" / "flights_daily.csv")
+    return frame.filter(pl.col("series").is_in(["EWR-UA", "JFK-B6"]))
 
 
 @pytest.fixture(scope="module")
