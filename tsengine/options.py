@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 
+from tsengine.datetimes import parse_timestamp
 from tsengine.errors import ParameterError
 
 __all__ = ["PredictOptions"]
@@ -50,9 +51,31 @@ class PredictOptions:
     def validated(self) -> PredictOptions:
         """Check combinations; return self (or a normalised copy).
 
+        Times given as text, dates or aware datetimes (a Python caller's
+        ``forecast_point="2024-06-30"``) become the naive UTC datetimes the core
+        works in, parsed as the HTTP layer parses them.
+
         Raises:
-            ParameterError: naming the conflicting parameters.
+            ParameterError: naming the conflicting parameters, or a time that does not parse.
         """
+        times = {
+            "forecast_point": "forecastPoint",
+            "start": "predictionsStartDate",
+            "end": "predictionsEndDate",
+        }
+        odd = {
+            field: parse_timestamp(value, name=name)
+            for field, name in times.items()
+            if (value := getattr(self, field)) is not None
+            and not (isinstance(value, dt.datetime) and value.tzinfo is None)
+        }
+        if odd:
+            return replace(
+                self,
+                forecast_point=odd.get("forecast_point", self.forecast_point),
+                start=odd.get("start", self.start),
+                end=odd.get("end", self.end),
+            ).validated()
         if self.forecast_point is not None and (self.start is not None or self.end is not None):
             msg = (
                 "forecastPoint cannot be combined with predictionsStartDate/predictionsEndDate: "

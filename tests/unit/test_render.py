@@ -297,6 +297,16 @@ def test_valid_options_pass_and_select_the_mode() -> None:
     assert historical.with_(relax_known_in_advance=True).relax_known_in_advance
 
 
+def test_times_given_as_text_dates_or_aware_datetimes_become_naive_utc() -> None:
+    aware = dt.datetime(2018, 1, 2, 1, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    options = PredictOptions(start="2018-01-01", end=aware).validated()  # type: ignore[arg-type]
+    assert (options.start, options.end) == (dt.datetime(2018, 1, 1), dt.datetime(2018, 1, 2))
+    day = PredictOptions(forecast_point=dt.date(2018, 1, 3)).validated()  # type: ignore[arg-type]
+    assert day.forecast_point == dt.datetime(2018, 1, 3)
+    with pytest.raises(ParameterError, match="forecastPoint"):
+        PredictOptions(forecast_point="yesterday").validated()  # type: ignore[arg-type]
+
+
 def test_deployment_rejects_invalid_options_before_reading_data(
     small_deployment: tsengine.Deployment,
 ) -> None:
