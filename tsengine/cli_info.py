@@ -68,6 +68,7 @@ def info_cmd(
         "feature_derivation_window",
         "forecast_window",
         "known_in_advance",
+        "known_in_advance_blank",
         "features",
         "calendar",
         "datetime_format",

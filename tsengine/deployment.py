@@ -153,6 +153,7 @@ class Deployment:
             "feature_derivation_window": list(spec.feature_derivation_window),
             "forecast_window": list(spec.forecast_window),
             "known_in_advance": list(spec.known_in_advance),
+            **({"known_in_advance_blank": list(spec.kia_blank)} if spec.kia_blank else {}),
             "features": list(spec.features),
             "calendar": spec.calendar.describe() if spec.calendar is not None else None,
             "datetime_format": spec.datetime_format,

@@ -93,6 +93,10 @@ class TimeSeriesSpec:
         series_id_type: ``int``, ``float`` or ``str``: the JSON type of ``seriesId``.
         utc_offset: the UTC offset the training data was written in, if any.
         kia_fill: imputation values per KIA feature for the relaxed check.
+        kia_blank: categorical KIA features that were blank on some training
+            rows (an event name on ordinary days): there a blank is a level the
+            model learned, so a posted forecast row's blank is a value, not a
+            missing one.  Only rows the client did not post miss it.
         categorical: names of string features, encoded as categories.
         calendar: dated events and holidays whose features models read as
             known in advance (:mod:`tsengine.events`); derived, never posted.
@@ -112,6 +116,7 @@ class TimeSeriesSpec:
     series_id_type: str = "str"
     utc_offset: str | None = None
     kia_fill: dict[str, Any] = field(default_factory=dict, hash=False)
+    kia_blank: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
     calendar: EventCalendar | None = None
 
@@ -149,6 +154,7 @@ class TimeSeriesSpec:
             "series_id_type": self.series_id_type,
             "utc_offset": self.utc_offset,
             "kia_fill": self.kia_fill,
+            "kia_blank": list(self.kia_blank),
             "categorical": list(self.categorical),
             **({"calendar": self.calendar.to_dict()} if self.calendar is not None else {}),
         }
@@ -180,6 +186,7 @@ class TimeSeriesSpec:
             series_id_type=data.get("series_id_type", "str"),
             utc_offset=data.get("utc_offset"),
             kia_fill=dict(data.get("kia_fill", {})),
+            kia_blank=tuple(data.get("kia_blank", ())),
             categorical=tuple(data.get("categorical", ())),
             calendar=EventCalendar.from_dict(data["calendar"]) if data.get("calendar") else None,
         )

@@ -94,16 +94,31 @@ def _window(value: Sequence[int] | None, default: tuple[int, int], name: str) ->
     return int(value[0]), int(value[1])
 
 
-def _kia_fill(canon: pl.DataFrame, numeric: tuple[str, ...], categorical: tuple[str, ...]) -> dict[str, Any]:
-    """Training median (numeric) or mode (categorical) of each KIA feature."""
+def _kia_fill(
+    canon: pl.DataFrame, numeric: tuple[str, ...], categorical: tuple[str, ...], blank: tuple[str, ...]
+) -> dict[str, Any]:
+    """Training median (numeric) or mode (categorical) of each KIA feature.
+
+    For a categorical feature with blanks (``blank``) the blank counts as a
+    level: an event name is blank on most days, and its mode is then "no event".
+    """
     fill: dict[str, Any] = {}
     for k in numeric:
         median = canon.get_column(k).median()
         fill[k] = float(median) if median is not None else 0.0  # type: ignore[arg-type]
     for k in categorical:
-        mode = canon.get_column(k).drop_nulls().mode()
-        fill[k] = str(mode.sort()[0]) if mode.len() else None
+        values = canon.filter(pl.col(Y).is_not_null()).get_column(k)
+        if k not in blank:
+            values = values.drop_nulls()
+        counts = values.value_counts(name="__n").sort(["__n", k], descending=[True, False])  # ties: first
+        fill[k] = counts.item(0, k) if counts.height else None
     return fill
+
+
+def _kia_blank(canon: pl.DataFrame, categorical: tuple[str, ...]) -> tuple[str, ...]:
+    """Categorical KIA features blank on some training rows with a target (see ``TimeSeriesSpec.kia_blank``)."""
+    observed = canon.filter(pl.col(Y).is_not_null())
+    return tuple(k for k in categorical if observed.get_column(k).null_count() > 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +208,7 @@ def _spec(
 ) -> tuple[TimeSeriesSpec, str | None]:
     """Stage 3: the windows (defaults by time step, shortened to fit short data) and the spec."""
     canon, step = data.canon, data.step
+    blank = _kia_blank(canon, data.kia_cat)
     fdw_default, fw_default = default_windows(step)
     fdw = _window(feature_derivation_window, fdw_default, "feature derivation window")
     fw = _window(forecast_window, fw_default, "forecast window")
@@ -226,7 +242,8 @@ def _spec(
         min_history=min_history_for(a, allow_partial_history=allow_partial_history),
         series_id_type=series_type,
         utc_offset=data.canonical.utc_offset,
-        kia_fill=_kia_fill(canon, data.kia_num, data.kia_cat),
+        kia_fill=_kia_fill(canon, data.kia_num, data.kia_cat, blank),
+        kia_blank=blank,
         categorical=data.kia_cat + data.feat_cat,
     )
     return spec, window_note

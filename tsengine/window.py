@@ -247,7 +247,7 @@ def forecast_window(
     else:
         history, history_codes = canon.filter(pl.Series(before)), codes[before]
     query, warnings = _check_known_in_advance(
-        query, canon, spec, relax_known_in_advance, what="forecast rows"
+        query, canon, spec, relax_known_in_advance, what="forecast rows", generated=generated
     )
     return Window(query, history, warnings, codes=(history_codes, np.repeat(order, n_d)))
 
@@ -298,18 +298,34 @@ def historical_window(
 
 
 def _check_known_in_advance(
-    query: pl.DataFrame, canon: pl.DataFrame, spec: TimeSeriesSpec, relax: bool, *, what: str
+    query: pl.DataFrame,
+    canon: pl.DataFrame,
+    spec: TimeSeriesSpec,
+    relax: bool,
+    *,
+    what: str,
+    generated: np.ndarray | None = None,
 ) -> tuple[pl.DataFrame, tuple[str, ...]]:
-    """Fail on, or impute, missing KIA values of the predicted rows."""
+    """Fail on, or impute, missing KIA values of the predicted rows.
+
+    ``generated`` marks the rows the client did not post (autoexpanded); None
+    means every row was posted.  A blank of a ``spec.kia_blank`` feature is
+    missing only there: on a posted row it is the level training saw.
+    """
     kia = list(spec.known_in_advance)
     if not kia:
         return query, ()
-    missing = {k: query.get_column(k).null_count() for k in kia}
+    made = pl.Series(np.zeros(query.height, dtype=bool) if generated is None else generated)
+    gaps = {
+        k: query.get_column(k).is_null() & made if k in spec.kia_blank else query.get_column(k).is_null()
+        for k in kia
+    }
+    missing = {k: int(gaps[k].sum()) for k in kia}
     absent = [k for k in kia if missing[k]]
     if not absent:
         return query, ()
     if not relax:
-        bad = query.filter(pl.any_horizontal(pl.col(k).is_null() for k in absent))
+        bad = query.filter(pl.any_horizontal(gaps[k] for k in absent))
         by_series = bad.group_by(SID, maintain_order=True).agg(pl.col(ORIG))
         described = [
             f"{_label(spec, s)} at {short_list(times, limit=3)}" for s, times in by_series.head(3).iter_rows()
@@ -326,13 +342,26 @@ def _check_known_in_advance(
         .group_by(SID)
         .agg(*(pl.col(k).drop_nulls().last().alias(f"__last_{k}") for k in absent))
     )
+    # a blank-level feature (an event name) takes its training mode, not the series' last value
     filled = query.join(last_known, on=SID, how="left", maintain_order="left").with_columns(
-        pl.coalesce(pl.col(k), pl.col(f"__last_{k}"), pl.lit(spec.kia_fill.get(k))).alias(k) for k in absent
+        *(
+            pl.when(gaps[k])
+            .then(pl.lit(spec.kia_fill.get(k), dtype=query.schema[k]))
+            .otherwise(pl.col(k))
+            .alias(k)
+            for k in absent
+            if k in spec.kia_blank
+        ),
+        *(
+            pl.coalesce(pl.col(k), pl.col(f"__last_{k}"), pl.lit(spec.kia_fill.get(k))).alias(k)
+            for k in absent
+            if k not in spec.kia_blank
+        ),
     )
     filled = filled.drop([f"__last_{k}" for k in absent])
     counts = ", ".join(f"{k}: {missing[k]}" for k in absent)
     warning = (
         f"imputed missing known-in-advance values ({counts}) with each series' last known value, "
-        "else the training median or mode"
+        "else the training median or mode (the mode, blank included, for features blank in training)"
     )
     return filled, (warning,)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import tsengine
 from tsengine.backtest import Backtest
 from tsengine.columns import IDX, SID, Y
-from tsengine.errors import ParameterError
+from tsengine.errors import KnownInAdvanceError, ParameterError
 from tsengine.events import (
     DAYS_SINCE,
     DAYS_TO,
@@ -348,6 +348,32 @@ def test_a_posted_holiday_flag_weights_training(flights: pl.DataFrame) -> None:
     assert deployment.metadata["training"]["event_flags"] == ["holiday"]
     board = deployment.metadata["leaderboard"]
     assert all(row["mase_events"] != row["mase_ordinary"] for row in board)
+
+
+def test_an_event_name_column_blank_on_ordinary_days_is_posted_as_is(flights: pl.DataFrame) -> None:
+    """A KIA event name, blank on most days (as in M5's calendar): posted blanks are "no event"."""
+    named = flights.with_columns(
+        pl.when(pl.col("holiday") == 1).then(pl.lit("Federal holiday")).alias("event_name")
+    ).drop("holiday")
+    deployment = tsengine.train(
+        named,
+        target="delayed",
+        datetime_column="date",
+        series_id_column="series",
+        known_in_advance=["scheduled", "event_name"],
+        models=["lightgbm"],
+    )
+    assert deployment.spec.kia_blank == ("event_name",)
+    assert deployment.info()["known_in_advance_blank"] == ["event_name"]
+    assert deployment.spec.kia_fill["event_name"] is None  # blank is the most common level
+    request = named.with_columns(
+        pl.when(pl.col("date") > "2013-12-01").then(None).otherwise(pl.col("delayed")).alias("delayed")
+    )
+    result = deployment.predict_result(request, PredictOptions(forecast_point="2013-12-01"))  # type: ignore[arg-type]
+    assert result.frame.height == 2 * 28
+    assert result.warnings == ()  # nothing imputed: the posted blanks are values
+    with pytest.raises(KnownInAdvanceError, match="'event_name' missing on forecast rows"):
+        deployment.predict(request.filter(pl.col("date") <= "2013-12-10"), forecast_point="2013-12-01")
 
 
 # ---------------------------------------------------------------- training and prediction

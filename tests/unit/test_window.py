@@ -243,6 +243,65 @@ def test_relaxed_check_keeps_posted_kia_values_and_carries_the_latest_forward() 
     assert window.query["promo"].to_list() == [9.0, 4.0, 4.0]
 
 
+EVENTS = TimeSeriesSpec(
+    datetime_column="date",
+    target="sales",
+    series_id_column="store",
+    time_step=DAY,
+    feature_derivation_window=(-6, 0),
+    forecast_window=(1, 3),
+    known_in_advance=("event",),
+    min_history=3,
+    kia_fill={"event": None},
+    kia_blank=("event",),
+    categorical=("event",),
+)
+
+
+def _event_forecast(frame: pl.DataFrame, *, relax: bool = False):  # type: ignore[no-untyped-def]
+    canonical = canonicalize(
+        frame, datetime_column="date", target="sales", series_id_column="store", string_features=("event",)
+    )
+    canon = place_on_grid(canonical.frame, DAY, datetime_column="date", series_label="store")
+    return forecast_window(
+        canon,
+        EVENTS,
+        forecast_point=None,
+        relax_known_in_advance=relax,
+        datetime_format="%Y-%m-%d",
+        utc_offset=None,
+    )
+
+
+def _event_rows(days: range, events: list[str | None], *, sales: float | None = 1.0) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"store": "a", "date": [f"2018-01-{d:02d}" for d in days], "sales": sales, "event": events},
+        schema={"store": pl.String, "date": pl.String, "sales": pl.Float64, "event": pl.String},
+    )
+
+
+def test_a_posted_blank_of_an_event_name_is_no_event() -> None:
+    """An event name blank on ordinary days in training: a posted blank is that level, not a gap."""
+    history = _event_rows(range(1, 11), [None] * 9 + ["Sale"])
+    future = _event_rows(range(11, 14), [None, "Holiday", None], sales=None)
+    window = _event_forecast(pl.concat([history, future]))
+    assert window.query["event"].to_list() == [None, "Holiday", None]
+    assert window.warnings == ()
+
+
+def test_an_autoexpanded_row_still_misses_a_blank_level_feature() -> None:
+    history = _event_rows(range(1, 11), [None] * 9 + ["Sale"])
+    partial = pl.concat([history, _event_rows(range(11, 12), [None], sales=None)])
+    with pytest.raises(
+        KnownInAdvanceError, match=r"'event' missing on forecast rows: series 'a' at '2018-01-12'"
+    ):
+        _event_forecast(partial)
+    window = _event_forecast(partial, relax=True)
+    # the training mode (blank: no event), not the series' last event carried forward
+    assert window.query["event"].to_list() == [None, None, None]
+    assert "event: 2" in window.warnings[0]
+
+
 def test_complete_kia_values_give_no_warning() -> None:
     frame = pl.concat([_rows("a", range(1, 11)), _rows("a", range(11, 14), sales=None)])
     assert _forecast(frame).warnings == ()
