@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import polars as pl
@@ -243,18 +244,8 @@ def test_relaxed_check_keeps_posted_kia_values_and_carries_the_latest_forward() 
     assert window.query["promo"].to_list() == [9.0, 4.0, 4.0]
 
 
-EVENTS = TimeSeriesSpec(
-    datetime_column="date",
-    target="sales",
-    series_id_column="store",
-    time_step=DAY,
-    feature_derivation_window=(-6, 0),
-    forecast_window=(1, 3),
-    known_in_advance=("event",),
-    min_history=3,
-    kia_fill={"event": None},
-    kia_blank=("event",),
-    categorical=("event",),
+EVENTS = dataclasses.replace(
+    SPEC, known_in_advance=("event",), kia_fill={"event": None}, kia_blank=("event",), categorical=("event",)
 )
 
 
