@@ -315,11 +315,9 @@ def _check_known_in_advance(
     kia = list(spec.known_in_advance)
     if not kia:
         return query, ()
-    made = pl.Series(np.zeros(query.height, dtype=bool) if generated is None else generated)
-    gaps = {
-        k: query.get_column(k).is_null() & made if k in spec.kia_blank else query.get_column(k).is_null()
-        for k in kia
-    }
+    gaps = {k: query.get_column(k).is_null() for k in kia}
+    for k in spec.kia_blank:  # blank is missing only where nothing was posted
+        gaps[k] = gaps[k] & pl.Series(np.zeros(query.height, dtype=bool) if generated is None else generated)
     missing = {k: int(gaps[k].sum()) for k in kia}
     absent = [k for k in kia if missing[k]]
     if not absent:
