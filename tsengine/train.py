@@ -106,8 +106,9 @@ def _kia_fill(
     for k in numeric:
         median = canon.get_column(k).median()
         fill[k] = float(median) if median is not None else 0.0  # type: ignore[arg-type]
+    observed = canon.filter(pl.col(Y).is_not_null()) if categorical else canon
     for k in categorical:
-        values = canon.filter(pl.col(Y).is_not_null()).get_column(k)
+        values = observed.get_column(k)
         if k not in blank:
             values = values.drop_nulls()
         counts = values.value_counts(name="__n").sort(["__n", k], descending=[True, False])  # ties: first

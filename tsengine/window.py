@@ -316,8 +316,9 @@ def _check_known_in_advance(
     if not kia:
         return query, ()
     gaps = {k: query.get_column(k).is_null() for k in kia}
-    for k in spec.kia_blank:  # blank is missing only where nothing was posted
-        gaps[k] = gaps[k] & pl.Series(np.zeros(query.height, dtype=bool) if generated is None else generated)
+    if spec.kia_blank:  # blank is missing only where nothing was posted
+        made = pl.Series(np.zeros(query.height, dtype=bool) if generated is None else generated)
+        gaps.update({k: gaps[k] & made for k in spec.kia_blank})
     missing = {k: int(gaps[k].sum()) for k in kia}
     absent = [k for k in kia if missing[k]]
     if not absent:
@@ -335,10 +336,11 @@ def _check_known_in_advance(
             "post the forecast rows with them, or pass relaxKnownInAdvanceFeaturesCheck=true to impute"
         )
         raise KnownInAdvanceError(msg)
+    carried = [k for k in absent if k not in spec.kia_blank]  # the series' last value carries forward
     last_known = (
         canon.sort(SID, IDX)
         .group_by(SID)
-        .agg(*(pl.col(k).drop_nulls().last().alias(f"__last_{k}") for k in absent))
+        .agg(*(pl.col(k).drop_nulls().last().alias(f"__last_{k}") for k in carried))
     )
     # a blank-level feature (an event name) takes its training mode, not the series' last value
     filled = query.join(last_known, on=SID, how="left", maintain_order="left").with_columns(
@@ -352,11 +354,10 @@ def _check_known_in_advance(
         ),
         *(
             pl.coalesce(pl.col(k), pl.col(f"__last_{k}"), pl.lit(spec.kia_fill.get(k))).alias(k)
-            for k in absent
-            if k not in spec.kia_blank
+            for k in carried
         ),
     )
-    filled = filled.drop([f"__last_{k}" for k in absent])
+    filled = filled.drop([f"__last_{k}" for k in carried])
     counts = ", ".join(f"{k}: {missing[k]}" for k in absent)
     warning = (
         f"imputed missing known-in-advance values ({counts}) with each series' last known value, "
