@@ -152,6 +152,25 @@ DATASETS = (
         ),
     ),
     DataSet(
+        "chicago_ridership",
+        "chicago_ridership.csv",
+        "rides",
+        "date",
+        "station",
+        "D",
+        7,
+        28,
+        ("bulls_home", "bears_home", "cubs_home", "whitesox_home", "blackhawks_home"),
+        features=("temp",),
+        holidays="US-IL",
+        note=(
+            "Home games of Chicago's five major teams are known-in-advance 0/1 columns and the Illinois"
+            ' public holidays a calendar (`holidays="US-IL"`; mlforecast gets them as a 0/1 column from'
+            " the same package); the day's mean temperature is used as of the forecast point only"
+            " (mlforecast: lagged by the horizon)"
+        ),
+    ),
+    DataSet(
         "elecdaily",
         "elecdaily.csv",
         "demand",

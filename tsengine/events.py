@@ -21,8 +21,10 @@ For each row (series ``s``, target period ``[t, t + step)``) the features are
 
 Events with a series id apply to that series only; the others to every series.
 Models see these columns as known-in-advance features (:func:`model_spec`):
-LightGBM reads all four; ARIMA and the linear model take the numeric ones as
-regressors; ETS, Theta and seasonal naive take no regressors.
+LightGBM reads all four (a name seen on fewer than three dates of the training
+data as unknown, see :meth:`tsengine.features.CategoryMaps.learn`); ARIMA and the
+linear model take the numeric ones as regressors; ETS, Theta and seasonal naive
+take no regressors.
 
 Backtest selection (:func:`event_weights`): a backtest that happens to span the
 holidays would rank models by how they do on a few unusual days.  With a

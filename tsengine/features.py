@@ -103,6 +103,10 @@ MAX_LAGS = 60
 # Lags of a numeric non-KIA feature in its richer block [ours]: a week of daily
 # data; the block's window statistics carry anything longer.
 DEFAULT_FEATURE_LAGS = 7
+# A level of a known-in-advance categorical feature gets its own code only when
+# training saw it on at least this many distinct timestamps [ours]; see
+# CategoryMaps.learn.
+MIN_LEVEL_DATES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,11 +269,34 @@ class CategoryMaps:
     _series: dict[str, tuple[pl.Series, pl.Series]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def learn(cls, frame: pl.DataFrame, columns: list[str]) -> CategoryMaps:
-        """Codes in order of first appearance for each column."""
+    def learn(cls, frame: pl.DataFrame, columns: list[str], *, dated: tuple[str, ...] = ()) -> CategoryMaps:
+        """Codes in order of first appearance for each column.
+
+        A column of ``dated`` (a known-in-advance category: an event name, a
+        promotion type) codes only the levels seen on at least
+        :data:`MIN_LEVEL_DATES` distinct timestamps of ``frame`` (its ``__i``);
+        rarer levels are unseen, i.e. missing.  Rows do not measure the
+        evidence here: one date's level repeats in every series and origin.  A
+        public holiday recurs once a year, so one to three years of daily
+        history show each name once or twice; the trees learn those days'
+        weekday and noise under the name, apply them to the next Independence
+        Day on another weekday, and route a name they never coded like an
+        ordinary day.  Without the name the row still carries the event count
+        and the days to and from it, which every event of the history teaches
+        [measured, LightGBM alone, mean MASE over 3 held-out horizons:
+        chicago_ridership 0.839 with every name coded, 0.812 with names seen
+        on 2+ dates, 0.704 on 3+ (no name of its two years qualifies; its
+        4 July 2016 went from a Monday's 75 to 31, actual 23); elecdaily
+        0.819 -> 0.783].
+        """
         maps: dict[str, dict[str, int]] = {}
         for col in columns:
-            values = frame.get_column(col).drop_nulls().unique(maintain_order=True).to_list()
+            seen = frame.filter(pl.col(col).is_not_null())
+            if col in dated:
+                counts = seen.group_by(col, maintain_order=True).agg(pl.col(IDX).n_unique().alias("dates"))
+                values = counts.filter(pl.col("dates") >= MIN_LEVEL_DATES).get_column(col).to_list()
+            else:
+                values = seen.get_column(col).unique(maintain_order=True).to_list()
             maps[col] = {str(v): i for i, v in enumerate(values)}
         return cls(maps)
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from tsengine.features import (
     FP,
+    MIN_LEVEL_DATES,
     CategoryMaps,
     D,
     FeaturePlan,
@@ -356,3 +357,17 @@ def test_window_relative_kia_is_unchanged_when_the_kia_unit_changes(factor: floa
         maps,
     ).x[:, col]
     np.testing.assert_allclose(scaled, base, rtol=1e-9, atol=1e-12)
+
+
+def test_a_known_in_advance_level_seen_on_few_dates_gets_no_code() -> None:
+    """A name on fewer than MIN_LEVEL_DATES dates is unseen however many series repeat it."""
+    days = {"Christmas": [10, 375, 740], "Independence Day": [100, 465], "Fourth": [200]}
+    rows = [(s, i, name) for name, idx in days.items() for i in idx for s in ("a", "b", "c", "d")]
+    frame = pl.DataFrame(rows, schema=[SID, IDX, "event"], orient="row")
+    dated = CategoryMaps.learn(frame, ["event"], dated=("event",))
+    assert MIN_LEVEL_DATES == 3
+    assert list(dated.maps["event"]) == ["Christmas"]
+    codes = dated.codes("event", pl.Series(["Christmas", "Independence Day", "Fourth", None]))
+    np.testing.assert_array_equal(np.isnan(codes), [False, True, True, True])
+    plain = CategoryMaps.learn(frame, ["event"])
+    assert list(plain.maps["event"]) == ["Christmas", "Independence Day", "Fourth"]

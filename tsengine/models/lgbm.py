@@ -269,7 +269,7 @@ class LightGBMModel(ForecastModel):
             *([SID] if base.with_series else []),  # without the id as an input, no codes to store
             *[c for c in (*base.known_in_advance, *base.features) if c in base.categorical],
         ]
-        maps = CategoryMaps.learn(history, cat_cols)
+        maps = CategoryMaps.learn(history, cat_cols, dated=base.known_in_advance)
         rich = build_design(history, pairs, richest, spec.time_step, maps, with_target=True)
         target_idx = pairs.get_column(IDX).to_numpy()
         valid = target_idx > target_idx.max() - len(spec.distances)
