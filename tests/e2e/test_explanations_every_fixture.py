@@ -1,8 +1,8 @@
 """Historical-mode explanations on the default deployment of every time series fixture.
 
 Each fixture is trained with the defaults (every candidate model, default
-windows; the two largest panels cut to a few series, flights to its second
-half-year, to keep the suite quick), and one
+windows; the largest panels cut to a few series, the daily ones to their last
+year or so, to keep the suite quick), and one
 historical-mode request over its last two forecast windows asks for three
 explanations per row.  Whatever model the backtest chose (an ensemble of four,
 one statistical model, LightGBM), every predicted row must be explained with
@@ -69,7 +69,20 @@ CASES: dict[str, tuple[dict[str, Any], int | None]] = {
     ),
     "elecdaily_us_dates.csv": ({"target": "demand", "datetime_column": "date", "holidays": "AU-VIC"}, None),
     "monthly_retail_single.csv": ({"target": "turnover", "datetime_column": "month"}, None),
+    "chicago_ridership.csv": (
+        {
+            "target": "rides",
+            "datetime_column": "date",
+            "series_id_column": "station",
+            "known_in_advance": ["bulls_home", "bears_home", "cubs_home", "whitesox_home", "blackhawks_home"],
+            "features": ["temp"],
+            "holidays": "US-IL",
+        },
+        2,
+    ),
 }
+# fixture file -> first date kept (the longer daily files, cut to keep the suite quick)
+SINCE = {"flights_daily.csv": "2013-06-01", "chicago_ridership.csv": "2016-01-01"}
 NAME = re.compile(r"^[A-Za-z][\w ]*( \([\w ,]+\))?$")
 
 
@@ -79,8 +92,8 @@ def _data(file: str, kwargs: dict[str, Any], keep: int | None) -> pl.DataFrame:
     if keep is not None and sid:
         first = frame.get_column(sid).unique(maintain_order=True).head(keep)
         frame = frame.filter(pl.col(sid).is_in(first))
-    if file == "flights_daily.csv":
-        frame = frame.filter(pl.col("date") >= "2013-06-01")
+    if file in SINCE:
+        frame = frame.filter(pl.col(kwargs["datetime_column"]) >= SINCE[file])
     return frame
 
 
