@@ -474,3 +474,18 @@ def test_feature_named_like_an_event_column_is_refused(elec: pl.DataFrame) -> No
             holidays="AU",
             models=["lightgbm"],
         )
+
+
+def test_lightgbm_codes_only_event_names_seen_on_three_dates(elec: pl.DataFrame) -> None:
+    """A name on one date of the history is unknown to the trees; a recurring one is coded."""
+    calendar = pl.DataFrame(
+        {
+            "date": ["2014-03-03", "2014-06-02", "2014-09-01", "2014-11-03", "2014-07-15"],
+            "event": ["Sale", "Sale", "Sale", "Sale", "Gala"],
+        }
+    )
+    deployment = tsengine.train(
+        elec, target="demand", datetime_column="date", calendar=calendar, models=["lightgbm"]
+    )
+    assert deployment.model.kind == "lightgbm"
+    assert list(deployment.model.maps.maps[EVENT_NAME]) == ["Sale"]  # type: ignore[attr-defined]

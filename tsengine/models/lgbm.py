@@ -76,7 +76,7 @@ __all__ = ["LightGBMDiffModel", "LightGBMLogModel", "LightGBMModel", "keeps_seri
 SINGLE_THREAD_ROWS = 20_000
 # ... and below this many explained rows: SHAP values cost about a millisecond a row
 # (TreeSHAP walks every path of every tree), so the pool pays off far sooner
-# [measured: 196 trees, 60 features, 2 cores: 64 rows 64 -> 33 ms, 4,704 rows 4.7 -> 2.4 s].
+# [measured: 196 trees, 60 features, 2 cores: 64 rows in 64 -> 33 ms, 4,704 rows in 4.7 -> 2.4 s].
 SINGLE_THREAD_CONTRIB_ROWS = 32
 # A request's feature matrix is built and scored this many rows at a time
 # (about 1 MB of features for daily data), bounding its memory; measured on
