@@ -13,6 +13,10 @@ from tsengine.explain import (
     qualitative_strength,
     top_explanations,
 )
+from tsengine.features import CategoryMaps, FeaturePlan
+from tsengine.models.lgbm_explain import design_values
+from tsengine.spec import TimeSeriesSpec
+from tsengine.timestep import TimeStep
 
 
 def test_qualitative_strength_reproduces_the_seed_example() -> None:
@@ -165,3 +169,23 @@ def test_forecast_explanations_add_up_and_read_well(
     ).frame
     explained = some.get_column(explanation_columns(1)[0]).is_not_null().to_list()
     assert explained == (prediction > threshold).tolist()
+
+
+def test_a_known_in_advance_category_shows_the_posted_value_coded_or_not() -> None:
+    """An event name the model has no code for (seen on one date) is still shown as posted."""
+    spec = TimeSeriesSpec(
+        datetime_column="date",
+        target="y",
+        time_step=TimeStep("day"),
+        feature_derivation_window=(-14, 0),
+        forecast_window=(1, 7),
+        known_in_advance=("event",),
+        categorical=("event",),
+    )
+    plan = FeaturePlan.for_spec(spec)
+    col = plan.names.index("event")
+    x = np.zeros((3, len(plan.names)))
+    x[:, col] = [0.0, np.nan, np.nan]  # "Gala" has no code: the design holds NaN
+    query = pl.DataFrame({"event": ["Sale", "Gala", None]})
+    shown = design_values(plan, CategoryMaps({"event": {"Sale": 0}}), x, np.ones(3), query)
+    assert shown[:, col].tolist() == ["Sale", "Gala", None]

@@ -429,7 +429,7 @@ class LightGBMModel(ForecastModel):
         design = self.design(history, query, spec, layout=layout)
         strengths, base = self.contributions(design)
         return Contributions(
-            strengths, base, names, design_values(self.plan, self.maps, design.x, design.scale)
+            strengths, base, names, design_values(self.plan, self.maps, design.x, design.scale, query)
         )
 
     def to_bytes(self) -> bytes:

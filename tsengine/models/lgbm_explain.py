@@ -36,14 +36,24 @@ def feature_names(plan: FeaturePlan, spec: TimeSeriesSpec) -> list[str]:
     return out
 
 
-def design_values(plan: FeaturePlan, maps: CategoryMaps, x: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Display values of a design: target features unscaled (floats), category codes decoded (text)."""
-    sources = {k: k for k in plan.known_in_advance if k in plan.categorical}
-    sources |= {f"{f} (last)": f for f in plan.features if f in plan.categorical}
+def design_values(
+    plan: FeaturePlan, maps: CategoryMaps, x: np.ndarray, scale: np.ndarray, query: pl.DataFrame
+) -> np.ndarray:
+    """Display values of a design: target features unscaled (floats), category codes decoded (text).
+
+    A known-in-advance category shows the value of ``query`` (the design's
+    rows) itself, not its decoded code: a level the model has no code for (a
+    one-date event name, a new promotion type) is still what was posted, and
+    the explanation says which.
+    """
+    posted = {k for k in plan.known_in_advance if k in plan.categorical}
+    sources = {f"{f} (last)": f for f in plan.features if f in plan.categorical}
     sources["series id"] = SID
     out = np.empty(x.shape, dtype=object)
     for i, name in enumerate(plan.names):
-        if name in plan.categorical_names:
+        if name in posted:
+            out[:, i] = np.asarray(query.get_column(name).cast(pl.String).to_list(), dtype=object)
+        elif name in plan.categorical_names:
             mapping = maps.maps.get(sources[name], {})
             codes = pl.Series(x[:, i]).cast(pl.Int64, strict=False)
             text = codes.replace_strict(
