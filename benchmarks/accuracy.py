@@ -438,8 +438,8 @@ def peer_exogenous(ds: DataSet, train: pd.DataFrame, test: pd.DataFrame) -> tupl
     return fit_rows.reset_index(drop=True), both.loc[both["held_out"], columns].reset_index(drop=True)
 
 
-# Calendar parts of the target date the scaled mlforecast peer gets, by pandas frequency.
 SCALED_PEER = "mlforecast LightGBM, scaled"
+# Calendar parts of the target date the scaled mlforecast peer gets, by pandas frequency.
 PEER_CALENDAR = {
     "h": ["hour", "dayofweek"],
     "D": ["dayofweek", "month", "day"],

@@ -291,12 +291,16 @@ class CategoryMaps:
         """
         maps: dict[str, dict[str, int]] = {}
         for col in columns:
-            seen = frame.filter(pl.col(col).is_not_null())
             if col in dated:
-                counts = seen.group_by(col, maintain_order=True).agg(pl.col(IDX).n_unique().alias("dates"))
+                counts = (
+                    frame.select(col, IDX)
+                    .drop_nulls(col)
+                    .group_by(col, maintain_order=True)
+                    .agg(pl.col(IDX).n_unique().alias("dates"))
+                )
                 values = counts.filter(pl.col("dates") >= MIN_LEVEL_DATES).get_column(col).to_list()
             else:
-                values = seen.get_column(col).unique(maintain_order=True).to_list()
+                values = frame.get_column(col).drop_nulls().unique(maintain_order=True).to_list()
             maps[col] = {str(v): i for i, v in enumerate(values)}
         return cls(maps)
 
