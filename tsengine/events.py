@@ -11,8 +11,8 @@ client never posts them and every generated forecast row has them.
 For each row (series ``s``, target period ``[t, t + step)``) the features are
 (:data:`EVENT_COLUMNS`):
 
-* ``event``: how many events fall in the period (a day for daily and
-  sub-daily data, the week or month for coarser steps);
+* ``event``: how many events fall in the period (a day for daily, business-day
+  and sub-daily data, the week or month for coarser steps);
 * ``event name``: the first such event's name (a category);
 * ``days to event`` / ``days since event``: whole days from
   the period's first day to the next event on or after it, and from the latest
@@ -249,7 +249,12 @@ def event_columns(
     idx = np.asarray(idx, dtype=np.int64)
     shift = dt.timedelta(minutes=offset_minutes)
     start = _days_of(grid_timestamps(step, idx) + shift)
-    end = np.maximum(_days_of(grid_timestamps(step, idx + 1) + shift), start + 1)
+    # a business day is its own day: the weekend after a Friday is not the Friday's
+    end = (
+        start + 1
+        if step.is_business
+        else np.maximum(_days_of(grid_timestamps(step, idx + 1) + shift), start + 1)
+    )
     margin = int(clip) + 1
     events = calendar.table(int(start.min()) - margin, int(end.max()) + margin)
     shared = events.filter(pl.col("sid").is_null())

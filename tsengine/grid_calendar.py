@@ -46,12 +46,13 @@ def grid_timestamps(step: TimeStep, idx: np.ndarray, name: str = "timestamp") ->
     """:meth:`TimeStep.from_index <tsengine.timestep.TimeStep.from_index>` of ``idx`` as a Series.
 
     Fixed steps are ``idx * step + phase`` microseconds, the very arithmetic of
-    ``from_index``, done in numpy: no polars query for a request's few
+    ``from_index``, and business days numpy's ``busday_offset``, done in numpy
+    (:meth:`~tsengine.timestep.TimeStep.index_micros`): no polars query for a request's few
     timestamps.  Calendar steps (months, quarters, years) go through
     ``from_index`` once per index of the span (:func:`index_values`).
     """
     if not step.is_calendar:
-        micros = np.asarray(idx, dtype=np.int64) * step.micros + step.phase
+        micros = step.index_micros(idx)
         # from integers: polars converts a datetime64 array several times slower
         return pl.Series(name, micros, dtype=pl.Int64).cast(pl.Datetime("us"))
     return index_values(np.asarray(idx, dtype=np.int64), [step.from_index(pl.col(IDX)).alias(name)])[0]
@@ -66,7 +67,7 @@ def calendar_parts(step: TimeStep, parts: tuple[str, ...], idx: np.ndarray) -> l
     """
     if step.is_calendar or not set(parts) <= _NUMPY_PARTS:
         return [p.to_numpy().astype(np.float64) for p in index_values(idx, _calendar(step, parts))]
-    us = np.asarray(idx, dtype=np.int64) * step.micros + step.phase
+    us = step.index_micros(idx)
     t = us.astype("datetime64[us]")
     days = t.astype("datetime64[D]")
     months = t.astype("datetime64[M]")

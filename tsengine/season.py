@@ -34,8 +34,8 @@ def season_length(step: TimeStep, fdw: int) -> int:
     if step.is_calendar:
         months = _SEASON_MONTHS.get(step.unit)
         candidates = [months / step.months] if months else []
-    elif step.unit == "day":
-        candidates = [_WEEK_SECONDS / step.seconds_approx]
+    elif step.unit == "day":  # a week: of business days on a grid that skips weekdays
+        candidates = [step.business_days if step.is_business else _WEEK_SECONDS / step.seconds_approx]
     elif step.unit == "week":
         # A year is 52.18 weeks; 52 is the usual approximation (R's ts, statsforecast).
         candidates = [_WEEKS_PER_YEAR / step.count]

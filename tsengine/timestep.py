@@ -54,6 +54,19 @@ _FIXED_UNITS: tuple[tuple[Unit, int], ...] = (
 )
 _CALENDAR_MONTHS: dict[str, int] = {"year": 12, "quarter": 3, "month": 1}
 _US = 1_000_000
+_DAY_US = 86_400 * _US
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+# Business-day grids count the business days since this date, a Monday: early, because
+# numpy and polars count the days between a later start and an earlier end as
+# (end, start], not [end, start), so indices before it would be one off.
+_BUSINESS_EPOCH = dt.date(1601, 1, 1)
+_BUSINESS_EPOCH_NP = np.datetime64(_BUSINESS_EPOCH, "D")
+# Daily data is on a business-day grid when some weekday never occurs in it over
+# at least this many days [ours]: four weeks of every other weekday rule out chance.
+MIN_BUSINESS_SPAN_DAYS = 28
+# ... and the business-day grid leaves at most this share of its points empty
+# (trading days miss their public holidays, about 4 %).
+MAX_BUSINESS_MISSING_SHARE = 0.25
 MONTH_END = -1
 """``TimeStep.anchor_day`` for grids on the last day of each month."""
 
@@ -76,6 +89,10 @@ class TimeStep:
         anchor_day: calendar units only: the day of month of every grid point,
             or ``MONTH_END`` (-1).
         time_of_day_us: calendar units only: the time of day of every grid point.
+        weekmask: one-day steps only: the weekdays on the grid, seven ``0``/``1``
+            from Monday to Sunday (numpy's busday convention, ``1111100`` for
+            trading days), or ``""`` for every day.  A business-day grid counts
+            only those days: the step after a Friday is the Monday.
     """
 
     unit: Unit
@@ -83,11 +100,31 @@ class TimeStep:
     phase: int = 0
     anchor_day: int = 1
     time_of_day_us: int = 0
+    weekmask: str = ""
 
     @property
     def is_calendar(self) -> bool:
         """Whether the step counts calendar months rather than fixed seconds."""
         return self.unit in _CALENDAR_MONTHS
+
+    @property
+    def is_business(self) -> bool:
+        """Whether the grid skips some weekdays (see ``weekmask``)."""
+        return bool(self.weekmask)
+
+    @property
+    def is_uniform(self) -> bool:
+        """Whether every step is the same number of microseconds (index arithmetic is ``idx * micros + phase``)."""
+        return not self.is_calendar and not self.is_business
+
+    @property
+    def business_days(self) -> int:
+        """Grid days in a week: 7 unless the grid skips weekdays."""
+        return self.weekmask.count("1") if self.is_business else 7
+
+    @property
+    def _week_mask(self) -> tuple[bool, ...]:
+        return tuple(c == "1" for c in self.weekmask)
 
     @property
     def months(self) -> int:
@@ -107,8 +144,32 @@ class TimeStep:
         return self.micros / _US
 
     def describe(self) -> str:
-        """Human text such as ``1 day`` or ``3 month``."""
+        """Human text such as ``1 day``, ``3 month`` or ``1 day (Mon-Fri)``."""
+        if self.is_business:
+            days = [d for d, on in zip(_WEEKDAYS, self._week_mask, strict=True) if on]
+            return f"{self.count} {self.unit} ({', '.join(days)})"
         return f"{self.count} {self.unit}"
+
+    def index_micros(self, idx: np.ndarray) -> np.ndarray:
+        """Naive UTC microseconds of grid indices, in numpy (fixed and business-day steps)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if not self.is_business:
+            return idx * self.micros + self.phase
+        days = np.busday_offset(_BUSINESS_EPOCH_NP, idx, roll="forward", weekmask=self.weekmask)
+        return np.asarray(days.astype(np.int64) * _DAY_US + self.phase)
+
+    def micros_index(self, us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`to_index` of naive UTC microseconds in numpy: floor index and whether on the grid."""
+        rel = np.asarray(us, dtype=np.int64)
+        if not self.is_business:
+            rel = rel - self.phase
+            idx = rel // self.micros
+            return idx, idx * self.micros == rel
+        day, tod = np.divmod(rel, _DAY_US)
+        days = day.astype("datetime64[D]")
+        business = np.is_busday(days, weekmask=self.weekmask)
+        count = np.busday_count(_BUSINESS_EPOCH_NP, days, weekmask=self.weekmask).astype(np.int64)
+        return count - 1 + (business & (tod >= self.phase)), business & (tod == self.phase)
 
     def to_index(self, ts: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
         """Grid index of each timestamp and whether it lies exactly on the grid.
@@ -119,6 +180,13 @@ class TimeStep:
         Returns:
             ``(index, on_grid)``: Int64 floor index and a Boolean flag.
         """
+        if self.is_business:
+            day, mask = ts.dt.date(), self._week_mask
+            tod = (ts - ts.dt.truncate("1d")).dt.total_microseconds()
+            business = day.dt.is_business_day(week_mask=mask)
+            count = pl.business_day_count(pl.lit(_BUSINESS_EPOCH), day, week_mask=mask).cast(pl.Int64)
+            idx = count - 1 + (business & (tod >= self.phase)).cast(pl.Int64)
+            return idx, business & (tod == self.phase)
         if not self.is_calendar:
             rel = ts.dt.epoch("us") - self.phase
             return rel // self.micros, (rel % self.micros) == 0
@@ -133,6 +201,9 @@ class TimeStep:
 
     def from_index(self, idx: pl.Expr) -> pl.Expr:
         """Timestamp (naive UTC, microseconds) of each grid index."""
+        if self.is_business:
+            day = pl.lit(_BUSINESS_EPOCH).dt.add_business_days(idx, week_mask=self._week_mask, roll="forward")
+            return day.cast(pl.Datetime("us")) + pl.duration(microseconds=self.phase)
         if not self.is_calendar:
             return pl.from_epoch(idx * self.micros + self.phase, time_unit="us")
         months = idx * self.months + self.phase
@@ -173,6 +244,7 @@ class TimeStep:
             "phase": self.phase,
             "anchor_day": self.anchor_day,
             "time_of_day_us": self.time_of_day_us,
+            "weekmask": self.weekmask,
         }
 
     @classmethod
@@ -188,6 +260,7 @@ class TimeStep:
             phase=int(data["phase"]),  # type: ignore[call-overload]
             anchor_day=int(data["anchor_day"]),  # type: ignore[call-overload]
             time_of_day_us=int(data["time_of_day_us"]),  # type: ignore[call-overload]
+            weekmask=str(data.get("weekmask", "")),
         )
 
 
@@ -226,6 +299,24 @@ def infer_time_step(
         msg = f"column {label!r} needs at least two distinct timestamps to infer a time step"
         raise TrainingDataError(msg)
     step = _calendar_step(ts) or _fixed_step(ts, label)
+    business = _business_days(ts, step)
+    if business is not None:
+        grid, seen = _grid_points(frame, business, ts_col, series_col)
+        if grid - seen <= MAX_BUSINESS_MISSING_SHARE * grid:
+            return business
+    grid, seen = _grid_points(frame, step, ts_col, series_col)
+    if grid - seen > MAX_MISSING_SHARE * grid:
+        msg = (
+            f"column {label!r} has irregular time steps: the common step is {step.describe()} "
+            f"but {grid - seen} of {grid} grid points have no row; "
+            "resample the data to a regular step (e.g. aggregate to days) before training"
+        )
+        raise TrainingDataError(msg)
+    return step
+
+
+def _grid_points(frame: pl.DataFrame, step: TimeStep, ts_col: str, series_col: str) -> tuple[int, int]:
+    """Grid points spanned by the series (first to last row of each) and how many hold a row."""
     idx, _ = step.to_index(pl.col(ts_col))
     spans = (
         frame.select(pl.col(series_col), idx.alias("__i"))
@@ -235,15 +326,7 @@ def infer_time_step(
             pl.col("__i").n_unique().alias("seen"),
         )
     )
-    grid, seen = int(spans["grid"].sum()), int(spans["seen"].sum())
-    if grid - seen > MAX_MISSING_SHARE * grid:
-        msg = (
-            f"column {label!r} has irregular time steps: the common step is {step.describe()} "
-            f"but {grid - seen} of {grid} grid points have no row; "
-            "resample the data to a regular step (e.g. aggregate to days) before training"
-        )
-        raise TrainingDataError(msg)
-    return step
+    return int(spans["grid"].sum()), int(spans["seen"].sum())
 
 
 def _calendar_step(ts: pl.Series) -> TimeStep | None:
@@ -273,6 +356,31 @@ def _calendar_step(ts: pl.Series) -> TimeStep | None:
         phase=int(months.min() % gap),
         anchor_day=anchor,
         time_of_day_us=int(stats["tod"][0]),
+    )
+
+
+def _business_days(ts: pl.Series, step: TimeStep) -> TimeStep | None:
+    """A one-day step on the weekdays the data has, when some weekday never occurs in four weeks or more.
+
+    Trading days, or a shop closed on Sundays, are regular on their own days:
+    on a grid of every day each weekend would be missing history and, worse,
+    a forecast row nobody asked for, and the lag before a Monday would be a
+    Sunday that never comes.  A weekday absent from at least
+    :data:`MIN_BUSINESS_SPAN_DAYS` days of data is not chance, as long as
+    the other weekdays are there nearly every week (the caller checks
+    :data:`MAX_BUSINESS_MISSING_SHARE`): a few scattered dates are sparse, not
+    business days.  None when the step is not one day or every weekday occurs.
+    """
+    if step.unit != "day" or step.count != 1:
+        return None
+    days = ts.dt.epoch("d")
+    if int(days.max()) - int(days.min()) < MIN_BUSINESS_SPAN_DAYS:  # type: ignore[arg-type]
+        return None
+    seen = set(ts.dt.weekday().unique().to_list())  # ISO: Monday 1
+    if len(seen) == 7:
+        return None
+    return TimeStep(
+        unit="day", phase=step.phase, weekmask="".join("1" if d in seen else "0" for d in range(1, 8))
     )
 
 

@@ -105,7 +105,7 @@ def _index_labels(spec: TimeSeriesSpec, idx: np.ndarray, fmt: str, offset: str |
     is formatted by :func:`~tsengine.timestep.format_datetimes`.
     """
     if not spec.time_step.is_calendar:
-        text = format_iso(idx * spec.time_step.micros + spec.time_step.phase, fmt)
+        text = format_iso(spec.time_step.index_micros(idx), fmt)
         if text is not None:
             return pl.Series(ORIG, text.tolist(), dtype=pl.String)
     return pl.DataFrame({IDX: idx}).select(_fmt_index(spec, fmt, offset).alias(ORIG)).get_column(ORIG)

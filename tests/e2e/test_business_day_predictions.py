@@ -1,0 +1,171 @@
+"""Business-day data end to end: trading days in, trading days out.
+
+A deployment trained through the CLI on the S&P 500's trading days
+(``fixtures/sp500_trading_days.csv``) infers a Monday-to-Friday grid; the real
+server, datarobot-predict and a batch job must then forecast trading days only
+(the step after a Friday is the Monday), agree with one in-process predict,
+and refuse a weekend timestamp with a 4xx naming it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import datarobot
+import httpx
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from datarobot_predict import TimeSeriesType
+from datarobot_predict import deployment as dr_deployment
+from typer.testing import CliRunner
+
+import tsengine
+from api import Settings
+from api.testing import running
+from tsengine.batch import BatchEngine, parse_job_spec
+from tsengine.cli import app
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Using an empty collection for 'allowed_methods':FutureWarning"
+)
+
+DEPLOYMENT = "sp500-trading-days"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "sp500_trading_days.csv"
+LAST = "2015-12-18"  # a Friday: the forecast's first step is Monday 21 December
+HORIZON = 10
+
+
+def _weekdays(texts: list[str]) -> set[int]:
+    return {dt.date.fromisoformat(t[:10]).isoweekday() for t in texts}
+
+
+@pytest.fixture(scope="module")
+def request_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The last 80 trading days up to LAST: history only, so the window is autoexpanded."""
+    frame = pl.read_csv(FIXTURE, schema_overrides={"date": pl.String}).filter(pl.col("date") <= LAST).tail(80)
+    path = tmp_path_factory.mktemp("sp500") / "request.csv"
+    frame.write_csv(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sp500-registry")
+    args = ["train", str(FIXTURE), "--name", DEPLOYMENT, "--target", "close", "--datetime", "date"]
+    args += ["--forecast-window", "1", str(HORIZON), "--models", "lightgbm,ets,seasonal_naive"]
+    result = CliRunner().invoke(app, [*args, "--registry", str(path)])
+    assert result.exit_code == 0, result.stderr
+    assert "1 day (Mon, Tue, Wed, Thu, Fri)" in result.stderr
+    return path
+
+
+@pytest.fixture(scope="module")
+def expected(registry: Path, request_csv: Path) -> pl.DataFrame:
+    deployment = tsengine.Registry(registry).load(DEPLOYMENT)
+    frame = pl.read_csv(request_csv, schema_overrides=deployment.input_schema_overrides())
+    return deployment.predict(frame)
+
+
+@pytest.fixture(scope="module")
+def base_url(registry: Path) -> Iterator[str]:
+    with running(Settings(registry=registry)) as url:
+        yield url
+
+
+def _post(base_url: str, body: bytes, **params: Any) -> httpx.Response:
+    return httpx.post(
+        f"{base_url}/predApi/v1.0/deployments/{DEPLOYMENT}/predictions",
+        params=params,
+        content=body,
+        headers={"content-type": "text/csv"},
+        timeout=60,
+    )
+
+
+def test_forecast_rows_are_the_next_trading_days(expected: pl.DataFrame) -> None:
+    stamps = expected.get_column("timestamp").dt.date().to_list()
+    assert stamps[:3] == [dt.date(2015, 12, 21), dt.date(2015, 12, 22), dt.date(2015, 12, 23)]
+    assert len(stamps) == HORIZON
+    assert {d.isoweekday() for d in stamps} <= {1, 2, 3, 4, 5}
+    assert stamps[-1] == dt.date(2016, 1, 1)  # 10 trading days on: holidays are grid points, weekends are not
+    assert expected.get_column("forecastDistance").to_list() == list(range(1, HORIZON + 1))
+
+
+def test_http_json_equals_one_in_process_predict(
+    base_url: str, request_csv: Path, expected: pl.DataFrame
+) -> None:
+    response = _post(base_url, request_csv.read_bytes())
+    assert response.status_code == 200, response.text
+    rows = response.json()["data"]
+    assert {r["forecastPoint"] for r in rows} == {f"{LAST}T00:00:00Z"}
+    assert [r["originalFormatTimestamp"] for r in rows][:2] == ["2015-12-21", "2015-12-22"]
+    assert _weekdays([r["timestamp"] for r in rows]) <= {1, 2, 3, 4, 5}
+    np.testing.assert_allclose([r["prediction"] for r in rows], expected["prediction"].to_numpy(), rtol=1e-12)
+
+
+def test_a_weekend_row_or_forecast_point_is_a_422_naming_it(base_url: str, request_csv: Path) -> None:
+    saturday = request_csv.read_bytes() + b"2015-12-19,,\n"
+    response = _post(base_url, saturday)
+    assert response.status_code == 422
+    assert "2015-12-19" in response.json()["message"]
+    assert "Mon, Tue, Wed, Thu, Fri" in response.json()["message"]
+    response = _post(base_url, request_csv.read_bytes(), forecastPoint="2015-12-19T00:00:00Z")
+    assert response.status_code == 422
+    message = response.json()["message"]
+    assert "forecastPoint" in message
+    assert "2015-12-18" in message  # the grid point before it, suggested
+
+
+@pytest.fixture
+def dr_client(base_url: str) -> Iterator[None]:
+    datarobot.client.set_client(datarobot.rest.RESTClientObject(auth="tok", endpoint=f"{base_url}/api/v2"))
+    dr_deployment.clear_context()
+    yield
+    dr_deployment.clear_context()
+
+
+@pytest.mark.usefixtures("dr_client")
+def test_datarobot_predict_historical_mode_skips_weekends(base_url: str) -> None:
+    frame = pd.read_csv(FIXTURE).query("date <= @LAST").tail(120)
+    result = dr_deployment.predict(
+        DEPLOYMENT,
+        frame,
+        prediction_endpoint=f"{base_url}/predApi/v1.0",
+        time_series_type=TimeSeriesType.HISTORICAL,
+        predictions_start_date=dt.datetime(2015, 12, 4),
+        predictions_end_date=dt.datetime(2015, 12, 15),
+    )
+    out = result.dataframe
+    assert len(out) > 0
+    assert set(out["date"]) <= {f"2015-12-{d:02d}" for d in (4, 7, 8, 9, 10, 11, 14)}
+    assert _weekdays(list(out["date"])) <= {1, 2, 3, 4, 5}
+    assert _weekdays(list(out["FORECAST_POINT"])) <= {1, 2, 3, 4, 5}
+
+
+def test_batch_job_on_a_local_file_equals_one_predict(
+    registry: Path, request_csv: Path, expected: pl.DataFrame, tmp_path: Path
+) -> None:
+    out = tmp_path / "forecasts.csv"
+    spec = parse_job_spec(
+        {
+            "deploymentId": DEPLOYMENT,
+            "intakeSettings": {"type": "filesystem", "path": str(request_csv)},
+            "outputSettings": {"type": "filesystem", "path": str(out)},
+            "timeseriesSettings": {"type": "forecast"},
+        },
+        allow_filesystem=True,
+    )
+    engine = BatchEngine(tsengine.Registry(registry))
+    done = engine.run_now(engine.create_job(spec, source="test")["id"])
+    assert done["status"] == "COMPLETED", done
+    got = pl.read_csv(out, schema_overrides={"date": pl.String})
+    assert got.get_column("date").to_list()[:2] == ["2015-12-21", "2015-12-22"]
+    assert _weekdays(got.get_column("date").to_list()) <= {1, 2, 3, 4, 5}
+    np.testing.assert_allclose(
+        got.get_column("close (actual)_PREDICTION").to_numpy(), expected["prediction"].to_numpy(), rtol=1e-12
+    )
