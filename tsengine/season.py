@@ -39,6 +39,8 @@ def season_length(step: TimeStep, fdw: int) -> int:
     elif step.unit == "week":
         # A year is 52.18 weeks; 52 is the usual approximation (R's ts, statsforecast).
         candidates = [_WEEKS_PER_YEAR / step.count]
+    elif step.session_steps:  # business hours: a day is the session's steps
+        candidates = [step.session_steps, *(s / step.seconds_approx for s in _SEASON_SECONDS[1:])]
     else:
         candidates = [seconds / step.seconds_approx for seconds in _SEASON_SECONDS]
     for period in candidates:

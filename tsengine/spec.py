@@ -49,7 +49,6 @@ _DEFAULT_WINDOWS: dict[str, tuple[int, int]] = {
 # two hours of 15-minute data (8 steps) would hide the daily cycle that drives
 # most such data (load, traffic, calls), and 192 steps are cheap.
 _SUBHOURLY_SECONDS = (300, 3600)
-_DAY_SECONDS = 86_400
 
 
 def min_history_for(a: int, *, allow_partial_history: bool = False) -> int:
@@ -68,7 +67,7 @@ def default_windows(step: TimeStep) -> tuple[tuple[int, int], tuple[int, int]]:
         a, c = max(8, a // step.count), max(1, c // step.count)
     seconds = step.seconds_approx
     if _SUBHOURLY_SECONDS[0] <= seconds < _SUBHOURLY_SECONDS[1]:
-        a = max(a, round(2 * _DAY_SECONDS / seconds))
+        a = max(a, round(2 * step.steps_per_day))
     return (-a, 0), (1, c)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import reduce
 from typing import Literal
 
@@ -67,6 +67,9 @@ MIN_BUSINESS_SPAN_DAYS = 28
 # ... and the business-day grid leaves at most this share of its points empty
 # (trading days miss their public holidays, about 4 %).
 MAX_BUSINESS_MISSING_SHARE = 0.25
+# Sub-daily data is on a session grid (business hours) when some hours of the day
+# never occur on at least this many days [ours].
+MIN_SESSION_DAYS = 7
 MONTH_END = -1
 """``TimeStep.anchor_day`` for grids on the last day of each month."""
 
@@ -89,10 +92,17 @@ class TimeStep:
         anchor_day: calendar units only: the day of month of every grid point,
             or ``MONTH_END`` (-1).
         time_of_day_us: calendar units only: the time of day of every grid point.
-        weekmask: one-day steps only: the weekdays on the grid, seven ``0``/``1``
-            from Monday to Sunday (numpy's busday convention, ``1111100`` for
-            trading days), or ``""`` for every day.  A business-day grid counts
-            only those days: the step after a Friday is the Monday.
+        weekmask: steps of a day or less: the weekdays on the grid, seven
+            ``0``/``1`` from Monday to Sunday (numpy's busday convention,
+            ``1111100`` for trading days), or ``""`` for every day.  A
+            business-day grid counts only those days: the step after a Friday
+            is the Monday.
+        session_start_us: sub-daily steps with a session: the time of day of
+            each day's first grid point.
+        session_steps: sub-daily steps: grid points per day from
+            ``session_start_us`` (business hours: 07:00 to 21:55 in 5-minute
+            steps is 180), the step after the last being the next grid day's
+            first; 0 for the whole day.
     """
 
     unit: Unit
@@ -101,6 +111,8 @@ class TimeStep:
     anchor_day: int = 1
     time_of_day_us: int = 0
     weekmask: str = ""
+    session_start_us: int = 0
+    session_steps: int = 0
 
     @property
     def is_calendar(self) -> bool:
@@ -109,8 +121,8 @@ class TimeStep:
 
     @property
     def is_business(self) -> bool:
-        """Whether the grid skips some weekdays (see ``weekmask``)."""
-        return bool(self.weekmask)
+        """Whether the grid skips times a plain step holds: some weekdays, or the hours outside a session."""
+        return bool(self.weekmask) or self.session_steps > 0
 
     @property
     def is_uniform(self) -> bool:
@@ -120,11 +132,25 @@ class TimeStep:
     @property
     def business_days(self) -> int:
         """Grid days in a week: 7 unless the grid skips weekdays."""
-        return self.weekmask.count("1") if self.is_business else 7
+        return self.weekmask.count("1") if self.weekmask else 7
+
+    @property
+    def steps_per_day(self) -> float:
+        """Grid points in one (grid) day: the session's, else a day over the step."""
+        return self.session_steps or _DAY_US / self.micros
+
+    @property
+    def _mask(self) -> str:
+        return self.weekmask or "1111111"
 
     @property
     def _week_mask(self) -> tuple[bool, ...]:
-        return tuple(c == "1" for c in self.weekmask)
+        return tuple(c == "1" for c in self._mask)
+
+    @property
+    def _day_start(self) -> int:
+        """Time of day of each grid day's first point (a daily step's phase is its time of day)."""
+        return self.session_start_us if self.session_steps else self.phase
 
     @property
     def months(self) -> int:
@@ -145,18 +171,23 @@ class TimeStep:
 
     def describe(self) -> str:
         """Human text such as ``1 day``, ``3 month`` or ``1 day (Mon-Fri)``."""
-        if self.is_business:
-            days = [d for d, on in zip(_WEEKDAYS, self._week_mask, strict=True) if on]
-            return f"{self.count} {self.unit} ({', '.join(days)})"
-        return f"{self.count} {self.unit}"
+        parts = []
+        if self.session_steps:
+            first = dt.datetime.min + dt.timedelta(microseconds=self.session_start_us)
+            last = first + dt.timedelta(microseconds=(self.session_steps - 1) * self.micros)
+            parts.append(f"{first:%H:%M}-{last:%H:%M}")
+        if self.weekmask:
+            parts += [d for d, on in zip(_WEEKDAYS, self._week_mask, strict=True) if on]
+        return f"{self.count} {self.unit}" + (f" ({', '.join(parts)})" if parts else "")
 
     def index_micros(self, idx: np.ndarray) -> np.ndarray:
         """Naive UTC microseconds of grid indices, in numpy (fixed and business-day steps)."""
         idx = np.asarray(idx, dtype=np.int64)
         if not self.is_business:
             return idx * self.micros + self.phase
-        days = np.busday_offset(_BUSINESS_EPOCH_NP, idx, roll="forward", weekmask=self.weekmask)
-        return np.asarray(days.astype(np.int64) * _DAY_US + self.phase)
+        day, slot = np.divmod(idx, self.session_steps or 1)
+        days = np.busday_offset(_BUSINESS_EPOCH_NP, day, roll="forward", weekmask=self._mask)
+        return np.asarray(days.astype(np.int64) * _DAY_US + self._day_start + slot * self.micros)
 
     def micros_index(self, us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`to_index` of naive UTC microseconds in numpy: floor index and whether on the grid."""
@@ -167,9 +198,14 @@ class TimeStep:
             return idx, idx * self.micros == rel
         day, tod = np.divmod(rel, _DAY_US)
         days = day.astype("datetime64[D]")
-        business = np.is_busday(days, weekmask=self.weekmask)
-        count = np.busday_count(_BUSINESS_EPOCH_NP, days, weekmask=self.weekmask).astype(np.int64)
-        return count - 1 + (business & (tod >= self.phase)), business & (tod == self.phase)
+        per_day = self.session_steps or 1
+        open_day = np.is_busday(days, weekmask=self._mask)
+        first = np.busday_count(_BUSINESS_EPOCH_NP, days, weekmask=self._mask).astype(np.int64) * per_day
+        since = tod - self._day_start
+        slot = since // self.micros  # a daily step's micros is a day: slot 0
+        after = open_day & (since >= 0)
+        idx = np.where(after, first + np.minimum(slot, per_day - 1), first - 1)
+        return idx, after & (since % self.micros == 0) & (slot < per_day)
 
     def to_index(self, ts: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
         """Grid index of each timestamp and whether it lies exactly on the grid.
@@ -180,13 +216,17 @@ class TimeStep:
         Returns:
             ``(index, on_grid)``: Int64 floor index and a Boolean flag.
         """
-        if self.is_business:
-            day, mask = ts.dt.date(), self._week_mask
-            tod = (ts - ts.dt.truncate("1d")).dt.total_microseconds()
-            business = day.dt.is_business_day(week_mask=mask)
-            count = pl.business_day_count(pl.lit(_BUSINESS_EPOCH), day, week_mask=mask).cast(pl.Int64)
-            idx = count - 1 + (business & (tod >= self.phase)).cast(pl.Int64)
-            return idx, business & (tod == self.phase)
+        if self.is_business:  # as micros_index
+            day, mask, per_day = ts.dt.date(), self._week_mask, self.session_steps or 1
+            since = (ts - ts.dt.truncate("1d")).dt.total_microseconds() - self._day_start
+            open_day = day.dt.is_business_day(week_mask=mask)
+            first = (
+                pl.business_day_count(pl.lit(_BUSINESS_EPOCH), day, week_mask=mask).cast(pl.Int64) * per_day
+            )
+            slot = since // self.micros
+            after = open_day & (since >= 0)
+            idx = pl.when(after).then(first + pl.min_horizontal(slot, per_day - 1)).otherwise(first - 1)
+            return idx, after & (since % self.micros == 0) & (slot < per_day)
         if not self.is_calendar:
             rel = ts.dt.epoch("us") - self.phase
             return rel // self.micros, (rel % self.micros) == 0
@@ -201,9 +241,16 @@ class TimeStep:
 
     def from_index(self, idx: pl.Expr) -> pl.Expr:
         """Timestamp (naive UTC, microseconds) of each grid index."""
-        if self.is_business:
-            day = pl.lit(_BUSINESS_EPOCH).dt.add_business_days(idx, week_mask=self._week_mask, roll="forward")
-            return day.cast(pl.Datetime("us")) + pl.duration(microseconds=self.phase)
+        if self.is_business:  # as index_micros
+            per_day = self.session_steps or 1
+            grid_day = idx // per_day
+            slot = idx - grid_day * per_day
+            day = pl.lit(_BUSINESS_EPOCH).dt.add_business_days(
+                grid_day, week_mask=self._week_mask, roll="forward"
+            )
+            return day.cast(pl.Datetime("us")) + pl.duration(
+                microseconds=self._day_start + slot * self.micros
+            )
         if not self.is_calendar:
             return pl.from_epoch(idx * self.micros + self.phase, time_unit="us")
         months = idx * self.months + self.phase
@@ -245,6 +292,8 @@ class TimeStep:
             "anchor_day": self.anchor_day,
             "time_of_day_us": self.time_of_day_us,
             "weekmask": self.weekmask,
+            "session_start_us": self.session_start_us,
+            "session_steps": self.session_steps,
         }
 
     @classmethod
@@ -261,6 +310,8 @@ class TimeStep:
             anchor_day=int(data["anchor_day"]),  # type: ignore[call-overload]
             time_of_day_us=int(data["time_of_day_us"]),  # type: ignore[call-overload]
             weekmask=str(data.get("weekmask", "")),
+            session_start_us=int(data.get("session_start_us", 0)),  # type: ignore[call-overload]
+            session_steps=int(data.get("session_steps", 0)),  # type: ignore[call-overload]
         )
 
 
@@ -360,28 +411,42 @@ def _calendar_step(ts: pl.Series) -> TimeStep | None:
 
 
 def _business_days(ts: pl.Series, step: TimeStep) -> TimeStep | None:
-    """A one-day step on the weekdays the data has, when some weekday never occurs in four weeks or more.
+    """The step on the weekdays and within the daily hours the data has, when it skips some.
 
-    Trading days, or a shop closed on Sundays, are regular on their own days:
-    on a grid of every day each weekend would be missing history and, worse,
-    a forecast row nobody asked for, and the lag before a Monday would be a
-    Sunday that never comes.  A weekday absent from at least
-    :data:`MIN_BUSINESS_SPAN_DAYS` days of data is not chance, as long as
-    the other weekdays are there nearly every week (the caller checks
-    :data:`MAX_BUSINESS_MISSING_SHARE`): a few scattered dates are sparse, not
-    business days.  None when the step is not one day or every weekday occurs.
+    Trading days, a shop closed on Sundays or a call centre open 07:00 to
+    22:00 are regular on their own days and hours: on a grid of every step
+    each night and weekend would be missing history and, worse, forecast rows
+    nobody asked for, and the lag before a Monday would be a Sunday that never
+    comes.  A weekday absent from at least :data:`MIN_BUSINESS_SPAN_DAYS` days
+    of data, or hours absent on every one of at least :data:`MIN_SESSION_DAYS`
+    days, are not chance, as long as the remaining grid is nearly full (the
+    caller checks :data:`MAX_BUSINESS_MISSING_SHARE`): a few scattered times
+    are sparse, not business hours.  None when the step is longer than a day
+    or the data skips nothing.
     """
-    if step.unit != "day" or step.count != 1:
+    if (
+        step.is_calendar
+        or step.micros > _DAY_US
+        or _DAY_US % step.micros
+        or (step.unit == "day" and step.count > 1)
+    ):
         return None
     days = ts.dt.epoch("d")
-    if int(days.max()) - int(days.min()) < MIN_BUSINESS_SPAN_DAYS:  # type: ignore[arg-type]
-        return None
+    span = int(days.max()) - int(days.min())  # type: ignore[arg-type]
+    weekmask = ""
     seen = set(ts.dt.weekday().unique().to_list())  # ISO: Monday 1
-    if len(seen) == 7:
+    if span >= MIN_BUSINESS_SPAN_DAYS and len(seen) < 7:
+        weekmask = "".join("1" if d in seen else "0" for d in range(1, 8))
+    start, steps = 0, 0
+    if step.micros < _DAY_US and days.n_unique() >= MIN_SESSION_DAYS:
+        tod = ts.dt.epoch("us") - days.cast(pl.Int64) * _DAY_US
+        first, last = int(tod.min()), int(tod.max())  # type: ignore[arg-type]
+        per_day = (last - first) // step.micros + 1
+        if per_day < _DAY_US // step.micros:
+            start, steps = first, per_day
+    if not weekmask and not steps:
         return None
-    return TimeStep(
-        unit="day", phase=step.phase, weekmask="".join("1" if d in seen else "0" for d in range(1, 8))
-    )
+    return replace(step, weekmask=weekmask, session_start_us=start, session_steps=steps)
 
 
 def _fixed_step(ts: pl.Series, ts_col: str) -> TimeStep:

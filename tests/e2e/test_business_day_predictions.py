@@ -60,7 +60,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     args += ["--forecast-window", "1", str(HORIZON), "--models", "lightgbm,ets,seasonal_naive"]
     result = CliRunner().invoke(app, [*args, "--registry", str(path)])
     assert result.exit_code == 0, result.stderr
-    assert "1 day (Mon, Tue, Wed, Thu, Fri)" in result.stderr
+    assert "1 day (Mon, Tue, Wed, Thu, Fri)" in " ".join(result.stderr.split())  # rich wraps lines
     return path
 
 
@@ -169,3 +169,51 @@ def test_batch_job_on_a_local_file_equals_one_predict(
     np.testing.assert_allclose(
         got.get_column("close (actual)_PREDICTION").to_numpy(), expected["prediction"].to_numpy(), rtol=1e-12
     )
+
+
+# --- business hours: five-minute calls, 07:00 to 21:00 on weekdays ------------------------
+
+BANK = "bank-calls"
+BANK_FIXTURE = FIXTURE.parent / "bank_calls_5min.csv"
+
+
+@pytest.fixture(scope="module")
+def bank_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    path = tmp_path_factory.mktemp("bank-registry")
+    args = ["train", str(BANK_FIXTURE), "--name", BANK, "--target", "calls", "--datetime", "time"]
+    args += ["--models", "linear,seasonal_naive", "--registry", str(path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    assert "5 minute (07:00-21:00, Mon, Tue, Wed, Thu, Fri)" in " ".join(result.stderr.split())
+    with running(Settings(registry=path)) as url:
+        yield url
+
+
+def test_business_hours_forecast_the_next_opening_hours(bank_url: str) -> None:
+    lines = BANK_FIXTURE.read_text().splitlines()
+    body = "\n".join([lines[0], *lines[-400:]]) + "\n"  # ends on Friday 2003-10-24 at 21:00
+    response = httpx.post(
+        f"{bank_url}/predApi/v1.0/deployments/{BANK}/predictions",
+        content=body.encode(),
+        headers={"content-type": "text/csv"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    rows = response.json()["data"]
+    assert {r["forecastPoint"] for r in rows} == {"2003-10-24T21:00:00Z"}
+    assert [r["originalFormatTimestamp"] for r in rows][:3] == [
+        "2003-10-27 07:00",
+        "2003-10-27 07:05",
+        "2003-10-27 07:10",
+    ]
+    assert all(np.isfinite(r["prediction"]) for r in rows)
+    night = body + "2003-10-27 03:00,\n"
+    refused = httpx.post(
+        f"{bank_url}/predApi/v1.0/deployments/{BANK}/predictions",
+        content=night.encode(),
+        headers={"content-type": "text/csv"},
+        timeout=60,
+    )
+    assert refused.status_code == 422
+    assert "2003-10-27 03:00" in refused.json()["message"]
+    assert "07:00-21:00" in refused.json()["message"]

@@ -53,6 +53,7 @@ class StepKind:
     count: int = 1
     anchor: int = 1  # calendar steps: day of month or MONTH_END
     weekmask: str = ""  # business days: the weekdays on the grid, Monday first
+    session: tuple[int, int] = (0, 0)  # business hours: (first minute of the day, steps per day)
 
     @property
     def months(self) -> int:
@@ -71,6 +72,7 @@ STEPS = {
         StepKind("hour", "hour"),
         StepKind("day", "day"),
         StepKind("business-day", "day", weekmask="1111100"),
+        StepKind("business-hours", "minute", 30, weekmask="1111100", session=(9 * 60, 16)),
         StepKind("week", "week"),
         StepKind("month-start", "month"),
         StepKind("month-15", "month", anchor=15),
@@ -83,6 +85,12 @@ STEPS = {
 
 def plus(ts: dt.datetime, kind: StepKind, k: int) -> dt.datetime:
     """``ts + k·step`` by the calendar, independent of tsengine."""
+    if kind.session[1]:  # slot by slot through the session, then on to the next business day's
+        first, per_day = kind.session
+        slot = (ts.hour * 60 + ts.minute - first) // kind.count + k
+        days, slot = divmod(slot, per_day)
+        day = np.busday_offset(ts.date(), days, roll="raise", weekmask=kind.weekmask).astype(dt.date)
+        return dt.datetime.combine(day, dt.time()) + dt.timedelta(minutes=first + slot * kind.count)
     if kind.weekmask:  # the k-th business day from ts (a business day itself)
         day = np.busday_offset(ts.date(), k, roll="raise", weekmask=kind.weekmask).astype(dt.date)
         return dt.datetime.combine(day, ts.time())
@@ -102,7 +110,15 @@ def time_step(kind: StepKind, base: dt.datetime) -> TimeStep:
         return TimeStep(kind.unit, count=kind.count, phase=months % kind.months, anchor_day=kind.anchor)  # type: ignore[arg-type]
     micros = int(kind.delta.total_seconds()) * 1_000_000
     epoch = (base - dt.datetime(1970, 1, 1)) // dt.timedelta(microseconds=1)
-    return TimeStep(kind.unit, count=kind.count, phase=epoch % micros, weekmask=kind.weekmask)  # type: ignore[arg-type]
+    first, per_day = kind.session
+    return TimeStep(
+        kind.unit,  # type: ignore[arg-type]
+        count=kind.count,
+        phase=epoch % micros,
+        weekmask=kind.weekmask,
+        session_start_us=first * 60_000_000 if per_day else 0,
+        session_steps=per_day,
+    )
 
 
 @dataclass(frozen=True)
@@ -256,6 +272,11 @@ def make_case(
         base = dt.datetime.combine(
             np.busday_offset(base.date(), 0, roll="forward", weekmask=kind.weekmask).astype(dt.date),
             base.time(),
+        )
+    if kind.session[1]:  # a slot of the session
+        first, per_day = kind.session
+        base = dt.datetime.combine(base.date(), dt.time()) + dt.timedelta(
+            minutes=first + (seed % per_day) * kind.count
         )
     formats = formats_for(kind, base)
     chosen = formats[fmt % len(formats)]

@@ -1,7 +1,8 @@
-"""Business-day grids: daily data on some weekdays only (trading days, a shop closed on Sundays).
+"""Business-day grids: data on some weekdays only (trading days) or within daily hours (a call centre).
 
-The grid counts only the weekdays the training data has; the step after a
-Friday is the Monday.  Its index arithmetic has two implementations, numpy's
+The grid counts only the weekdays and the hours of the day the training data
+has; the step after a Friday is the Monday, the step after the last
+five minutes of a session the next open day's first.  Its index arithmetic has two implementations, numpy's
 ``busday`` functions on the hot paths and polars' business-day expressions
 elsewhere, which must agree everywhere.
 """
@@ -19,6 +20,7 @@ from hypothesis import given, settings
 from tsengine.errors import TrainingDataError
 from tsengine.events import DAYS_SINCE, DAYS_TO, EVENT, EventCalendar, event_columns
 from tsengine.season import season_length
+from tsengine.spec import default_windows
 from tsengine.timestep import TimeStep, infer_time_step
 
 D = dt.datetime
@@ -60,10 +62,30 @@ def test_the_step_after_friday_is_monday() -> None:
     assert TRADING.timestamp_of(TRADING.to_index_floor(D(2024, 1, 7, 9))) == D(2024, 1, 5)
 
 
+sessions = st.one_of(
+    st.builds(
+        lambda mask, h: TimeStep("day", phase=h * 3_600_000_000, weekmask=mask), masks, st.integers(0, 23)
+    ),
+    st.builds(
+        lambda mask, minutes, start, steps: TimeStep(
+            "minute",
+            count=minutes,
+            weekmask=mask,
+            session_start_us=start * minutes * 60_000_000,
+            session_steps=min(steps, 1440 // minutes - start),
+        ),
+        st.one_of(st.just(""), masks),
+        st.sampled_from([5, 15, 30, 60]),
+        st.integers(0, 20),
+        st.integers(1, 40),
+    ),
+)
+
+
 @settings(max_examples=300, deadline=None)
-@given(mask=masks, times=st.lists(stamps, min_size=1, max_size=20), phase_h=st.integers(0, 23))
-def test_numpy_and_polars_index_arithmetic_agree(mask: str, times: list[dt.datetime], phase_h: int) -> None:
-    step = TimeStep("day", phase=phase_h * 3_600_000_000, weekmask=mask)
+@given(step=sessions, times=st.lists(stamps, min_size=1, max_size=20))
+def test_numpy_and_polars_index_arithmetic_agree(step: TimeStep, times: list[dt.datetime]) -> None:
+    mask = step.weekmask or "1111111"
     series = pl.Series("t", times, dtype=pl.Datetime("us"))
     idx, on_grid = step.to_index(pl.col("t"))
     by_polars = series.to_frame().select(idx.alias("i"), on_grid.alias("ok"))
@@ -78,6 +100,30 @@ def test_numpy_and_polars_index_arithmetic_agree(mask: str, times: list[dt.datet
         assert ok == (b == t)
         assert b.isoweekday() in {d + 1 for d, c in enumerate(mask) if c == "1"}
         assert step.timestamp_of(int(i) + 1) > t
+        if step.session_steps:  # inside the session
+            since = (b - dt.datetime.combine(b.date(), dt.time())) // dt.timedelta(microseconds=1)
+            assert 0 <= since - step.session_start_us < step.session_steps * step.micros
+
+
+BANK = TimeStep("minute", count=5, weekmask="1111100", session_start_us=7 * 3_600_000_000, session_steps=169)
+
+
+def test_the_step_after_a_sessions_last_point_is_the_next_open_days_first() -> None:
+    friday_close = BANK.index_of(D(2003, 10, 24, 21, 0))
+    assert friday_close is not None
+    assert BANK.timestamp_of(friday_close + 1) == D(2003, 10, 27, 7, 0)
+    assert BANK.timestamp_of(friday_close - 168) == D(2003, 10, 24, 7, 0)
+    assert BANK.index_of(D(2003, 10, 27, 6, 55)) is None  # before opening
+    assert BANK.index_of(D(2003, 10, 27, 21, 5)) is None  # after closing
+    assert BANK.index_of(D(2003, 10, 25, 12, 0)) is None  # a Saturday
+    assert BANK.timestamp_of(BANK.to_index_floor(D(2003, 10, 27, 3, 0))) == D(2003, 10, 24, 21, 0)
+    assert BANK.describe() == "5 minute (07:00-21:00, Mon, Tue, Wed, Thu, Fri)"
+    assert TimeStep.from_dict(BANK.to_dict()) == BANK
+
+
+def test_a_session_day_is_the_season_and_two_of_them_the_window() -> None:
+    assert season_length(BANK, 338) == 169
+    assert default_windows(BANK) == ((-338, 0), (1, 12))
 
 
 def test_a_week_of_business_days_is_the_season() -> None:
@@ -119,6 +165,29 @@ def test_three_weeks_are_too_few_to_call_a_weekday_closed() -> None:
 def test_scattered_dates_are_sparse_not_business_days() -> None:
     with pytest.raises(TrainingDataError, match="irregular time steps.*1 day"):
         _infer([D(2020, 1, 1), D(2020, 1, 2), D(2020, 1, 9), D(2020, 1, 16), D(2020, 1, 30)])
+
+
+def _session(days: list[dt.datetime], first: int, last: int, minutes: int = 60) -> list[dt.datetime]:
+    """Each day's times from hour ``first`` to hour ``last`` inclusive, every ``minutes``."""
+    n = (last - first) * 60 // minutes + 1
+    return [d + dt.timedelta(hours=first, minutes=k * minutes) for d in days for k in range(n)]
+
+
+def test_business_hours_get_a_session_grid() -> None:
+    weekdays = _days(dt.date(2024, 1, 1), dt.date(2024, 2, 29), {1, 2, 3, 4, 5})
+    step = _infer(_session(weekdays, 7, 21, minutes=5))
+    assert step == TimeStep(
+        "minute", count=5, weekmask="1111100", session_start_us=7 * 3_600_000_000, session_steps=169
+    )
+    every_day = _days(dt.date(2024, 1, 1), dt.date(2024, 1, 10), set(range(1, 8)))
+    assert _infer(_session(every_day, 9, 20)).describe() == "1 hour (09:00-20:00)"
+
+
+def test_round_the_clock_or_few_days_keep_the_plain_step() -> None:
+    every_day = _days(dt.date(2024, 1, 1), dt.date(2024, 1, 10), set(range(1, 8)))
+    assert _infer(_session(every_day, 0, 23)) == TimeStep("hour")
+    with pytest.raises(TrainingDataError, match="irregular time steps"):
+        _infer(_session(every_day[:6], 9, 10))  # six days of two hours: not enough to call it a session
 
 
 def test_series_share_one_business_day_grid() -> None:
