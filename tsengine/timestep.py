@@ -100,8 +100,8 @@ class TimeStep:
         session_start_us: sub-daily steps with a session: the time of day of
             each day's first grid point.
         session_steps: sub-daily steps: grid points per day from
-            ``session_start_us`` (business hours: 07:00 to 21:55 in 5-minute
-            steps is 180), the step after the last being the next grid day's
+            ``session_start_us`` (business hours: 07:00 to 21:00 in 5-minute
+            steps is 169), the step after the last being the next grid day's
             first; 0 for the whole day.
     """
 
@@ -414,7 +414,7 @@ def _business_days(ts: pl.Series, step: TimeStep) -> TimeStep | None:
     """The step on the weekdays and within the daily hours the data has, when it skips some.
 
     Trading days, a shop closed on Sundays or a call centre open 07:00 to
-    22:00 are regular on their own days and hours: on a grid of every step
+    21:00 are regular on their own days and hours: on a grid of every step
     each night and weekend would be missing history and, worse, forecast rows
     nobody asked for, and the lag before a Monday would be a Sunday that never
     comes.  A weekday absent from at least :data:`MIN_BUSINESS_SPAN_DAYS` days
