@@ -10,7 +10,9 @@ root conftest).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import httpx
 import polars as pl
 
 import tsengine
@@ -41,4 +43,15 @@ def train_flights(deployment_id: str = DEPLOYMENT_ID, *, horizon: int = HORIZON)
         forecast_window=[1, horizon],
         feature_derivation_window=[-14, 0],
         deployment_id=deployment_id,
+    )
+
+
+def post_csv(base_url: str, deployment: str, body: bytes, **params: Any) -> httpx.Response:
+    """POST ``body`` as CSV to a deployment's prediction route on a running server."""
+    return httpx.post(
+        f"{base_url}/predApi/v1.0/deployments/{deployment}/predictions",
+        params=params,
+        content=body,
+        headers={"content-type": "text/csv"},
+        timeout=60,
     )

@@ -12,23 +12,22 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import datarobot
-import httpx
 import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
 from datarobot_predict import TimeSeriesType
 from datarobot_predict import deployment as dr_deployment
+from local_jobs import run_file_job
 from typer.testing import CliRunner
 
 import tsengine
 from api import Settings
 from api.testing import running
-from tsengine.batch import BatchEngine, parse_job_spec
 from tsengine.cli import app
+
+from http_flights import post_csv
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Using an empty collection for 'allowed_methods':FutureWarning"
@@ -77,16 +76,6 @@ def base_url(registry: Path) -> Iterator[str]:
         yield url
 
 
-def _post(base_url: str, body: bytes, **params: Any) -> httpx.Response:
-    return httpx.post(
-        f"{base_url}/predApi/v1.0/deployments/{DEPLOYMENT}/predictions",
-        params=params,
-        content=body,
-        headers={"content-type": "text/csv"},
-        timeout=60,
-    )
-
-
 def test_forecast_rows_are_the_next_trading_days(expected: pl.DataFrame) -> None:
     stamps = expected.get_column("timestamp").dt.date().to_list()
     assert stamps[:3] == [dt.date(2015, 12, 21), dt.date(2015, 12, 22), dt.date(2015, 12, 23)]
@@ -99,7 +88,7 @@ def test_forecast_rows_are_the_next_trading_days(expected: pl.DataFrame) -> None
 def test_http_json_equals_one_in_process_predict(
     base_url: str, request_csv: Path, expected: pl.DataFrame
 ) -> None:
-    response = _post(base_url, request_csv.read_bytes())
+    response = post_csv(base_url, DEPLOYMENT, request_csv.read_bytes())
     assert response.status_code == 200, response.text
     rows = response.json()["data"]
     assert {r["forecastPoint"] for r in rows} == {f"{LAST}T00:00:00Z"}
@@ -110,23 +99,15 @@ def test_http_json_equals_one_in_process_predict(
 
 def test_a_weekend_row_or_forecast_point_is_a_422_naming_it(base_url: str, request_csv: Path) -> None:
     saturday = request_csv.read_bytes() + b"2015-12-19,,\n"
-    response = _post(base_url, saturday)
+    response = post_csv(base_url, DEPLOYMENT, saturday)
     assert response.status_code == 422
     assert "2015-12-19" in response.json()["message"]
     assert "Mon, Tue, Wed, Thu, Fri" in response.json()["message"]
-    response = _post(base_url, request_csv.read_bytes(), forecastPoint="2015-12-19T00:00:00Z")
+    response = post_csv(base_url, DEPLOYMENT, request_csv.read_bytes(), forecastPoint="2015-12-19T00:00:00Z")
     assert response.status_code == 422
     message = response.json()["message"]
     assert "forecastPoint" in message
     assert "2015-12-18" in message  # the grid point before it, suggested
-
-
-@pytest.fixture
-def dr_client(base_url: str) -> Iterator[None]:
-    datarobot.client.set_client(datarobot.rest.RESTClientObject(auth="tok", endpoint=f"{base_url}/api/v2"))
-    dr_deployment.clear_context()
-    yield
-    dr_deployment.clear_context()
 
 
 @pytest.mark.usefixtures("dr_client")
@@ -151,17 +132,7 @@ def test_batch_job_on_a_local_file_equals_one_predict(
     registry: Path, request_csv: Path, expected: pl.DataFrame, tmp_path: Path
 ) -> None:
     out = tmp_path / "forecasts.csv"
-    spec = parse_job_spec(
-        {
-            "deploymentId": DEPLOYMENT,
-            "intakeSettings": {"type": "filesystem", "path": str(request_csv)},
-            "outputSettings": {"type": "filesystem", "path": str(out)},
-            "timeseriesSettings": {"type": "forecast"},
-        },
-        allow_filesystem=True,
-    )
-    engine = BatchEngine(tsengine.Registry(registry))
-    done = engine.run_now(engine.create_job(spec, source="test")["id"])
+    done = run_file_job(registry, DEPLOYMENT, request_csv, out)
     assert done["status"] == "COMPLETED", done
     got = pl.read_csv(out, schema_overrides={"date": pl.String})
     assert got.get_column("date").to_list()[:2] == ["2015-12-21", "2015-12-22"]
@@ -192,12 +163,7 @@ def bank_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_business_hours_forecast_the_next_opening_hours(bank_url: str) -> None:
     lines = BANK_FIXTURE.read_text().splitlines()
     body = "\n".join([lines[0], *lines[-400:]]) + "\n"  # ends on Friday 2003-10-24 at 21:00
-    response = httpx.post(
-        f"{bank_url}/predApi/v1.0/deployments/{BANK}/predictions",
-        content=body.encode(),
-        headers={"content-type": "text/csv"},
-        timeout=60,
-    )
+    response = post_csv(bank_url, BANK, body.encode())
     assert response.status_code == 200, response.text
     rows = response.json()["data"]
     assert {r["forecastPoint"] for r in rows} == {"2003-10-24T21:00:00Z"}
@@ -208,12 +174,7 @@ def test_business_hours_forecast_the_next_opening_hours(bank_url: str) -> None:
     ]
     assert all(np.isfinite(r["prediction"]) for r in rows)
     night = body + "2003-10-27 03:00,\n"
-    refused = httpx.post(
-        f"{bank_url}/predApi/v1.0/deployments/{BANK}/predictions",
-        content=night.encode(),
-        headers={"content-type": "text/csv"},
-        timeout=60,
-    )
+    refused = post_csv(bank_url, BANK, night.encode())
     assert refused.status_code == 422
     assert "2003-10-27 03:00" in refused.json()["message"]
     assert "07:00-21:00" in refused.json()["message"]

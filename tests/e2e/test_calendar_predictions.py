@@ -17,12 +17,12 @@ import httpx
 import numpy as np
 import polars as pl
 import pytest
+from local_jobs import run_file_job
 from typer.testing import CliRunner
 
 import tsengine
 from api import Settings
 from api.testing import running
-from tsengine.batch import BatchEngine, parse_job_spec
 from tsengine.cli import app
 
 DEPLOYMENT = "flights-calendar"
@@ -132,17 +132,7 @@ def test_batch_job_equals_one_predict(
     registry: Path, data: dict[str, Path], expected: pl.DataFrame, tmp_path: Path
 ) -> None:
     out = tmp_path / "forecasts.csv"
-    spec = parse_job_spec(
-        {
-            "deploymentId": DEPLOYMENT,
-            "intakeSettings": {"type": "filesystem", "path": str(data["request"])},
-            "outputSettings": {"type": "filesystem", "path": str(out)},
-            "timeseriesSettings": {"type": "forecast"},
-        },
-        allow_filesystem=True,
-    )
-    engine = BatchEngine(tsengine.Registry(registry))
-    done = engine.run_now(engine.create_job(spec, source="test")["id"])
+    done = run_file_job(registry, DEPLOYMENT, data["request"], out)
     assert done["status"] == "COMPLETED", done
     got = pl.read_csv(out).sort("series", "date")
     np.testing.assert_allclose(got[PRED].to_numpy(), expected["prediction"].to_numpy(), rtol=1e-12)

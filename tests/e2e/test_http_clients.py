@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import datarobot
 import httpx
 import numpy as np
 import orjson
@@ -68,15 +67,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def base_url(registry: Path) -> Iterator[str]:
     with running(Settings(registry=registry)) as url:
         yield url
-
-
-@pytest.fixture
-def dr_client(base_url: str) -> Iterator[None]:
-    """Point datarobot-predict at our server without its /version/ round trip."""
-    datarobot.client.set_client(datarobot.rest.RESTClientObject(auth="tok", endpoint=f"{base_url}/api/v2"))
-    dr_deployment.clear_context()
-    yield
-    dr_deployment.clear_context()
 
 
 def predict_url(base_url: str) -> str:

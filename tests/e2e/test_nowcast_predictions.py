@@ -12,19 +12,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import numpy as np
 import polars as pl
 import pytest
+from local_jobs import run_file_job
 from typer.testing import CliRunner
 
 import tsengine
 from api import Settings
 from api.testing import running
-from tsengine.batch import BatchEngine, parse_job_spec
 from tsengine.cli import app
+
+from http_flights import post_csv
 
 DEPLOYMENT = "flights-nowcast"
 SERIES = ("EWR-UA", "JFK-B6", "LGA-DL")
@@ -129,20 +129,10 @@ def test_cli_refuses_a_window_ending_before_it_starts(data: dict[str, Path], tmp
     assert "0 <= b <= c" in result.stderr
 
 
-def _post(base_url: str, body: bytes, **params: Any) -> httpx.Response:
-    return httpx.post(
-        f"{base_url}/predApi/v1.0/deployments/{DEPLOYMENT}/predictions",
-        params=params,
-        content=body,
-        headers={"content-type": "text/csv"},
-        timeout=60,
-    )
-
-
 def test_http_csv_to_a_nowcasting_deployment(
     base_url: str, data: dict[str, Path], expected: pl.DataFrame
 ) -> None:
-    response = _post(base_url, data["request"].read_bytes())
+    response = post_csv(base_url, DEPLOYMENT, data["request"].read_bytes())
     assert response.status_code == 200, response.text
     rows = response.json()["data"]
     assert len(rows) == len(SERIES) * 3
@@ -154,7 +144,7 @@ def test_http_csv_to_a_nowcasting_deployment(
     leaked = pl.read_csv(data["request"], schema_overrides={"date": pl.String}).with_columns(
         pl.when(pl.col("date") == FP).then(pl.lit(10_000)).otherwise(pl.col("delayed")).alias("delayed")
     )
-    again = _post(base_url, leaked.write_csv().encode(), forecastPoint=f"{FP}T00:00:00Z")
+    again = post_csv(base_url, DEPLOYMENT, leaked.write_csv().encode(), forecastPoint=f"{FP}T00:00:00Z")
     assert again.status_code == 200, again.text
     assert [r["prediction"] for r in again.json()["data"]] == [r["prediction"] for r in rows]
 
@@ -164,7 +154,7 @@ def test_http_nowcast_without_the_forecast_point_rows_is_a_422_naming_the_series
 ) -> None:
     frame = pl.read_csv(data["request"], schema_overrides={"date": pl.String})
     missing = frame.filter(~((pl.col("series") == "LGA-DL") & (pl.col("date") == FP)))
-    response = _post(base_url, missing.write_csv().encode(), forecastPoint=FP)
+    response = post_csv(base_url, DEPLOYMENT, missing.write_csv().encode(), forecastPoint=FP)
     assert response.status_code == 422
     message = response.json()["message"]
     assert "LGA-DL" in message
@@ -175,18 +165,7 @@ def test_batch_job_on_a_local_file_equals_one_predict(
     registry: Path, data: dict[str, Path], expected: pl.DataFrame, tmp_path: Path
 ) -> None:
     out = tmp_path / "nowcasts.csv"
-    spec = parse_job_spec(
-        {
-            "deploymentId": DEPLOYMENT,
-            "intakeSettings": {"type": "filesystem", "path": str(data["request"])},
-            "outputSettings": {"type": "filesystem", "path": str(out)},
-            "timeseriesSettings": {"type": "forecast"},
-            "chunkSize": 4096,
-        },
-        allow_filesystem=True,
-    )
-    engine = BatchEngine(tsengine.Registry(registry))
-    done = engine.run_now(engine.create_job(spec, source="test")["id"])
+    done = run_file_job(registry, DEPLOYMENT, data["request"], out, chunkSize=4096)
     assert done["status"] == "COMPLETED", done
     got = pl.read_csv(out).sort("series", "date")
     assert got["FORECAST_POINT"].unique().to_list() == [f"{FP}T00:00:00Z"]
