@@ -80,9 +80,16 @@ CASES: dict[str, tuple[dict[str, Any], int | None]] = {
         },
         2,
     ),
+    "sp500_trading_days.csv": ({"target": "close", "datetime_column": "date", "features": ["volume"]}, None),
+    "bank_calls_5min.csv": ({"target": "calls", "datetime_column": "time"}, None),
 }
 # fixture file -> first date kept (the longer daily files, cut to keep the suite quick)
-SINCE = {"flights_daily.csv": "2013-06-01", "chicago_ridership.csv": "2016-01-01"}
+SINCE = {
+    "flights_daily.csv": "2013-06-01",
+    "chicago_ridership.csv": "2016-01-01",
+    "sp500_trading_days.csv": "2015-01-01",
+    "bank_calls_5min.csv": "2003-09-24",  # four weeks and a day: still the weekday grid
+}
 NAME = re.compile(r"^[A-Za-z][\w ]*( \([\w ,]+\))?$")
 
 
