@@ -196,16 +196,15 @@ class TimeStep:
             rel = rel - self.phase
             idx = rel // self.micros
             return idx, idx * self.micros == rel
-        day, tod = np.divmod(rel, _DAY_US)
+        # a grid day starts at its first point: a session past midnight belongs to the day it opened
+        day, since = np.divmod(rel - self._day_start, _DAY_US)
         days = day.astype("datetime64[D]")
         per_day = self.session_steps or 1
         open_day = np.is_busday(days, weekmask=self._mask)
         first = np.busday_count(_BUSINESS_EPOCH_NP, days, weekmask=self._mask).astype(np.int64) * per_day
-        since = tod - self._day_start
         slot = since // self.micros  # a daily step's micros is a day: slot 0
-        after = open_day & (since >= 0)
-        idx = np.where(after, first + np.minimum(slot, per_day - 1), first - 1)
-        return idx, after & (since % self.micros == 0) & (slot < per_day)
+        idx = np.where(open_day, first + np.minimum(slot, per_day - 1), first - 1)
+        return idx, open_day & (since % self.micros == 0) & (slot < per_day)
 
     def to_index(self, ts: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
         """Grid index of each timestamp and whether it lies exactly on the grid.
@@ -217,16 +216,16 @@ class TimeStep:
             ``(index, on_grid)``: Int64 floor index and a Boolean flag.
         """
         if self.is_business:  # as micros_index
-            day, mask, per_day = ts.dt.date(), self._week_mask, self.session_steps or 1
-            since = (ts - ts.dt.truncate("1d")).dt.total_microseconds() - self._day_start
+            shifted = ts - pl.duration(microseconds=self._day_start)
+            day, mask, per_day = shifted.dt.date(), self._week_mask, self.session_steps or 1
+            since = (shifted - shifted.dt.truncate("1d")).dt.total_microseconds()
             open_day = day.dt.is_business_day(week_mask=mask)
             first = (
                 pl.business_day_count(pl.lit(_BUSINESS_EPOCH), day, week_mask=mask).cast(pl.Int64) * per_day
             )
             slot = since // self.micros
-            after = open_day & (since >= 0)
-            idx = pl.when(after).then(first + pl.min_horizontal(slot, per_day - 1)).otherwise(first - 1)
-            return idx, after & (since % self.micros == 0) & (slot < per_day)
+            idx = pl.when(open_day).then(first + pl.min_horizontal(slot, per_day - 1)).otherwise(first - 1)
+            return idx, open_day & (since % self.micros == 0) & (slot < per_day)
         if not self.is_calendar:
             rel = ts.dt.epoch("us") - self.phase
             return rel // self.micros, (rel % self.micros) == 0
@@ -431,22 +430,36 @@ def _business_days(ts: pl.Series, step: TimeStep) -> TimeStep | None:
         or (step.unit == "day" and step.count > 1)
     ):
         return None
+    start, steps = step.phase % _DAY_US if step.unit == "day" else 0, 0
     days = ts.dt.epoch("d")
-    span = int(days.max()) - int(days.min())  # type: ignore[arg-type]
+    if step.micros < _DAY_US and days.n_unique() >= MIN_SESSION_DAYS:
+        start, steps = _session(ts, step.micros)
+    # weekdays of the grid days, which start at the session's first point
+    shifted = ts - dt.timedelta(microseconds=start)
+    grid_days = shifted.dt.epoch("d")
+    span = int(grid_days.max()) - int(grid_days.min())  # type: ignore[arg-type]
     weekmask = ""
-    seen = set(ts.dt.weekday().unique().to_list())  # ISO: Monday 1
+    seen = set(shifted.dt.weekday().unique().to_list())  # ISO: Monday 1
     if span >= MIN_BUSINESS_SPAN_DAYS and len(seen) < 7:
         weekmask = "".join("1" if d in seen else "0" for d in range(1, 8))
-    start, steps = 0, 0
-    if step.micros < _DAY_US and days.n_unique() >= MIN_SESSION_DAYS:
-        tod = ts.dt.epoch("us") - days.cast(pl.Int64) * _DAY_US
-        first, last = int(tod.min()), int(tod.max())  # type: ignore[arg-type]
-        per_day = (last - first) // step.micros + 1
-        if per_day < _DAY_US // step.micros:
-            start, steps = first, per_day
     if not weekmask and not steps:
         return None
-    return replace(step, weekmask=weekmask, session_start_us=start, session_steps=steps)
+    return replace(step, weekmask=weekmask, session_start_us=start if steps else 0, session_steps=steps)
+
+
+def _session(ts: pl.Series, micros: int) -> tuple[int, int]:
+    """The daily session of sub-daily times: its first time of day and its steps, or ``(0, 0)`` for all day.
+
+    The session starts after the longest stretch of the day without data,
+    which may span midnight (a night shift, or opening hours written in UTC
+    far from the local zone) or not (07:00 to 21:00).
+    """
+    tod = np.unique(ts.dt.epoch("us").to_numpy() % _DAY_US)
+    gaps = np.append(np.diff(tod), tod[0] + _DAY_US - tod[-1])  # gaps[k]: from tod[k] to the next time
+    k = int(np.argmax(gaps))
+    first = int(tod[(k + 1) % tod.size])
+    steps = (_DAY_US - int(gaps[k])) // micros + 1
+    return (first, steps) if steps < _DAY_US // micros else (0, 0)
 
 
 def _fixed_step(ts: pl.Series, ts_col: str) -> TimeStep:

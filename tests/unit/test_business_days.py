@@ -71,12 +71,12 @@ sessions = st.one_of(
             "minute",
             count=minutes,
             weekmask=mask,
-            session_start_us=start * minutes * 60_000_000,
-            session_steps=min(steps, 1440 // minutes - start),
+            session_start_us=(start * minutes) % 1440 * 60_000_000,
+            session_steps=min(steps, 1440 // minutes - 1),  # may run past midnight
         ),
         st.one_of(st.just(""), masks),
         st.sampled_from([5, 15, 30, 60]),
-        st.integers(0, 20),
+        st.integers(0, 300),
         st.integers(1, 40),
     ),
 )
@@ -98,11 +98,12 @@ def test_numpy_and_polars_index_arithmetic_agree(step: TimeStep, times: list[dt.
     for t, i, ok, b in zip(times, np_idx, np_ok, back.to_list(), strict=True):
         assert b <= t
         assert ok == (b == t)
-        assert b.isoweekday() in {d + 1 for d, c in enumerate(mask) if c == "1"}
+        opened = b - dt.timedelta(microseconds=step.session_start_us)  # the grid day it belongs to
+        assert opened.isoweekday() in {d + 1 for d, c in enumerate(mask) if c == "1"}
         assert step.timestamp_of(int(i) + 1) > t
-        if step.session_steps:  # inside the session
-            since = (b - dt.datetime.combine(b.date(), dt.time())) // dt.timedelta(microseconds=1)
-            assert 0 <= since - step.session_start_us < step.session_steps * step.micros
+        if step.session_steps:  # inside the session, which may run past midnight
+            since = (opened - dt.datetime.combine(opened.date(), dt.time())) // dt.timedelta(microseconds=1)
+            assert since < step.session_steps * step.micros
 
 
 BANK = TimeStep("minute", count=5, weekmask="1111100", session_start_us=7 * 3_600_000_000, session_steps=169)
@@ -119,6 +120,25 @@ def test_the_step_after_a_sessions_last_point_is_the_next_open_days_first() -> N
     assert BANK.timestamp_of(BANK.to_index_floor(D(2003, 10, 27, 3, 0))) == D(2003, 10, 24, 21, 0)
     assert BANK.describe() == "5 minute (07:00-21:00, Mon, Tue, Wed, Thu, Fri)"
     assert TimeStep.from_dict(BANK.to_dict()) == BANK
+
+
+def test_a_night_session_runs_past_midnight_and_belongs_to_the_day_it_opened() -> None:
+    nights = TimeStep("hour", weekmask="1111100", session_start_us=22 * 3_600_000_000, session_steps=9)
+    assert nights.describe() == "1 hour (22:00-06:00, Mon, Tue, Wed, Thu, Fri)"
+    friday_night = nights.index_of(D(2024, 1, 6, 3))  # Saturday 03:00: Friday's shift
+    assert friday_night is not None
+    assert nights.timestamp_of(friday_night + 4) == D(2024, 1, 8, 22)  # then Monday's shift
+    assert nights.index_of(D(2024, 1, 6, 22)) is None  # no shift opens on a Saturday
+    assert nights.index_of(D(2024, 1, 8, 12)) is None  # nor at noon
+
+
+def test_business_hours_written_in_utc_far_from_the_local_zone() -> None:
+    """07:00-21:00 in New York (UTC-5) is 12:00-02:00 UTC: the session runs past midnight."""
+    weekdays = _days(dt.date(2024, 1, 1), dt.date(2024, 2, 29), {1, 2, 3, 4, 5})
+    utc = [t + dt.timedelta(hours=5) for t in _session(weekdays, 7, 21)]
+    step = _infer(utc)
+    assert step.describe() == "1 hour (12:00-02:00, Mon, Tue, Wed, Thu, Fri)"
+    assert step.timestamp_of(step.index_of(D(2024, 1, 6, 2)) + 1) == D(2024, 1, 8, 12)  # type: ignore[operator]
 
 
 def test_a_session_day_is_the_season_and_two_of_them_the_window() -> None:
