@@ -248,13 +248,16 @@ def event_columns(
         return _columns(np.zeros(0), pl.Series([], dtype=pl.String), np.zeros(0), np.zeros(0))
     idx = np.asarray(idx, dtype=np.int64)
     shift = dt.timedelta(minutes=offset_minutes)
-    start = _days_of(grid_timestamps(step, idx) + shift)
-    # a business day is its own day: the weekend after a Friday is not the Friday's
-    end = (
-        start + 1
-        if step.is_business
-        else np.maximum(_days_of(grid_timestamps(step, idx + 1) + shift), start + 1)
+    at = grid_timestamps(step, idx) + shift
+    start = _days_of(at)
+    # [t, t + step): a calendar step ends at the next grid point; a fixed one a step later,
+    # which on a business-day grid is not the next grid point (a Friday's is not the weekend's)
+    following = (
+        grid_timestamps(step, idx + 1) + shift
+        if step.is_calendar
+        else at + dt.timedelta(microseconds=step.micros)
     )
+    end = np.maximum(_days_of(following), start + 1)
     margin = int(clip) + 1
     events = calendar.table(int(start.min()) - margin, int(end.max()) + margin)
     shared = events.filter(pl.col("sid").is_null())

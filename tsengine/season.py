@@ -18,7 +18,6 @@ __all__ = ["season_length", "seasonal_steps"]
 # for sub-daily data, a week of days, a year of months or quarters.  Weekly and
 # yearly data get none (52.18 weeks is not a whole number of steps).
 _SEASON_SECONDS: tuple[float, ...] = (86_400.0, 3_600.0, 60.0)
-_WEEK_SECONDS = 7 * 86_400.0
 _SEASON_MONTHS: dict[str, int] = {"month": 12, "quarter": 12}
 _WEEKS_PER_YEAR = 52
 
@@ -35,7 +34,7 @@ def season_length(step: TimeStep, fdw: int) -> int:
         months = _SEASON_MONTHS.get(step.unit)
         candidates = [months / step.months] if months else []
     elif step.unit == "day":  # a week: of business days on a grid that skips weekdays
-        candidates = [step.business_days if step.is_business else _WEEK_SECONDS / step.seconds_approx]
+        candidates = [step.business_days / step.count]
     elif step.unit == "week":
         # A year is 52.18 weeks; 52 is the usual approximation (R's ts, statsforecast).
         candidates = [_WEEKS_PER_YEAR / step.count]

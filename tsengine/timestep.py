@@ -125,11 +125,6 @@ class TimeStep:
         return bool(self.weekmask) or self.session_steps > 0
 
     @property
-    def is_uniform(self) -> bool:
-        """Whether every step is the same number of microseconds (index arithmetic is ``idx * micros + phase``)."""
-        return not self.is_calendar and not self.is_business
-
-    @property
     def business_days(self) -> int:
         """Grid days in a week: 7 unless the grid skips weekdays."""
         return self.weekmask.count("1") if self.weekmask else 7
@@ -193,9 +188,12 @@ class TimeStep:
         """:meth:`to_index` of naive UTC microseconds in numpy: floor index and whether on the grid."""
         rel = np.asarray(us, dtype=np.int64)
         if not self.is_business:
-            rel = rel - self.phase
+            if self.phase:
+                rel = rel - self.phase
             idx = rel // self.micros
-            return idx, idx * self.micros == rel
+            off = idx * self.micros  # on the grid where idx * step lands back on the time
+            np.subtract(off, rel, out=off)
+            return idx, off == 0
         # a grid day starts at its first point: a session past midnight belongs to the day it opened
         day, since = np.divmod(rel - self._day_start, _DAY_US)
         days = day.astype("datetime64[D]")
@@ -430,7 +428,7 @@ def _business_days(ts: pl.Series, step: TimeStep) -> TimeStep | None:
         or (step.unit == "day" and step.count > 1)
     ):
         return None
-    start, steps = step.phase % _DAY_US if step.unit == "day" else 0, 0
+    start, steps = step.phase if step.unit == "day" else 0, 0  # a daily step's phase is its time of day
     days = ts.dt.epoch("d")
     if step.micros < _DAY_US and days.n_unique() >= MIN_SESSION_DAYS:
         start, steps = _session(ts, step.micros)

@@ -353,15 +353,7 @@ def place_on_grid(
 
 def _grid_index(times: pl.Series, step: TimeStep) -> tuple[np.ndarray, np.ndarray]:
     """:meth:`TimeStep.to_index` of naive UTC microseconds: integer arithmetic for fixed steps."""
-    if step.is_uniform:
-        rel = times.to_numpy().view(np.int64)
-        if step.phase:
-            rel = rel - step.phase
-        idx = rel // step.micros
-        off = idx * step.micros  # on the grid where idx * step lands back on the time
-        np.subtract(off, rel, out=off)
-        return idx, off == 0
-    if step.is_business:
+    if not step.is_calendar:
         return step.micros_index(times.to_numpy().view(np.int64))
     index, on_grid = step.to_index(pl.col(TIME))
     flags = times.to_frame(TIME).select(index.alias(IDX), on_grid.alias("__ok"))
