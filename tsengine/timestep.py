@@ -15,6 +15,7 @@ their names are re-exported here, where callers have always imported them from.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from dataclasses import dataclass, replace
 from functools import reduce
@@ -57,10 +58,9 @@ _US = 1_000_000
 _DAY_US = 86_400 * _US
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 # Business-day grids count the business days since this date, a Monday: early, because
-# numpy and polars count the days between a later start and an earlier end as
-# (end, start], not [end, start), so indices before it would be one off.
-_BUSINESS_EPOCH = dt.date(1601, 1, 1)
-_BUSINESS_EPOCH_NP = np.datetime64(_BUSINESS_EPOCH, "D")
+# numpy counts the days between a later start and an earlier end as (end, start],
+# not [end, start), so indices before it would be one off.
+_BUSINESS_EPOCH = np.datetime64("1601-01-01", "D")
 # Daily data is on a business-day grid when some weekday never occurs in it over
 # at least this many days [ours]: four weeks of every other weekday rule out chance.
 MIN_BUSINESS_SPAN_DAYS = 28
@@ -103,6 +103,10 @@ class TimeStep:
             ``session_start_us`` (business hours: 07:00 to 21:00 in 5-minute
             steps is 169), the step after the last being the next grid day's
             first; 0 for the whole day.
+        holidays: steps of a day or less: grid days that are closed although
+            their weekday is open (an exchange's holidays), as days since
+            1970-01-01 in the grid's day numbering, sorted; the step before
+            Thanksgiving's Thursday is followed by the Friday.
     """
 
     unit: Unit
@@ -113,6 +117,7 @@ class TimeStep:
     weekmask: str = ""
     session_start_us: int = 0
     session_steps: int = 0
+    holidays: tuple[int, ...] = ()
 
     @property
     def is_calendar(self) -> bool:
@@ -122,7 +127,12 @@ class TimeStep:
     @property
     def is_business(self) -> bool:
         """Whether the grid skips times a plain step holds: some weekdays, or the hours outside a session."""
-        return bool(self.weekmask) or self.session_steps > 0
+        return bool(self.weekmask) or self.session_steps > 0 or bool(self.holidays)
+
+    @property
+    def divides_day(self) -> bool:
+        """Whether the step is a day or a whole fraction of one (the steps a business grid can have)."""
+        return not self.is_calendar and self.micros <= _DAY_US and _DAY_US % self.micros == 0
 
     @property
     def business_days(self) -> int:
@@ -139,11 +149,16 @@ class TimeStep:
         return self.weekmask or "1111111"
 
     @property
-    def _week_mask(self) -> tuple[bool, ...]:
-        return tuple(c == "1" for c in self._mask)
+    def _per_day(self) -> int:
+        """Grid points in one grid day: the session's, else the whole day's."""
+        return self.session_steps or _DAY_US // self.micros
 
     @property
-    def _day_start(self) -> int:
+    def _busdays(self) -> np.busdaycalendar:
+        return _busday_calendar(self._mask, self.holidays)
+
+    @property
+    def day_start_us(self) -> int:
         """Time of day of each grid day's first point (a daily step's phase is its time of day)."""
         return self.session_start_us if self.session_steps else self.phase
 
@@ -172,17 +187,27 @@ class TimeStep:
             last = first + dt.timedelta(microseconds=(self.session_steps - 1) * self.micros)
             parts.append(f"{first:%H:%M}-{last:%H:%M}")
         if self.weekmask:
-            parts += [d for d, on in zip(_WEEKDAYS, self._week_mask, strict=True) if on]
+            parts += [d for d, on in zip(_WEEKDAYS, self.weekmask, strict=True) if on == "1"]
+        if self.holidays:
+            parts.append("closed on holidays")
         return f"{self.count} {self.unit}" + (f" ({', '.join(parts)})" if parts else "")
+
+    def grid_days(self, us: np.ndarray) -> np.ndarray:
+        """The grid day (days since 1970-01-01) naive UTC microseconds belong to: the day their session opened."""
+        return (np.asarray(us, dtype=np.int64) - self.day_start_us) // _DAY_US
+
+    def is_open(self, days: np.ndarray) -> np.ndarray:
+        """Whether grid days (days since 1970-01-01) are on the grid: an open weekday, not a closed holiday."""
+        return np.asarray(np.is_busday(np.asarray(days, dtype="datetime64[D]"), busdaycal=self._busdays))
 
     def index_micros(self, idx: np.ndarray) -> np.ndarray:
         """Naive UTC microseconds of grid indices, in numpy (fixed and business-day steps)."""
         idx = np.asarray(idx, dtype=np.int64)
         if not self.is_business:
             return idx * self.micros + self.phase
-        day, slot = np.divmod(idx, self.session_steps or 1)
-        days = np.busday_offset(_BUSINESS_EPOCH_NP, day, roll="forward", weekmask=self._mask)
-        return np.asarray(days.astype(np.int64) * _DAY_US + self._day_start + slot * self.micros)
+        day, slot = np.divmod(idx, self._per_day)
+        days = np.busday_offset(_BUSINESS_EPOCH, day, roll="forward", busdaycal=self._busdays)
+        return np.asarray(days.astype(np.int64) * _DAY_US + self.day_start_us + slot * self.micros)
 
     def micros_index(self, us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`to_index` of naive UTC microseconds in numpy: floor index and whether on the grid."""
@@ -195,11 +220,11 @@ class TimeStep:
             np.subtract(off, rel, out=off)
             return idx, off == 0
         # a grid day starts at its first point: a session past midnight belongs to the day it opened
-        day, since = np.divmod(rel - self._day_start, _DAY_US)
+        day, since = np.divmod(rel - self.day_start_us, _DAY_US)
         days = day.astype("datetime64[D]")
-        per_day = self.session_steps or 1
-        open_day = np.is_busday(days, weekmask=self._mask)
-        first = np.busday_count(_BUSINESS_EPOCH_NP, days, weekmask=self._mask).astype(np.int64) * per_day
+        per_day, calendar = self._per_day, self._busdays
+        open_day = np.is_busday(days, busdaycal=calendar)
+        first = np.busday_count(_BUSINESS_EPOCH, days, busdaycal=calendar).astype(np.int64) * per_day
         slot = since // self.micros  # a daily step's micros is a day: slot 0
         idx = np.where(open_day, first + np.minimum(slot, per_day - 1), first - 1)
         return idx, open_day & (since % self.micros == 0) & (slot < per_day)
@@ -213,17 +238,12 @@ class TimeStep:
         Returns:
             ``(index, on_grid)``: Int64 floor index and a Boolean flag.
         """
-        if self.is_business:  # as micros_index
-            shifted = ts - pl.duration(microseconds=self._day_start)
-            day, mask, per_day = shifted.dt.date(), self._week_mask, self.session_steps or 1
-            since = (shifted - shifted.dt.truncate("1d")).dt.total_microseconds()
-            open_day = day.dt.is_business_day(week_mask=mask)
-            first = (
-                pl.business_day_count(pl.lit(_BUSINESS_EPOCH), day, week_mask=mask).cast(pl.Int64) * per_day
+        if self.is_business:  # numpy's busday arithmetic: one implementation, micros_index
+            us = ts.dt.epoch("us")
+            return (
+                us.map_batches(lambda s: self.micros_index(s.to_numpy())[0], pl.Int64, is_elementwise=True),
+                us.map_batches(lambda s: self.micros_index(s.to_numpy())[1], pl.Boolean, is_elementwise=True),
             )
-            slot = since // self.micros
-            idx = pl.when(open_day).then(first + pl.min_horizontal(slot, per_day - 1)).otherwise(first - 1)
-            return idx, open_day & (since % self.micros == 0) & (slot < per_day)
         if not self.is_calendar:
             rel = ts.dt.epoch("us") - self.phase
             return rel // self.micros, (rel % self.micros) == 0
@@ -239,15 +259,8 @@ class TimeStep:
     def from_index(self, idx: pl.Expr) -> pl.Expr:
         """Timestamp (naive UTC, microseconds) of each grid index."""
         if self.is_business:  # as index_micros
-            per_day = self.session_steps or 1
-            grid_day = idx // per_day
-            slot = idx - grid_day * per_day
-            day = pl.lit(_BUSINESS_EPOCH).dt.add_business_days(
-                grid_day, week_mask=self._week_mask, roll="forward"
-            )
-            return day.cast(pl.Datetime("us")) + pl.duration(
-                microseconds=self._day_start + slot * self.micros
-            )
+            us = idx.map_batches(lambda s: self.index_micros(s.to_numpy()), pl.Int64, is_elementwise=True)
+            return pl.from_epoch(us, time_unit="us")
         if not self.is_calendar:
             return pl.from_epoch(idx * self.micros + self.phase, time_unit="us")
         months = idx * self.months + self.phase
@@ -291,6 +304,7 @@ class TimeStep:
             "weekmask": self.weekmask,
             "session_start_us": self.session_start_us,
             "session_steps": self.session_steps,
+            "holidays": [_day_text(d) for d in self.holidays],
         }
 
     @classmethod
@@ -309,7 +323,22 @@ class TimeStep:
             weekmask=str(data.get("weekmask", "")),
             session_start_us=int(data.get("session_start_us", 0)),  # type: ignore[call-overload]
             session_steps=int(data.get("session_steps", 0)),  # type: ignore[call-overload]
+            holidays=tuple(_day_number(d) for d in data.get("holidays", ())),  # type: ignore[attr-defined]
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _busday_calendar(weekmask: str, holidays: tuple[int, ...]) -> np.busdaycalendar:
+    """Numpy's business-day calendar, built once per grid (sorting the holidays is its cost)."""
+    return np.busdaycalendar(weekmask=weekmask, holidays=np.array(holidays, dtype="datetime64[D]"))
+
+
+def _day_text(day: int) -> str:
+    return str(np.datetime64(day, "D"))
+
+
+def _day_number(text: str) -> int:
+    return int(np.datetime64(text, "D").astype(np.int64))
 
 
 def _gcd(values: np.ndarray) -> int:
@@ -421,12 +450,7 @@ def _business_days(ts: pl.Series, step: TimeStep) -> TimeStep | None:
     are sparse, not business hours.  None when the step is longer than a day
     or the data skips nothing.
     """
-    if (
-        step.is_calendar
-        or step.micros > _DAY_US
-        or _DAY_US % step.micros
-        or (step.unit == "day" and step.count > 1)
-    ):
+    if not step.divides_day:
         return None
     start, steps = step.phase if step.unit == "day" else 0, 0  # a daily step's phase is its time of day
     days = ts.dt.epoch("d")

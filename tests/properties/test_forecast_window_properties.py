@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import holidays
 import numpy as np
 import polars as pl
 import pytest
@@ -54,6 +55,12 @@ class StepKind:
     anchor: int = 1  # calendar steps: day of month or MONTH_END
     weekmask: str = ""  # business days: the weekdays on the grid, Monday first
     session: tuple[int, int] = (0, 0)  # business hours: (first minute of the day, steps per day)
+    holidays: tuple[int, ...] = ()  # business days closed on their weekday: days since 1970
+
+    @property
+    def busdays(self) -> dict[str, Any]:
+        """numpy's busday arguments for this grid's days."""
+        return {"weekmask": self.weekmask, "holidays": np.array(self.holidays, dtype="datetime64[D]")}
 
     @property
     def months(self) -> int:
@@ -65,6 +72,13 @@ class StepKind:
         return dt.timedelta(seconds=seconds * self.count)
 
 
+NYSE_HOLIDAYS = tuple(
+    sorted(
+        (d - dt.date(1970, 1, 1)).days
+        for d in holidays.financial_holidays("NYSE", years=range(1985, 2046))
+        if d.weekday() < 5
+    )
+)
 STEPS = {
     s.name: s
     for s in (
@@ -73,6 +87,8 @@ STEPS = {
         StepKind("day", "day"),
         StepKind("business-day", "day", weekmask="1111100"),
         StepKind("business-hours", "minute", 30, weekmask="1111100", session=(9 * 60, 16)),
+        StepKind("weekday-hours", "hour", weekmask="1111100", session=(0, 24)),  # round the clock
+        StepKind("exchange-days", "day", weekmask="1111100", holidays=NYSE_HOLIDAYS),
         StepKind("week", "week"),
         StepKind("month-start", "month"),
         StepKind("month-15", "month", anchor=15),
@@ -87,12 +103,12 @@ def plus(ts: dt.datetime, kind: StepKind, k: int) -> dt.datetime:
     """``ts + k·step`` by the calendar, independent of tsengine."""
     if kind.session[1]:  # slot by slot through the session, then on to the next business day's
         first, per_day = kind.session
-        slot = (ts.hour * 60 + ts.minute - first) // kind.count + k
+        slot = (dt.timedelta(hours=ts.hour, minutes=ts.minute - first)) // kind.delta + k
         days, slot = divmod(slot, per_day)
-        day = np.busday_offset(ts.date(), days, roll="raise", weekmask=kind.weekmask).astype(dt.date)
-        return dt.datetime.combine(day, dt.time()) + dt.timedelta(minutes=first + slot * kind.count)
+        day = np.busday_offset(ts.date(), days, roll="raise", **kind.busdays).astype(dt.date)
+        return dt.datetime.combine(day, dt.time()) + dt.timedelta(minutes=first) + slot * kind.delta
     if kind.weekmask:  # the k-th business day from ts (a business day itself)
-        day = np.busday_offset(ts.date(), k, roll="raise", weekmask=kind.weekmask).astype(dt.date)
+        day = np.busday_offset(ts.date(), k, roll="raise", **kind.busdays).astype(dt.date)
         return dt.datetime.combine(day, ts.time())
     if not kind.months:
         return ts + k * kind.delta
@@ -117,7 +133,8 @@ def time_step(kind: StepKind, base: dt.datetime) -> TimeStep:
         phase=epoch % micros,
         weekmask=kind.weekmask,
         session_start_us=first * 60_000_000 if per_day else 0,
-        session_steps=per_day,
+        session_steps=per_day if per_day * micros < 86_400_000_000 else 0,  # else round the clock
+        holidays=kind.holidays,
     )
 
 
@@ -270,13 +287,15 @@ def make_case(
         base += dt.timedelta(days=seed % 28)
     if kind.weekmask:
         base = dt.datetime.combine(
-            np.busday_offset(base.date(), 0, roll="forward", weekmask=kind.weekmask).astype(dt.date),
+            np.busday_offset(base.date(), 0, roll="forward", **kind.busdays).astype(dt.date),
             base.time(),
         )
     if kind.session[1]:  # a slot of the session
         first, per_day = kind.session
-        base = dt.datetime.combine(base.date(), dt.time()) + dt.timedelta(
-            minutes=first + (seed % per_day) * kind.count
+        base = (
+            dt.datetime.combine(base.date(), dt.time())
+            + dt.timedelta(minutes=first)
+            + (seed % per_day) * kind.delta
         )
     formats = formats_for(kind, base)
     chosen = formats[fmt % len(formats)]

@@ -2,14 +2,15 @@
 
 The grid counts only the weekdays and the hours of the day the training data
 has; the step after a Friday is the Monday, the step after the last
-five minutes of a session the next open day's first.  Its index arithmetic has two implementations, numpy's
-``busday`` functions on the hot paths and polars' business-day expressions
-elsewhere, which must agree everywhere.
+five minutes of a session the next open day's first, and a holiday the grid
+closes is skipped like a weekend.  The index arithmetic is numpy's ``busday``
+functions, which the polars expressions call: both must agree everywhere.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import hypothesis.strategies as st
 import numpy as np
@@ -79,11 +80,27 @@ sessions = st.one_of(
         st.integers(0, 300),
         st.integers(1, 40),
     ),
+    st.builds(  # round the clock on some weekdays
+        lambda mask, minutes, k: TimeStep(
+            "minute", count=minutes, phase=k % minutes * 60_000_000, weekmask=mask
+        ),
+        masks,
+        st.sampled_from([5, 15, 30, 60, 120]),
+        st.integers(0, 119),
+    ),
 )
+# closed days: random dates in the years the stamps span, each step's own
+holidays = st.lists(st.integers(-25_000, 84_000), max_size=400).map(lambda d: tuple(sorted(set(d))))
+
+
+@st.composite
+def grids(draw: st.DrawFn) -> TimeStep:
+    step = draw(sessions)
+    return replace(step, holidays=draw(holidays)) if draw(st.booleans()) else step
 
 
 @settings(max_examples=300, deadline=None)
-@given(step=sessions, times=st.lists(stamps, min_size=1, max_size=20))
+@given(step=grids(), times=st.lists(stamps, min_size=1, max_size=20))
 def test_numpy_and_polars_index_arithmetic_agree(step: TimeStep, times: list[dt.datetime]) -> None:
     mask = step.weekmask or "1111111"
     series = pl.Series("t", times, dtype=pl.Datetime("us"))
@@ -98,12 +115,43 @@ def test_numpy_and_polars_index_arithmetic_agree(step: TimeStep, times: list[dt.
     for t, i, ok, b in zip(times, np_idx, np_ok, back.to_list(), strict=True):
         assert b <= t
         assert ok == (b == t)
-        opened = b - dt.timedelta(microseconds=step.session_start_us)  # the grid day it belongs to
+        start = step.session_start_us if step.session_steps else step.phase % 86_400_000_000
+        opened = b - dt.timedelta(microseconds=start)  # the grid day it belongs to
         assert opened.isoweekday() in {d + 1 for d, c in enumerate(mask) if c == "1"}
+        assert (opened.date() - dt.date(1970, 1, 1)).days not in step.holidays
         assert step.timestamp_of(int(i) + 1) > t
         if step.session_steps:  # inside the session, which may run past midnight
             since = (opened - dt.datetime.combine(opened.date(), dt.time())) // dt.timedelta(microseconds=1)
             assert since < step.session_steps * step.micros
+
+
+def _day(d: dt.date) -> int:
+    return (d - dt.date(1970, 1, 1)).days
+
+
+def test_a_closed_holiday_is_skipped_like_a_weekend() -> None:
+    closed = replace(TRADING, holidays=(_day(dt.date(2015, 11, 26)), _day(dt.date(2015, 12, 25))))
+    wednesday = closed.index_of(D(2015, 11, 25))
+    assert wednesday is not None
+    assert closed.timestamp_of(wednesday + 1) == D(2015, 11, 27)  # Thanksgiving skipped
+    assert closed.index_of(D(2015, 11, 26)) is None
+    assert closed.timestamp_of(closed.to_index_floor(D(2015, 11, 26, 12))) == D(2015, 11, 25)
+    christmas_eve = closed.index_of(D(2015, 12, 24))
+    assert closed.timestamp_of(christmas_eve + 1) == D(2015, 12, 28)  # type: ignore[operator]
+    assert closed.describe() == "1 day (Mon, Tue, Wed, Thu, Fri, closed on holidays)"
+    assert TimeStep.from_dict(closed.to_dict()) == closed
+    assert closed.to_dict()["holidays"] == ["2015-11-26", "2015-12-25"]
+
+
+def test_round_the_clock_hours_on_weekdays_get_every_hour_of_those_days() -> None:
+    weekdays = _days(dt.date(2024, 1, 1), dt.date(2024, 3, 29), {1, 2, 3, 4, 5})
+    step = _infer(_session(weekdays, 0, 23))
+    assert step == TimeStep("hour", weekmask="1111100")
+    friday_last = step.index_of(D(2024, 1, 5, 23))
+    assert friday_last is not None
+    assert step.timestamp_of(friday_last + 1) == D(2024, 1, 8, 0)
+    assert step.timestamp_of(friday_last - 23) == D(2024, 1, 5, 0)
+    assert step.index_of(D(2024, 1, 6, 5)) is None
 
 
 BANK = TimeStep("minute", count=5, weekmask="1111100", session_start_us=7 * 3_600_000_000, session_steps=169)
