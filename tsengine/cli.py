@@ -164,7 +164,11 @@ def train_cmd(
         str | None,
         typer.Option(
             "--holidays",
-            help="Public holidays of COUNTRY[-SUBDIV] (e.g. US, US-CA, DE-BY) as calendar events.",
+            help=(
+                "Public holidays of COUNTRY[-SUBDIV] (e.g. US, US-CA, DE-BY), or a market's "
+                "(NYSE, LSE, ECB), as calendar events; holidays the training data is closed on "
+                "come off the daily grid."
+            ),
         ),
     ] = None,
     dask: Annotated[

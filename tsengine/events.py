@@ -73,6 +73,7 @@ __all__ = [
     "event_columns",
     "event_flags",
     "event_weights",
+    "utc_offset_minutes",
     "model_spec",
     "weigh_events",
     "with_events",
@@ -106,13 +107,17 @@ class EventCalendar:
         days: event dates as days since 1970-01-01, sorted with ``series``.
         names: event names, one per date.
         series: the series an event belongs to, or None for every series.
-        holidays: ``COUNTRY`` or ``COUNTRY-SUBDIV`` for the ``holidays`` package.
+        holidays: ``COUNTRY``, ``COUNTRY-SUBDIV`` or a financial market
+            (``NYSE``) for the ``holidays`` package.
+        closures: names of the global events the training data was closed on
+            (:func:`close_holidays`): their days are off the deployment's grid.
     """
 
     days: tuple[int, ...] = ()
     names: tuple[str, ...] = ()
     series: tuple[str | None, ...] = ()
     holidays: str | None = None
+    closures: tuple[str, ...] = ()
 
     @classmethod
     def build(
@@ -154,6 +159,7 @@ class EventCalendar:
                 for d, n, s in zip(self.days, self.names, self.series, strict=True)
             ],
             "holidays": self.holidays,
+            "closures": list(self.closures),
         }
 
     @classmethod
@@ -165,6 +171,7 @@ class EventCalendar:
             names=tuple(str(r[1]) for r in rows),
             series=tuple(None if r[2] is None else str(r[2]) for r in rows),
             holidays=data.get("holidays"),
+            closures=tuple(data.get("closures", ())),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -173,13 +180,13 @@ class EventCalendar:
             "events": len(self.days),
             "series_events": sum(s is not None for s in self.series),
             "holidays": self.holidays,
+            "closures": list(self.closures),
         }
 
-    def table(self, first_day: int, last_day: int) -> pl.DataFrame:
-        """Events between two days (inclusive), one row per (series, day): ``sid``, ``day``, ``name``, ``n``.
+    def rows(self, first_day: int, last_day: int) -> pl.DataFrame:
+        """Events between two days (inclusive), one row per event: ``sid``, ``day``, ``name``.
 
-        Same-day events are merged: names joined with ``"; "`` in name order,
-        ``n`` counting them.  Holidays are generated for the years spanned.
+        Holidays are generated for the years spanned.
         """
         frame = pl.DataFrame(
             {"sid": list(self.series), "day": list(self.days), "name": list(self.names)},
@@ -189,9 +196,16 @@ class EventCalendar:
             first, last = _date(first_day).year, _date(last_day).year
             years = tuple(range(max(first, HOLIDAY_YEARS[0]), min(last, HOLIDAY_YEARS[1]) + 1))
             frame = pl.concat([frame, _country_holidays(self.holidays, years)])
+        return frame.filter(pl.col("day").is_between(first_day, last_day)).unique()
+
+    def table(self, first_day: int, last_day: int) -> pl.DataFrame:
+        """Events between two days (inclusive), one row per (series, day): ``sid``, ``day``, ``name``, ``n``.
+
+        Same-day events are merged: names joined with ``"; "`` in name order,
+        ``n`` counting them.
+        """
         return (
-            frame.filter(pl.col("day").is_between(first_day, last_day))
-            .unique()
+            self.rows(first_day, last_day)
             .sort("sid", "day", "name", nulls_last=False)
             .group_by("sid", "day", maintain_order=True)
             .agg(pl.col("name").str.join("; "), pl.len().cast(pl.Float64).alias("n"))
@@ -231,7 +245,9 @@ def with_events(
         return frame
     sids = frame.get_column(SID)
     idx = frame.get_column(IDX).to_numpy()
-    return frame.with_columns(event_columns(calendar, step, sids, idx, offset_minutes=_minutes(utc_offset)))
+    return frame.with_columns(
+        event_columns(calendar, step, sids, idx, offset_minutes=utc_offset_minutes(utc_offset))
+    )
 
 
 def event_columns(
@@ -407,7 +423,7 @@ def _codes(sids: pl.Series, codes: dict[str, int]) -> np.ndarray:
     return text.replace_strict(codes, default=-1, return_dtype=pl.Int64).to_numpy()
 
 
-def _minutes(utc_offset: str | None) -> int:
+def utc_offset_minutes(utc_offset: str | None) -> int:
     """``+10:00`` → 600, ``-05:30`` → -330; None or malformed → 0 (UTC)."""
     if not utc_offset or len(utc_offset) < 6 or utc_offset[0] not in "+-":
         return 0
@@ -437,14 +453,23 @@ def _date(day: int) -> dt.date:
 
 @functools.lru_cache(maxsize=32)
 def _country_holidays(spec: str, years: tuple[int, ...]) -> pl.DataFrame:
-    """The holidays of ``COUNTRY[-SUBDIV]`` in ``years`` as global events (cached: requests repeat years)."""
+    """The holidays of ``COUNTRY[-SUBDIV]`` or a financial market in ``years`` as global events.
+
+    Cached: requests repeat years.  Market codes (``NYSE``, ``XNYS``, ``LSE``,
+    ``ECB``; ``holidays.list_supported_financial()``) name exchange calendars,
+    which differ from public ones (NYSE closes on Good Friday, not on Columbus
+    Day); no market code is also a country code.
+    """
     import holidays as holidays_lib  # noqa: PLC0415 - only deployments with holidays pay the import
 
     country, _, subdiv = spec.partition("-")
     try:
-        table = holidays_lib.country_holidays(country.upper(), subdiv=subdiv or None, years=list(years))
+        if not subdiv and country.upper() in holidays_lib.list_supported_financial():
+            table = holidays_lib.financial_holidays(country.upper(), years=list(years))
+        else:
+            table = holidays_lib.country_holidays(country.upper(), subdiv=subdiv or None, years=list(years))
     except NotImplementedError as exc:
-        msg = f"holidays {spec!r}: {exc} (give COUNTRY or COUNTRY-SUBDIV, e.g. US or US-CA)"
+        msg = f"holidays {spec!r}: {exc} (give COUNTRY, COUNTRY-SUBDIV or a market, e.g. US, US-CA or NYSE)"
         raise ParameterError(msg) from exc
     days, names = [], []
     for date, joined in sorted(table.items()):

@@ -21,6 +21,7 @@ from tsengine.backtest import (
 )
 from tsengine.candidates import ENSEMBLE_SIZE as ENSEMBLE_SIZE  # re-exported: its old home
 from tsengine.candidates import Progress, fit_candidates
+from tsengine.closures import close_holidays
 from tsengine.cluster_train import ClusterTraining
 from tsengine.deployment import Deployment, backtest_trace
 from tsengine.errors import ParameterError, TrainingDataError
@@ -192,6 +193,19 @@ def _prepare(
     step = infer_time_step(canon, ts_col=TIME, series_col=SID, column=datetime_column)
     canon = place_on_grid(canon, step, datetime_column=datetime_column, series_label=series_id_column or "")
     return _Prepared(canonical, canon, step, kia_num, kia_cat, feat_cat)
+
+
+def _close_holidays(
+    data: _Prepared, events: EventCalendar | None, datetime_column: str, series_id_column: str | None
+) -> tuple[_Prepared, EventCalendar | None]:
+    """Stage 2b: the calendar's events the data was closed on come off the grid (:mod:`tsengine.closures`)."""
+    step, events = close_holidays(events, data.step, data.canon, data.canonical.utc_offset)
+    if step == data.step:
+        return data, events
+    canon = place_on_grid(
+        data.canon.drop(IDX), step, datetime_column=datetime_column, series_label=series_id_column or ""
+    )
+    return dataclasses.replace(data, canon=canon, step=step), events
 
 
 def _spec(
@@ -368,8 +382,10 @@ def train(
         calendar: dated events (a CSV path or a frame: ``date, event name[,
             series id]``), stored with the deployment; their features are known
             in advance and derived, never posted (see :mod:`tsengine.events`).
-        holidays: ``COUNTRY`` or ``COUNTRY-SUBDIV`` (``US``, ``US-CA``, ``DE-BY``):
-            that country's public holidays as calendar events.
+        holidays: ``COUNTRY`` or ``COUNTRY-SUBDIV`` (``US``, ``US-CA``, ``DE-BY``),
+            or a financial market (``NYSE``): its holidays as calendar events.
+            Events of the calendar the training data is closed on come off a
+            daily or sub-daily grid (see :mod:`tsengine.closures`).
 
     Raises:
         TrainingDataError, ValidationError, ParameterError: naming the problem.
@@ -386,6 +402,7 @@ def train(
         raise ParameterError(msg)
     say("validating data")
     data_ = _prepare(frame, target, datetime_column, series_id_column, kia, other)
+    data_, events = _close_holidays(data_, events, datetime_column, series_id_column)
     spec, window_note = _spec(
         data_,
         target=target,

@@ -423,6 +423,15 @@ def locate_on_grid(frame: pl.DataFrame, step: TimeStep, *, datetime_column: str,
             f"column {datetime_column!r} has timestamps off the deployment's {step.describe()} "
             f"grid ({examples}); every timestamp must fall on the time step seen at training"
         )
+        if step.holidays:  # a closed holiday looks like any business day to the client: say which
+            days = step.grid_days(off.get_column(TIME).dt.epoch("us").to_numpy())
+            closed = off.filter(pl.Series(np.isin(days, step.holidays)))
+            if closed.height:
+                row, orig = closed.select(ROW, ORIG).row(0)
+                msg += (
+                    f"; row {row}: {orig!r} falls on a holiday the grid is closed on "
+                    "(the training data had no rows on that event's days)"
+                )
         zoned = off.filter(pl.col(ORIG).str.contains(_UTC_OFFSET))
         if zoned.height:  # midnight at +02:00 is 22:00 UTC: say so, or the client sees no fault
             row, orig, utc = zoned.select(ROW, ORIG, pl.col(TIME).dt.strftime("%Y-%m-%dT%H:%M:%S")).row(0)

@@ -178,3 +178,49 @@ def test_business_hours_forecast_the_next_opening_hours(bank_url: str) -> None:
     assert refused.status_code == 422
     assert "2003-10-27 03:00" in refused.json()["message"]
     assert "07:00-21:00" in refused.json()["message"]
+
+
+# --- exchange holidays: --holidays NYSE closes the grid on them -----------------------
+
+NYSE = "sp500-nyse"
+
+
+@pytest.fixture(scope="module")
+def nyse_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("nyse-registry")
+    args = ["train", str(FIXTURE), "--name", NYSE, "--target", "close", "--datetime", "date"]
+    args += ["--forecast-window", "1", str(HORIZON), "--models", "ets,seasonal_naive", "--holidays", "NYSE"]
+    result = CliRunner().invoke(app, [*args, "--registry", str(path)])
+    assert result.exit_code == 0, result.stderr
+    assert "closed on holidays" in " ".join(result.stderr.split())
+    return path
+
+
+def test_exchange_holidays_come_off_the_grid_over_http(nyse_registry: Path, request_csv: Path) -> None:
+    info = CliRunner().invoke(app, ["info", NYSE, "--registry", str(nyse_registry)])
+    assert info.exit_code == 0, info.stderr
+    assert "Christmas Day" in info.stdout
+    assert "Good Friday" in info.stdout
+    with running(Settings(registry=nyse_registry)) as url:
+        response = post_csv(url, NYSE, request_csv.read_bytes())
+        assert response.status_code == 200, response.text
+        dates = [r["originalFormatTimestamp"] for r in response.json()["data"]]
+        # Christmas and New Year's Day are skipped like weekends: ten trading days end on 5 January
+        assert dates == [
+            "2015-12-21",
+            "2015-12-22",
+            "2015-12-23",
+            "2015-12-24",
+            "2015-12-28",
+            "2015-12-29",
+            "2015-12-30",
+            "2015-12-31",
+            "2016-01-04",
+            "2016-01-05",
+        ]
+        refused = post_csv(url, NYSE, request_csv.read_bytes() + b"2015-12-25,2060.0,1\n")
+        assert refused.status_code == 422
+        assert "row 80: '2015-12-25' falls on a holiday the grid is closed on" in refused.json()["message"]
+        point = post_csv(url, NYSE, request_csv.read_bytes(), forecastPoint="2015-12-25T00:00:00Z")
+        assert point.status_code == 422
+        assert "2015-12-24" in point.json()["message"]  # the trading day before, suggested

@@ -1,0 +1,196 @@
+"""Holiday closures: the calendar's events the training data was closed on come off the grid.
+
+Trading days are the real case (``fixtures/sp500_trading_days.csv``: the S&P
+500's closes, 2014-2015, which skip NYSE holidays); the other cases are built
+so that each rule of :mod:`tsengine.closures` decides them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import tsengine
+from tsengine.closures import close_holidays
+from tsengine.columns import TIME
+from tsengine.errors import OffGridError
+from tsengine.events import EventCalendar
+from tsengine.timestep import TimeStep, infer_time_step
+
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "sp500_trading_days.csv"
+TRADING = TimeStep("day", weekmask="1111100")
+D = dt.datetime
+
+
+def _day(d: dt.date) -> int:
+    return (d - dt.date(1970, 1, 1)).days
+
+
+def _rows(times: list[dt.datetime]) -> pl.DataFrame:
+    return pl.DataFrame({TIME: pl.Series(times, dtype=pl.Datetime("us"))})
+
+
+def _weekdays(start: dt.date, end: dt.date, skip: frozenset[dt.date] = frozenset()) -> list[dt.datetime]:
+    out, day = [], start
+    while day <= end:
+        if day.weekday() < 5 and day not in skip:
+            out.append(D(day.year, day.month, day.day))
+        day += dt.timedelta(days=1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def sp500() -> pl.DataFrame:
+    return pl.read_csv(FIXTURE, schema_overrides={"date": pl.String})
+
+
+def _closed(
+    calendar: EventCalendar | None, step: TimeStep, times: list[dt.datetime], offset: str | None = None
+) -> tuple[TimeStep, EventCalendar | None]:
+    return close_holidays(calendar, step, _rows(times), offset)
+
+
+# --- the rule --------------------------------------------------------------------
+
+
+def test_an_exchange_calendar_closes_every_trading_holiday(sp500: pl.DataFrame) -> None:
+    times = [D.fromisoformat(t) for t in sp500["date"]]
+    step, calendar = _closed(EventCalendar(holidays="NYSE"), TRADING, times)
+    assert calendar is not None
+    assert {"Thanksgiving Day", "Good Friday", "Christmas Day", "Labor Day"} <= set(calendar.closures)
+    assert step.index_of(D(2015, 11, 26)) is None
+    wednesday = step.index_of(D(2015, 11, 25))
+    assert step.timestamp_of(wednesday + 1) == D(2015, 11, 27)  # type: ignore[operator]
+    # years after the training data too: Thanksgiving 2030 is 28 November
+    assert step.index_of(D(2030, 11, 28)) is None
+    assert step.index_of(D(2030, 11, 27)) is not None
+    # and every closed day is a weekday without data
+    closed = {dt.date(1970, 1, 1) + dt.timedelta(days=d) for d in step.holidays}
+    assert not closed & {t.date() for t in times}
+    assert all(d.weekday() < 5 for d in closed)
+
+
+def test_public_holidays_close_only_the_ones_the_data_has_no_rows_on(sp500: pl.DataFrame) -> None:
+    times = [D.fromisoformat(t) for t in sp500["date"]]
+    _, calendar = _closed(EventCalendar(holidays="US"), TRADING, times)
+    assert calendar is not None
+    assert "Thanksgiving Day" in calendar.closures
+    assert "Columbus Day" not in calendar.closures  # NYSE trades on it
+    assert "Veterans Day" not in calendar.closures
+
+
+def test_one_missing_holiday_is_chance_in_data_missing_a_fifth_of_its_days() -> None:
+    christmas = EventCalendar.build(pl.DataFrame({"date": ["2023-12-25", "2024-12-25"], "event": "Xmas"}))
+    assert christmas is not None
+    days = _weekdays(dt.date(2024, 1, 1), dt.date(2024, 12, 31), frozenset({dt.date(2024, 12, 25)}))
+    step, calendar = _closed(christmas, TRADING, days)
+    assert step.holidays == (_day(dt.date(2023, 12, 25)), _day(dt.date(2024, 12, 25)))
+    assert calendar is not None
+    assert calendar.closures == ("Xmas",)
+    sparse = [t for i, t in enumerate(days) if i % 5]  # a fifth of the days missing: p = 0.2 > 0.05
+    step, calendar = _closed(christmas, TRADING, sparse)
+    assert step == TRADING
+    assert calendar is not None
+    assert calendar.closures == ()
+
+
+def test_an_event_with_a_row_on_any_of_its_days_stays_open() -> None:
+    sale = EventCalendar.build(pl.DataFrame({"date": ["2024-03-01", "2024-06-03"], "event": "sale"}))
+    assert sale is not None
+    days = _weekdays(dt.date(2024, 1, 1), dt.date(2024, 12, 31), frozenset({dt.date(2024, 3, 1)}))
+    step, _ = _closed(sale, TRADING, days)
+    assert step == TRADING
+
+
+def test_one_series_events_never_close_the_shared_grid() -> None:
+    own = EventCalendar.build(
+        pl.DataFrame({"date": ["2024-12-25"], "event": ["closed"], "store": ["a"]}), series_id_column="store"
+    )
+    assert own is not None
+    days = _weekdays(dt.date(2024, 1, 1), dt.date(2024, 12, 31), frozenset({dt.date(2024, 12, 25)}))
+    step, _ = _closed(own, TRADING, days)
+    assert step == TRADING
+
+
+def test_every_day_data_closed_on_christmas_gets_a_daily_grid_without_it() -> None:
+    every = [D(2023, 1, 1) + dt.timedelta(days=k) for k in range(730)]
+    every = [t for t in every if (t.month, t.day) != (12, 25)]
+    step, _ = _closed(EventCalendar(holidays="GB"), TimeStep("day"), every)
+    assert step.weekmask == ""
+    assert step.describe() == "1 day (closed on holidays)"
+    eve = step.index_of(D(2024, 12, 24))
+    assert step.timestamp_of(eve + 1) == D(2024, 12, 26)  # type: ignore[operator]
+    assert step.index_of(D(2024, 12, 26)) is not None  # Boxing Day: the data has it
+
+
+def test_closures_are_local_dates_for_data_written_with_an_offset() -> None:
+    """Sydney midnights are 14:00 UTC the day before: a closed 25 December is the grid day of the 24th."""
+    local = _weekdays(dt.date(2024, 1, 1), dt.date(2024, 12, 31), frozenset({dt.date(2024, 12, 25)}))
+    utc = [t - dt.timedelta(hours=10) for t in local]
+    step = infer_time_step(_rows(utc).with_columns(s=pl.lit("a")), ts_col=TIME, series_col="s")
+    assert step.phase == 14 * 3_600_000_000
+    closed, _ = _closed(EventCalendar.build(pl.DataFrame({"date": ["2024-12-25"]})), step, utc, "+10:00")
+    assert closed.index_of(D(2024, 12, 24, 14)) is None  # 25 December, local midnight
+    assert closed.index_of(D(2024, 12, 23, 14)) is not None
+    assert closed.index_of(D(2024, 12, 25, 14)) is not None
+
+
+def test_a_session_grid_closes_the_whole_day() -> None:
+    session = TimeStep("hour", weekmask="1111100", session_start_us=9 * 3_600_000_000, session_steps=8)
+    days = _weekdays(dt.date(2024, 9, 2), dt.date(2024, 12, 20), frozenset({dt.date(2024, 11, 28)}))
+    hours = [t + dt.timedelta(hours=9 + h) for t in days for h in range(8)]
+    step, _ = _closed(EventCalendar(holidays="US"), session, hours)
+    last = step.index_of(D(2024, 11, 27, 16))
+    assert step.timestamp_of(last + 1) == D(2024, 11, 29, 9)  # type: ignore[operator]
+
+
+def test_stored_calendars_and_steps_round_trip_and_old_ones_load() -> None:
+    calendar = EventCalendar(holidays="NYSE", closures=("Good Friday",))
+    assert EventCalendar.from_dict(calendar.to_dict()) == calendar
+    old = {k: v for k, v in calendar.to_dict().items() if k != "closures"}
+    assert EventCalendar.from_dict(old) == dataclasses.replace(calendar, closures=())
+    assert calendar.describe()["closures"] == ["Good Friday"]
+
+
+# --- trained deployments ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def nyse(sp500: pl.DataFrame) -> tsengine.Deployment:
+    return tsengine.train(
+        sp500,
+        target="close",
+        datetime_column="date",
+        holidays="NYSE",
+        models=["ets", "seasonal_naive"],
+        forecast_window=[1, 10],
+    )
+
+
+def test_training_with_an_exchange_calendar_forecasts_trading_days(
+    nyse: tsengine.Deployment, sp500: pl.DataFrame, tmp_path: Path
+) -> None:
+    assert nyse.spec.time_step.describe() == "1 day (Mon, Tue, Wed, Thu, Fri, closed on holidays)"
+    out = nyse.predict(sp500.filter(pl.col("date") <= "2015-12-18"))
+    stamps = out.get_column("timestamp").dt.date().to_list()
+    assert dt.date(2015, 12, 25) not in stamps
+    assert dt.date(2016, 1, 1) not in stamps
+    assert stamps[-1] == dt.date(2016, 1, 5)  # ten trading days after Friday 18 December
+    registry = tsengine.Registry(tmp_path)
+    registry.save(nyse)
+    loaded = registry.load(nyse.id)
+    assert loaded.spec.time_step == nyse.spec.time_step
+    assert loaded.spec.calendar == nyse.spec.calendar
+
+
+def test_a_posted_row_on_a_closed_holiday_is_refused_naming_it(
+    nyse: tsengine.Deployment, sp500: pl.DataFrame
+) -> None:
+    history = sp500.filter(pl.col("date") <= "2015-11-25")
+    thanksgiving = pl.DataFrame({"date": ["2015-11-26"], "close": [2090.0], "volume": [1]})
+    with pytest.raises(OffGridError, match=r"2015-11-26.*holiday the grid is closed on"):
+        nyse.predict(pl.concat([history, thanksgiving]))

@@ -1,0 +1,107 @@
+"""Holiday closures: calendar events the training data was closed on, taken off the grid.
+
+An exchange trades on weekdays except its holidays; a shop open every day may
+close on Christmas.  On a grid that keeps those days, each is a missing point:
+the engine forecasts a day nobody will report, the lag before the day after
+Thanksgiving is a Thursday without data, and a five-day window spans four
+trading days.  So when a deployment has an event calendar (``--holidays NYSE``,
+``--holidays US``, ``--calendar FILE``) and the training data has no row on any
+open day one of its events fell on, that event is a *closure*: its days come
+off the grid (:attr:`tsengine.timestep.TimeStep.holidays`), as the weekend
+does, and the step after the Wednesday before Thanksgiving is the Friday.
+
+The rule is per event name, so one calendar serves data that closes on some
+of its events and not others: with US public holidays, NYSE data closes on
+Thanksgiving but trades on Columbus Day, and only Thanksgiving comes off.  A
+name is a closure when every one of its ``k`` days on open weekdays of the
+training span has no row in any series, and chance would explain that at most
+:data:`MAX_CLOSURE_CHANCE` of the time: ``p ** k``, with ``p`` the share of the
+span's other open days that have no row.  Events of one series only never
+close the grid, which all series share.
+
+Future and past days of a closure come from the same calendar: the file's
+dates, or the ``holidays`` package's for :data:`CLOSURE_YEARS` years either
+side of the training data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import polars as pl
+
+from tsengine.columns import TIME
+from tsengine.events import HOLIDAY_YEARS, EventCalendar, utc_offset_minutes
+from tsengine.timestep import TimeStep
+
+__all__ = ["CLOSURE_YEARS", "MAX_CLOSURE_CHANCE", "close_holidays"]
+
+# [ours] The chance that an open event's days all lack data by accident, at most:
+# one missing Thanksgiving in data with a few random gaps is a closure, but not
+# in data missing a fifth of its days.
+MAX_CLOSURE_CHANCE = 0.05
+# [ours] Years either side of the training data whose package holidays are closed
+# on the grid: history posted at prediction and forecasts within them skip
+# closures; outside them (a forecast 30 years out) the closure days are open.
+CLOSURE_YEARS = 30
+_DAY_US = 86_400_000_000
+
+
+def close_holidays(
+    calendar: EventCalendar | None, step: TimeStep, canon: pl.DataFrame, utc_offset: str | None
+) -> tuple[TimeStep, EventCalendar | None]:
+    """The step without the calendar's closure days, and the calendar naming its closures.
+
+    Args:
+        calendar: the deployment's events; None returns the inputs.
+        step: the inferred step, a day or a fraction of one (others are returned).
+        canon: the training rows with their naive UTC timestamps (``__t``).
+        utc_offset: the training data's written offset: events are local dates.
+    """
+    if calendar is None or not step.divides_day or canon.height == 0:
+        return step, calendar
+    # a local date d is grid day d - shift: the grid day whose first point falls on it locally
+    shift = (step.day_start_us + utc_offset_minutes(utc_offset) * 60_000_000) // _DAY_US
+    data_days = np.unique(step.grid_days(canon.get_column(TIME).dt.epoch("us").to_numpy()))
+    first, last = int(data_days[0]), int(data_days[-1])
+    span = np.arange(first, last + 1)
+    open_days = span[step.is_open(span)]
+    events = (
+        calendar.rows(first + shift, last + shift)
+        .filter(pl.col("sid").is_null())
+        .select(pl.col("name"), (pl.col("day") - shift).alias("g"))
+        .filter(pl.col("g").is_in(open_days.tolist()))
+        .unique()
+    )
+    if events.height == 0:
+        return step, calendar
+    ordinary = np.setdiff1d(open_days, events.get_column("g").to_numpy())
+    p = 1.0 - np.isin(ordinary, data_days).mean() if ordinary.size else 1.0
+    per_name = events.group_by("name").agg(
+        pl.len().alias("k"), pl.col("g").is_in(data_days.tolist()).any().alias("seen")
+    )
+    closed = tuple(
+        sorted(name for name, k, seen in per_name.iter_rows() if not seen and p**k <= MAX_CLOSURE_CHANCE)
+    )
+    if not closed:
+        return step, calendar
+    lo = _year_start(first, -CLOSURE_YEARS) + shift
+    hi = _year_start(last, CLOSURE_YEARS + 1) + shift
+    days = (
+        calendar.rows(lo, hi)
+        .filter(pl.col("sid").is_null() & pl.col("name").is_in(closed))
+        .get_column("day")
+        .to_numpy()
+        - shift
+    )
+    days = np.unique(days[step.is_open(days)])
+    closed_step = dataclasses.replace(step, holidays=tuple(int(d) for d in days))
+    return closed_step, dataclasses.replace(calendar, closures=closed)
+
+
+def _year_start(day: int, years: int) -> int:
+    """Days since 1970 of January 1st ``years`` after ``day``'s year, within the holiday tables' years."""
+    year = int(np.datetime64(day, "D").astype("datetime64[Y]").astype(np.int64)) + 1970 + years
+    year = min(max(year, HOLIDAY_YEARS[0]), HOLIDAY_YEARS[1] + 1)
+    return int(np.datetime64(f"{year:04d}-01-01", "D").astype(np.int64))
