@@ -97,6 +97,7 @@ HOLIDAY_YEARS = (1900, 2200)
 # a series' events are keyed ``code * _SPAN + day`` so one sorted array serves every series.
 _SPAN = 1 << 22
 _OFFSET = 1 << 21
+_DAY_US = 86_400_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,49 +258,86 @@ def event_columns(
 
     Vectorised: global events are one sorted array, series events one sorted
     array keyed by (series, day); each row costs two binary searches per array.
+    The arrays are built once per calendar and span of years
+    (:func:`_lookup`), so a request pays the searches only.
     """
     n = len(idx)
     clip = float(clip_days(step))
     if n == 0:
         return _columns(np.zeros(0), pl.Series([], dtype=pl.String), np.zeros(0), np.zeros(0))
-    idx = np.asarray(idx, dtype=np.int64)
-    shift = dt.timedelta(minutes=offset_minutes)
-    at = grid_timestamps(step, idx) + shift
-    start = _days_of(at)
-    # [t, t + step): a calendar step ends at the next grid point; a fixed one a step later,
-    # which on a business-day grid is not the next grid point (a Friday's is not the weekend's)
-    following = (
-        grid_timestamps(step, idx + 1) + shift
-        if step.is_calendar
-        else at + dt.timedelta(microseconds=step.micros)
-    )
-    end = np.maximum(_days_of(following), start + 1)
+    start, end = _period_days(step, np.asarray(idx, dtype=np.int64), offset_minutes)
     margin = int(clip) + 1
-    events = calendar.table(int(start.min()) - margin, int(end.max()) + margin)
-    shared = events.filter(pl.col("sid").is_null())
-    count, name_at, to, since = _search(
-        shared.get_column("day").to_numpy(), shared.get_column("n").to_numpy(), start, end, clip
-    )
-    names = _names(shared.get_column("name"), name_at)
-    own = events.filter(pl.col("sid").is_not_null())
-    if own.height:
-        codes = {s: i for i, s in enumerate(own.get_column("sid").unique(maintain_order=True).to_list())}
-        row_code = _codes(sids, codes)
+    events = _lookup(calendar, _year(int(start.min()) - margin), _year(int(end.max()) + margin))
+    count, name_at, to, since = _search(events.days, events.counts, start, end, clip)
+    names = _names(events.names, name_at)
+    if events.own_codes:
+        row_code = _codes(sids, events.own_codes)
         has = row_code >= 0
-        keys = own.get_column("sid").replace_strict(codes, return_dtype=pl.Int64).to_numpy() * _SPAN + (
-            own.get_column("day").to_numpy() + _OFFSET
-        )
         base = np.where(has, row_code, 0) * _SPAN + _OFFSET
         c2, at2, to2, since2 = _search(
-            keys, own.get_column("n").to_numpy(), base + start, base + end, clip, lo=base, hi=base + _SPAN
+            events.own_keys, events.own_counts, base + start, base + end, clip, lo=base, hi=base + _SPAN
         )
         c2, to2, since2 = np.where(has, c2, 0.0), np.where(has, to2, clip), np.where(has, since2, clip)
         mine = pl.Series(has & (c2 > 0))
-        names = pl.select(
-            pl.when(mine).then(_names(own.get_column("name"), at2)).otherwise(names)
-        ).to_series()
+        names = pl.select(pl.when(mine).then(_names(events.own_names, at2)).otherwise(names)).to_series()
         count, to, since = count + c2, np.minimum(to, to2), np.minimum(since, since2)
     return _columns(count, names, to, since)
+
+
+def _period_days(step: TimeStep, idx: np.ndarray, offset_minutes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Local days (since 1970) of each period ``[t, t + step)``: its first day and the day after its last.
+
+    A calendar step ends at the next grid point; a fixed one a step later,
+    which on a business-day grid is not the next grid point (a Friday's
+    period is not the weekend's).
+    """
+    shift = offset_minutes * 60_000_000
+    if step.is_calendar:
+        at = grid_timestamps(step, idx).dt.epoch("us").to_numpy() + shift
+        following = grid_timestamps(step, idx + 1).dt.epoch("us").to_numpy() + shift
+    else:
+        at = step.index_micros(idx) + shift
+        following = at + step.micros
+    start = at // _DAY_US
+    return start, np.maximum(following // _DAY_US, start + 1)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Lookup:
+    """A calendar's events of some years as the sorted arrays :func:`_search` reads."""
+
+    days: np.ndarray  # global events: distinct days, sorted
+    counts: np.ndarray  # events on each day
+    names: pl.Series  # their names, joined with "; ", and a null last (no event)
+    own_codes: dict[str, int]  # series events: series id -> code
+    own_keys: np.ndarray  # code * _SPAN + day + _OFFSET, sorted
+    own_counts: np.ndarray
+    own_names: pl.Series  # as names
+
+
+@functools.lru_cache(maxsize=64)
+def _lookup(calendar: EventCalendar, first_year: int, last_year: int) -> _Lookup:
+    """The events of whole years ``first_year`` to ``last_year`` (cached: requests repeat their years)."""
+    events = calendar.table(_day(dt.date(first_year, 1, 1)), _day(dt.date(last_year, 12, 31)))
+    shared = events.filter(pl.col("sid").is_null())
+    own = events.filter(pl.col("sid").is_not_null())
+    codes = {s: i for i, s in enumerate(own.get_column("sid").unique(maintain_order=True).to_list())}
+    keys = own.get_column("sid").replace_strict(codes, return_dtype=pl.Int64).to_numpy() * _SPAN + (
+        own.get_column("day").to_numpy() + _OFFSET
+    )
+    return _Lookup(
+        days=shared.get_column("day").to_numpy(),
+        counts=shared.get_column("n").to_numpy(),
+        names=shared.get_column("name").extend_constant(None, 1),
+        own_codes=codes,
+        own_keys=keys,
+        own_counts=own.get_column("n").to_numpy(),
+        own_names=own.get_column("name").extend_constant(None, 1),
+    )
+
+
+def _year(day: int) -> int:
+    return _date(day).year
 
 
 def event_weights(rows: pl.DataFrame, share: float) -> pl.Series:
@@ -405,8 +443,8 @@ def _search(
 
 
 def _names(names: pl.Series, at: np.ndarray) -> pl.Series:
-    taken = names.gather(np.maximum(at, 0)) if names.len() else pl.Series([None] * len(at), dtype=pl.String)
-    return pl.select(pl.when(pl.Series(at >= 0)).then(taken).otherwise(None)).to_series().cast(pl.String)
+    """The names at positions ``at`` of ``names``, whose last entry is null (``at`` -1: no event)."""
+    return names.gather(np.where(at >= 0, at, names.len() - 1)).cast(pl.String)
 
 
 def _columns(count: np.ndarray, names: pl.Series, to: np.ndarray, since: np.ndarray) -> list[pl.Series]:
@@ -431,10 +469,6 @@ def utc_offset_minutes(utc_offset: str | None) -> int:
         return offset_minutes(utc_offset)
     except ValueError:
         return 0
-
-
-def _days_of(stamps: pl.Series) -> np.ndarray:
-    return stamps.dt.date().cast(pl.Int32).cast(pl.Int64).to_numpy()
 
 
 _EPOCH = dt.date(1970, 1, 1)

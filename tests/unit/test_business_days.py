@@ -22,7 +22,7 @@ from tsengine.errors import TrainingDataError
 from tsengine.events import DAYS_SINCE, DAYS_TO, EVENT, EventCalendar, event_columns
 from tsengine.season import season_length
 from tsengine.spec import default_windows
-from tsengine.timestep import TimeStep, infer_time_step
+from tsengine.timestep import TimeStep, _open_days, infer_time_step
 
 D = dt.datetime
 TRADING = TimeStep("day", weekmask="1111100")
@@ -123,6 +123,25 @@ def test_numpy_and_polars_index_arithmetic_agree(step: TimeStep, times: list[dt.
         if step.session_steps:  # inside the session, which may run past midnight
             since = (opened - dt.datetime.combine(opened.date(), dt.time())) // dt.timedelta(microseconds=1)
             assert since < step.session_steps * step.micros
+
+
+@settings(max_examples=200, deadline=None)
+@given(mask=masks, closed=holidays, days=st.lists(st.integers(-100_000, 90_000), min_size=1, max_size=50))
+def test_open_day_arithmetic_equals_numpys_busday_functions_with_holidays(
+    mask: str, closed: tuple[int, ...], days: list[int]
+) -> None:
+    """The binary searches that take holidays out agree with numpy's own (slow) holiday handling."""
+    open_days = _open_days(mask, closed)
+    dates = np.array(days, dtype="datetime64[D]")
+    numpy_holidays = {"weekmask": mask, "holidays": np.array(closed, dtype="datetime64[D]")}
+    before, is_open = open_days.count(dates)
+    epoch = np.datetime64("1601-01-01", "D")
+    np.testing.assert_array_equal(before, np.busday_count(epoch, dates, **numpy_holidays))
+    np.testing.assert_array_equal(is_open, np.is_busday(dates, **numpy_holidays))
+    n = np.abs(before)
+    np.testing.assert_array_equal(
+        open_days.day(n), np.busday_offset(epoch, n, roll="forward", **numpy_holidays)
+    )
 
 
 def _day(d: dt.date) -> int:
