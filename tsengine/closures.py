@@ -32,7 +32,8 @@ import numpy as np
 import polars as pl
 
 from tsengine.columns import TIME
-from tsengine.events import HOLIDAY_YEARS, EventCalendar, utc_offset_minutes
+from tsengine.datetimes import utc_offset_minutes
+from tsengine.events import HOLIDAY_YEARS, EventCalendar
 from tsengine.timestep import TimeStep
 
 __all__ = ["CLOSURE_YEARS", "MAX_CLOSURE_CHANCE", "close_holidays"]
@@ -62,7 +63,8 @@ def close_holidays(
     if calendar is None or not step.divides_day or canon.height == 0:
         return step, calendar
     # a local date d is grid day d - shift: the grid day whose first point falls on it locally
-    shift = (step.day_start_us + utc_offset_minutes(utc_offset) * 60_000_000) // _DAY_US
+    # (0 when the step numbers its days by local date already, see TimeStep.day_shift)
+    shift = (step.day_start_us + utc_offset_minutes(utc_offset) * 60_000_000) // _DAY_US - step.day_shift
     data_days = np.unique(step.grid_days(canon.get_column(TIME).dt.epoch("us").to_numpy()))
     first, last = int(data_days[0]), int(data_days[-1])
     span = np.arange(first, last + 1)

@@ -18,7 +18,7 @@ from dateutil import parser as _dateutil_parser
 
 from tsengine.errors import DatetimeParseError, ParameterError, short_list
 
-__all__ = ["format_datetimes", "offset_minutes", "parse_datetimes", "parse_timestamp"]
+__all__ = ["format_datetimes", "offset_minutes", "parse_datetimes", "parse_timestamp", "utc_offset_minutes"]
 
 # Candidate formats, most specific first within a family.  Month-first precedes
 # day-first so that an all-ambiguous column stays month-first [ours, spec §2];
@@ -262,6 +262,16 @@ def offset_minutes(zone: str) -> int:
     """
     sign = -1 if zone.startswith("-") else 1
     return sign * (int(zone[1:3]) * 60 + int(zone[4:6]))
+
+
+def utc_offset_minutes(utc_offset: str | None) -> int:
+    """``+10:00`` → 600, ``-05:30`` → -330; None or malformed → 0 (UTC)."""
+    if not utc_offset or len(utc_offset) < 6 or utc_offset[0] not in "+-":
+        return 0
+    try:
+        return offset_minutes(utc_offset)
+    except ValueError:
+        return 0
 
 
 def format_datetimes(ts: pl.Expr, fmt: str, *, utc_offset: str | None = None) -> pl.Expr:

@@ -51,7 +51,7 @@ import polars as pl
 from dateutil import parser as dateutil_parser
 
 from tsengine.columns import IDX, SID, Y
-from tsengine.datetimes import offset_minutes
+from tsengine.datetimes import utc_offset_minutes
 from tsengine.errors import ParameterError
 from tsengine.grid_calendar import grid_timestamps
 from tsengine.timestep import TimeStep
@@ -73,7 +73,6 @@ __all__ = [
     "event_columns",
     "event_flags",
     "event_weights",
-    "utc_offset_minutes",
     "model_spec",
     "weigh_events",
     "with_events",
@@ -459,16 +458,6 @@ def _columns(count: np.ndarray, names: pl.Series, to: np.ndarray, since: np.ndar
 def _codes(sids: pl.Series, codes: dict[str, int]) -> np.ndarray:
     text = sids.cast(pl.String)
     return text.replace_strict(codes, default=-1, return_dtype=pl.Int64).to_numpy()
-
-
-def utc_offset_minutes(utc_offset: str | None) -> int:
-    """``+10:00`` → 600, ``-05:30`` → -330; None or malformed → 0 (UTC)."""
-    if not utc_offset or len(utc_offset) < 6 or utc_offset[0] not in "+-":
-        return 0
-    try:
-        return offset_minutes(utc_offset)
-    except ValueError:
-        return 0
 
 
 _EPOCH = dt.date(1970, 1, 1)

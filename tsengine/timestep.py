@@ -105,8 +105,12 @@ class TimeStep:
             first; 0 for the whole day.
         holidays: steps of a day or less: grid days that are closed although
             their weekday is open (an exchange's holidays), as days since
-            1970-01-01 in the grid's day numbering, sorted; the step before
-            Thanksgiving's Thursday is followed by the Friday.
+            1970-01-01 (local dates, as the weekmask), sorted; the step after
+            the Wednesday before Thanksgiving is the Friday.
+        day_shift: days from a grid day's date in UTC to its local date, in
+            which the weekmask and holidays are written: 1 for daily data
+            written at local midnight east of UTC (Sydney's midnight is 14:00
+            UTC the day before), else 0.
     """
 
     unit: Unit
@@ -118,6 +122,7 @@ class TimeStep:
     session_start_us: int = 0
     session_steps: int = 0
     holidays: tuple[int, ...] = ()
+    day_shift: int = 0
 
     @property
     def is_calendar(self) -> bool:
@@ -193,8 +198,8 @@ class TimeStep:
         return f"{self.count} {self.unit}" + (f" ({', '.join(parts)})" if parts else "")
 
     def grid_days(self, us: np.ndarray) -> np.ndarray:
-        """The grid day (days since 1970-01-01) naive UTC microseconds belong to: the day their session opened."""
-        return (np.asarray(us, dtype=np.int64) - self.day_start_us) // _DAY_US
+        """The grid day (local date, days since 1970-01-01) of naive UTC microseconds: the day their session opened."""
+        return (np.asarray(us, dtype=np.int64) - self.day_start_us) // _DAY_US + self.day_shift
 
     def is_open(self, days: np.ndarray) -> np.ndarray:
         """Whether grid days (days since 1970-01-01) are on the grid: an open weekday, not a closed holiday."""
@@ -207,7 +212,8 @@ class TimeStep:
             return idx * self.micros + self.phase
         day, slot = np.divmod(idx, self._per_day)
         days = self._busdays.day(day)
-        return np.asarray(days.astype(np.int64) * _DAY_US + self.day_start_us + slot * self.micros)
+        utc_days = days.astype(np.int64) - self.day_shift
+        return np.asarray(utc_days * _DAY_US + self.day_start_us + slot * self.micros)
 
     def micros_index(self, us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`to_index` of naive UTC microseconds in numpy: floor index and whether on the grid."""
@@ -221,7 +227,7 @@ class TimeStep:
             return idx, off == 0
         # a grid day starts at its first point: a session past midnight belongs to the day it opened
         day, since = np.divmod(rel - self.day_start_us, _DAY_US)
-        days = day.astype("datetime64[D]")
+        days = (day + self.day_shift if self.day_shift else day).astype("datetime64[D]")
         per_day = self._per_day
         before, open_day = self._busdays.count(days)
         first = before * per_day
@@ -305,6 +311,7 @@ class TimeStep:
             "session_start_us": self.session_start_us,
             "session_steps": self.session_steps,
             "holidays": [_day_text(d) for d in self.holidays],
+            "day_shift": self.day_shift,
         }
 
     @classmethod
@@ -324,6 +331,7 @@ class TimeStep:
             session_start_us=int(data.get("session_start_us", 0)),  # type: ignore[call-overload]
             session_steps=int(data.get("session_steps", 0)),  # type: ignore[call-overload]
             holidays=tuple(_day_number(d) for d in data.get("holidays", ())),  # type: ignore[attr-defined]
+            day_shift=int(data.get("day_shift", 0)),  # type: ignore[call-overload]
         )
 
 
@@ -384,7 +392,12 @@ def _gcd(values: np.ndarray) -> int:
 
 
 def infer_time_step(
-    frame: pl.DataFrame, *, ts_col: str, series_col: str, column: str | None = None
+    frame: pl.DataFrame,
+    *,
+    ts_col: str,
+    series_col: str,
+    column: str | None = None,
+    utc_offset_minutes: int = 0,
 ) -> TimeStep:
     """Infer the regular time step of training data.
 
@@ -401,6 +414,8 @@ def infer_time_step(
         series_col: the series column (a constant for single series).
         column: the name messages use for the datetime column (the client's,
             when ``ts_col`` is an internal name); default ``ts_col``.
+        utc_offset_minutes: the offset the data was written in: business days
+            are the local weekdays.
 
     Raises:
         TrainingDataError: too few distinct timestamps, sub-second or irregular steps.
@@ -411,7 +426,7 @@ def infer_time_step(
         msg = f"column {label!r} needs at least two distinct timestamps to infer a time step"
         raise TrainingDataError(msg)
     step = _calendar_step(ts) or _fixed_step(ts, label)
-    business = _business_days(ts, step)
+    business = _business_days(ts, step, utc_offset_minutes * 60 * _US)
     if business is not None:
         grid, seen = _grid_points(frame, business, ts_col, series_col)
         if grid - seen <= MAX_BUSINESS_MISSING_SHARE * grid:
@@ -471,7 +486,7 @@ def _calendar_step(ts: pl.Series) -> TimeStep | None:
     )
 
 
-def _business_days(ts: pl.Series, step: TimeStep) -> TimeStep | None:
+def _business_days(ts: pl.Series, step: TimeStep, offset_us: int) -> TimeStep | None:
     """The step on the weekdays and within the daily hours the data has, when it skips some.
 
     Trading days, a shop closed on Sundays or a call centre open 07:00 to
@@ -491,17 +506,25 @@ def _business_days(ts: pl.Series, step: TimeStep) -> TimeStep | None:
     days = ts.dt.epoch("d")
     if step.micros < _DAY_US and days.n_unique() >= MIN_SESSION_DAYS:
         start, steps = _session(ts, step.micros)
-    # weekdays of the grid days, which start at the session's first point
+    # local weekdays of the grid days, which start at the session's first point
+    day_start = start if steps else step.phase
+    day_shift = (day_start + offset_us) // _DAY_US
     shifted = ts - dt.timedelta(microseconds=start)
     grid_days = shifted.dt.epoch("d")
     span = int(grid_days.max()) - int(grid_days.min())  # type: ignore[arg-type]
     weekmask = ""
-    seen = set(shifted.dt.weekday().unique().to_list())  # ISO: Monday 1
+    seen = set((shifted + dt.timedelta(days=day_shift)).dt.weekday().unique().to_list())  # ISO: Monday 1
     if span >= MIN_BUSINESS_SPAN_DAYS and len(seen) < 7:
         weekmask = "".join("1" if d in seen else "0" for d in range(1, 8))
     if not weekmask and not steps:
         return None
-    return replace(step, weekmask=weekmask, session_start_us=start if steps else 0, session_steps=steps)
+    return replace(
+        step,
+        weekmask=weekmask,
+        session_start_us=start if steps else 0,
+        session_steps=steps,
+        day_shift=day_shift,
+    )
 
 
 def _session(ts: pl.Series, micros: int) -> tuple[int, int]:

@@ -23,6 +23,7 @@ from tsengine.candidates import ENSEMBLE_SIZE as ENSEMBLE_SIZE  # re-exported: i
 from tsengine.candidates import Progress, fit_candidates
 from tsengine.closures import close_holidays
 from tsengine.cluster_train import ClusterTraining
+from tsengine.datetimes import utc_offset_minutes
 from tsengine.deployment import Deployment, backtest_trace
 from tsengine.errors import ParameterError, TrainingDataError
 from tsengine.events import EVENT_COLUMNS, EventCalendar, event_flags, weigh_events, with_events
@@ -190,7 +191,13 @@ def _prepare(
     if canon.get_column(Y).drop_nulls().len() == 0:
         msg = f"target column {target!r} has no values"
         raise TrainingDataError(msg)
-    step = infer_time_step(canon, ts_col=TIME, series_col=SID, column=datetime_column)
+    step = infer_time_step(
+        canon,
+        ts_col=TIME,
+        series_col=SID,
+        column=datetime_column,
+        utc_offset_minutes=utc_offset_minutes(canonical.utc_offset),
+    )
     canon = place_on_grid(canon, step, datetime_column=datetime_column, series_label=series_id_column or "")
     return _Prepared(canonical, canon, step, kia_num, kia_cat, feat_cat)
 

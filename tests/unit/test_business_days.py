@@ -95,7 +95,7 @@ holidays = st.lists(st.integers(-25_000, 84_000), max_size=400).map(lambda d: tu
 
 @st.composite
 def grids(draw: st.DrawFn) -> TimeStep:
-    step = draw(sessions)
+    step = replace(draw(sessions), day_shift=draw(st.sampled_from([0, 0, 1, -1])))
     return replace(step, holidays=draw(holidays)) if draw(st.booleans()) else step
 
 
@@ -116,9 +116,10 @@ def test_numpy_and_polars_index_arithmetic_agree(step: TimeStep, times: list[dt.
         assert b <= t
         assert ok == (b == t)
         start = step.session_start_us if step.session_steps else step.phase % 86_400_000_000
-        opened = b - dt.timedelta(microseconds=start)  # the grid day it belongs to
-        assert opened.isoweekday() in {d + 1 for d, c in enumerate(mask) if c == "1"}
-        assert (opened.date() - dt.date(1970, 1, 1)).days not in step.holidays
+        opened = b - dt.timedelta(microseconds=start)  # the grid day it belongs to, in UTC
+        local = opened.date() + dt.timedelta(days=step.day_shift)  # the date its weekmask reads
+        assert local.isoweekday() in {d + 1 for d, c in enumerate(mask) if c == "1"}
+        assert (local - dt.date(1970, 1, 1)).days not in step.holidays
         assert step.timestamp_of(int(i) + 1) > t
         if step.session_steps:  # inside the session, which may run past midnight
             since = (opened - dt.datetime.combine(opened.date(), dt.time())) // dt.timedelta(microseconds=1)
@@ -233,6 +234,21 @@ def test_weekday_only_data_gets_a_business_day_grid_with_holidays_as_gaps() -> N
     days = _days(dt.date(2024, 1, 1), dt.date(2024, 3, 29), {1, 2, 3, 4, 5})
     days.remove(D(2024, 1, 15))  # an exchange holiday: a gap, not a reason to drop Mondays
     assert _infer(days) == TRADING
+
+
+def test_weekdays_are_local_for_daily_data_written_east_of_utc() -> None:
+    """Sydney's Monday midnight is Sunday 14:00 UTC: the grid still says Monday to Friday."""
+    local = _days(dt.date(2024, 1, 1), dt.date(2024, 3, 29), {1, 2, 3, 4, 5})
+    utc = [t - dt.timedelta(hours=10) for t in local]
+    frame = pl.DataFrame({"t": pl.Series(utc, dtype=pl.Datetime("us")), "s": "a"})
+    step = infer_time_step(frame, ts_col="t", series_col="s", utc_offset_minutes=600)
+    assert step == TimeStep("day", phase=14 * 3_600_000_000, weekmask="1111100", day_shift=1)
+    assert step.describe() == "1 day (Mon, Tue, Wed, Thu, Fri)"
+    friday = step.index_of(D(2024, 1, 4, 14))  # Friday 5 January, local midnight
+    assert friday is not None
+    assert step.timestamp_of(friday + 1) == D(2024, 1, 7, 14)  # Monday 8 January, local midnight
+    assert step.index_of(D(2024, 1, 5, 14)) is None  # Saturday, local
+    assert TimeStep.from_dict(step.to_dict()) == step
 
 
 def test_a_shop_closed_on_sundays_gets_monday_to_saturday() -> None:

@@ -127,12 +127,20 @@ def test_every_day_data_closed_on_christmas_gets_a_daily_grid_without_it() -> No
     assert step.index_of(D(2024, 12, 26)) is not None  # Boxing Day: the data has it
 
 
-def test_closures_are_local_dates_for_data_written_with_an_offset() -> None:
-    """Sydney midnights are 14:00 UTC the day before: a closed 25 December is the grid day of the 24th."""
+@pytest.mark.parametrize("numbered_locally", [True, False])
+def test_closures_are_local_dates_for_data_written_with_an_offset(numbered_locally: bool) -> None:
+    """Sydney midnights are 14:00 UTC the day before: a closed 25 December is the UTC day of the 24th.
+
+    Steps number their days by local date (``day_shift`` 1); a step numbered
+    by UTC date (``day_shift`` 0, as stored before) must close the same day.
+    """
     local = _weekdays(dt.date(2024, 1, 1), dt.date(2024, 12, 31), frozenset({dt.date(2024, 12, 25)}))
     utc = [t - dt.timedelta(hours=10) for t in local]
-    step = infer_time_step(_rows(utc).with_columns(s=pl.lit("a")), ts_col=TIME, series_col="s")
-    assert step.phase == 14 * 3_600_000_000
+    offset = 600 if numbered_locally else 0
+    step = infer_time_step(
+        _rows(utc).with_columns(s=pl.lit("a")), ts_col=TIME, series_col="s", utc_offset_minutes=offset
+    )
+    assert step.day_shift == (1 if numbered_locally else 0)
     closed, _ = _closed(EventCalendar.build(pl.DataFrame({"date": ["2024-12-25"]})), step, utc, "+10:00")
     assert closed.index_of(D(2024, 12, 24, 14)) is None  # 25 December, local midnight
     assert closed.index_of(D(2024, 12, 23, 14)) is not None
