@@ -64,6 +64,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/collection.py", "--windows", "3")
     session.run("python", "benchmarks/cold_start.py", "--windows", "3")
     session.run("python", "benchmarks/performance.py", *session.posargs)
+    session.run("python", "benchmarks/calendar_cost.py")
     session.run("python", "benchmarks/batch.py")
     session.run("python", "benchmarks/batch_monitoring.py")
     session.run("python", "benchmarks/monitoring.py")
