@@ -171,6 +171,16 @@ def train_cmd(
             ),
         ),
     ] = None,
+    closures: Annotated[
+        str,
+        typer.Option(
+            "--closures",
+            help=(
+                "Calendar events taken off a daily or sub-daily grid: auto (those the training "
+                "data has no rows on), all (every event; rows on one are refused) or none."
+            ),
+        ),
+    ] = "auto",
     dask: Annotated[
         str | None,
         typer.Option(
@@ -269,6 +279,7 @@ def train_cmd(
             dask=dask,
             calendar=calendar,
             holidays=holidays,
+            closures=closures,
         )
     )
     path = _run(lambda: Registry(registry).save(deployment))

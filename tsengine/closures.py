@@ -22,6 +22,11 @@ close the grid, which all series share.
 Future and past days of a closure come from the same calendar: the file's
 dates, or the ``holidays`` package's for :data:`CLOSURE_YEARS` years either
 side of the training data.
+
+That is the ``auto`` mode (:data:`CLOSURE_MODES`).  ``all`` closes the grid on
+every global event of the calendar, for data whose training span has not yet
+seen a holiday the business is known to close on, and refuses training rows
+on those days; ``none`` keeps every event a grid point, as before closures.
 """
 
 from __future__ import annotations
@@ -31,12 +36,15 @@ import dataclasses
 import numpy as np
 import polars as pl
 
-from tsengine.columns import TIME
+from tsengine.columns import ORIG, ROW, TIME
 from tsengine.datetimes import utc_offset_minutes
+from tsengine.errors import ParameterError, TrainingDataError, short_list
 from tsengine.events import HOLIDAY_YEARS, EventCalendar
 from tsengine.timestep import TimeStep
 
-__all__ = ["CLOSURE_YEARS", "MAX_CLOSURE_CHANCE", "close_holidays"]
+__all__ = ["CLOSURE_MODES", "CLOSURE_YEARS", "MAX_CLOSURE_CHANCE", "check_mode", "close_holidays"]
+
+CLOSURE_MODES = ("auto", "all", "none")
 
 # [ours] The chance that an open event's days all lack data by accident, at most:
 # one missing Thanksgiving in data with a few random gaps is a closure, but not
@@ -50,7 +58,11 @@ _DAY_US = 86_400_000_000
 
 
 def close_holidays(
-    calendar: EventCalendar | None, step: TimeStep, canon: pl.DataFrame, utc_offset: str | None
+    calendar: EventCalendar | None,
+    step: TimeStep,
+    canon: pl.DataFrame,
+    utc_offset: str | None,
+    mode: str = "auto",
 ) -> tuple[TimeStep, EventCalendar | None]:
     """The step without the calendar's closure days, and the calendar naming its closures.
 
@@ -59,47 +71,92 @@ def close_holidays(
         step: the inferred step, a day or a fraction of one (others are returned).
         canon: the training rows with their naive UTC timestamps (``__t``).
         utc_offset: the training data's written offset: events are local dates.
+        mode: ``auto`` (closures inferred, see the module docstring), ``all``
+            (every global event closes the grid) or ``none``.
+
+    Raises:
+        ParameterError: an unknown mode, or ``all`` without a calendar or on
+            a step longer than a day.
+        TrainingDataError: ``all`` with training rows on an event's day.
     """
-    if calendar is None or not step.divides_day or canon.height == 0:
+    check_mode(mode)
+    if mode == "all" and (calendar is None or not step.divides_day):
+        msg = (
+            "closures 'all' needs an event calendar (--calendar or --holidays)"
+            if calendar is None
+            else f"closures 'all' needs daily or sub-daily data; the time step is {step.describe()}"
+        )
+        raise ParameterError(msg)
+    if mode == "none" or calendar is None or not step.divides_day or canon.height == 0:
         return step, calendar
     # a local date d is grid day d - shift: the grid day whose first point falls on it locally
     # (0 when the step numbers its days by local date already, see TimeStep.day_shift)
     shift = (step.day_start_us + utc_offset_minutes(utc_offset) * 60_000_000) // _DAY_US - step.day_shift
-    data_days = np.unique(step.grid_days(canon.get_column(TIME).dt.epoch("us").to_numpy()))
+    row_days = step.grid_days(canon.get_column(TIME).dt.epoch("us").to_numpy())
+    data_days = np.unique(row_days)
     first, last = int(data_days[0]), int(data_days[-1])
-    span = np.arange(first, last + 1)
-    open_days = span[step.is_open(span)]
-    events = (
-        calendar.rows(first + shift, last + shift)
-        .filter(pl.col("sid").is_null())
-        .select(pl.col("name"), (pl.col("day") - shift).alias("g"))
-        .filter(pl.col("g").is_in(open_days.tolist()))
-        .unique()
-    )
-    if events.height == 0:
-        return step, calendar
-    ordinary = np.setdiff1d(open_days, events.get_column("g").to_numpy())
-    p = 1.0 - np.isin(ordinary, data_days).mean() if ordinary.size else 1.0
-    per_name = events.group_by("name").agg(
-        pl.len().alias("k"), pl.col("g").is_in(data_days.tolist()).any().alias("seen")
-    )
-    closed = tuple(
-        sorted(name for name, k, seen in per_name.iter_rows() if not seen and p**k <= MAX_CLOSURE_CHANCE)
-    )
-    if not closed:
-        return step, calendar
     lo = _year_start(first, -CLOSURE_YEARS) + shift
     hi = _year_start(last, CLOSURE_YEARS + 1) + shift
-    days = (
-        calendar.rows(lo, hi)
-        .filter(pl.col("sid").is_null() & pl.col("name").is_in(closed))
-        .get_column("day")
-        .to_numpy()
-        - shift
-    )
+    shared = calendar.rows(lo, hi).filter(pl.col("sid").is_null())
+    if mode == "all":
+        closed = tuple(sorted(shared.get_column("name").unique().to_list()))
+        _refuse_rows_on(shared.with_columns(pl.col("day") - shift), canon, row_days)
+    else:
+        closed = _closed_names(shared.with_columns(pl.col("day") - shift), step, data_days)
+    if not closed:
+        return step, calendar
+    days = shared.filter(pl.col("name").is_in(closed)).get_column("day").to_numpy() - shift
     days = np.unique(days[step.is_open(days)])
     closed_step = dataclasses.replace(step, holidays=tuple(int(d) for d in days))
     return closed_step, dataclasses.replace(calendar, closures=closed)
+
+
+def check_mode(mode: str) -> None:
+    """Raise a ParameterError unless ``mode`` is one of :data:`CLOSURE_MODES` (before any data work)."""
+    if mode not in CLOSURE_MODES:
+        msg = f"closures must be one of {', '.join(CLOSURE_MODES)}, got {mode!r}"
+        raise ParameterError(msg)
+
+
+def _closed_names(events: pl.DataFrame, step: TimeStep, data_days: np.ndarray) -> tuple[str, ...]:
+    """The event names (``events``: ``name``, grid ``day``) the data was closed on, by the ``p ** k`` rule."""
+    first, last = int(data_days[0]), int(data_days[-1])
+    span = np.arange(first, last + 1)
+    open_days = span[step.is_open(span)]
+    inside = (
+        events.select(pl.col("name"), pl.col("day").alias("g"))
+        .filter(pl.col("g").is_in(open_days.tolist()))
+        .unique()
+    )
+    if inside.height == 0:
+        return ()
+    ordinary = np.setdiff1d(open_days, inside.get_column("g").to_numpy())
+    p = 1.0 - np.isin(ordinary, data_days).mean() if ordinary.size else 1.0
+    per_name = inside.group_by("name").agg(
+        pl.len().alias("k"), pl.col("g").is_in(data_days.tolist()).any().alias("seen")
+    )
+    return tuple(
+        sorted(name for name, k, seen in per_name.iter_rows() if not seen and p**k <= MAX_CLOSURE_CHANCE)
+    )
+
+
+def _refuse_rows_on(events: pl.DataFrame, canon: pl.DataFrame, row_days: np.ndarray) -> None:
+    """Raise naming the training rows on an event's day, which ``all`` takes off the grid."""
+    on = np.isin(row_days, events.get_column("day").to_numpy())
+    if not on.any():
+        return
+    names = dict(events.select("day", "name").unique(subset="day", keep="first").iter_rows())
+    rows = canon.filter(pl.Series(on)).with_columns(pl.Series("__day", row_days[on]))
+    examples = short_list(
+        [f"row {r}: {o!r} ({names[d]})" for r, o, d in rows.select(ROW, ORIG, "__day").iter_rows()],
+        quote=False,
+    )
+    msg = (
+        f"closures 'all' takes every calendar event's day off the grid, but the training data has "
+        f"rows on {rows.height} of them ({examples}); use closures 'auto' to keep the events "
+        "with data on the grid"
+    )
+    raise TrainingDataError(msg)
 
 
 def _year_start(day: int, years: int) -> int:

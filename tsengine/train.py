@@ -21,6 +21,7 @@ from tsengine.backtest import (
 )
 from tsengine.candidates import ENSEMBLE_SIZE as ENSEMBLE_SIZE  # re-exported: its old home
 from tsengine.candidates import Progress, fit_candidates
+from tsengine.closures import check_mode as check_closures
 from tsengine.closures import close_holidays
 from tsengine.cluster_train import ClusterTraining
 from tsengine.datetimes import utc_offset_minutes
@@ -203,10 +204,14 @@ def _prepare(
 
 
 def _close_holidays(
-    data: _Prepared, events: EventCalendar | None, datetime_column: str, series_id_column: str | None
+    data: _Prepared,
+    events: EventCalendar | None,
+    mode: str,
+    datetime_column: str,
+    series_id_column: str | None,
 ) -> tuple[_Prepared, EventCalendar | None]:
     """Stage 2b: the calendar's events the data was closed on come off the grid (:mod:`tsengine.closures`)."""
-    step, events = close_holidays(events, data.step, data.canon, data.canonical.utc_offset)
+    step, events = close_holidays(events, data.step, data.canon, data.canonical.utc_offset, mode)
     if step == data.step:
         return data, events
     canon = place_on_grid(
@@ -353,6 +358,7 @@ def train(
     dask: Any = None,
     calendar: Any = None,
     holidays: str | None = None,
+    closures: str = "auto",
 ) -> Deployment:
     """Train a time series deployment.
 
@@ -393,6 +399,9 @@ def train(
             or a financial market (``NYSE``): its holidays as calendar events.
             Events of the calendar the training data is closed on come off a
             daily or sub-daily grid (see :mod:`tsengine.closures`).
+        closures: which calendar events come off the grid: ``auto`` (those
+            the training data is closed on), ``all`` (every event of the
+            calendar; training rows on one are refused) or ``none``.
 
     Raises:
         TrainingDataError, ValidationError, ParameterError: naming the problem.
@@ -403,13 +412,14 @@ def train(
         target, datetime_column, series_id_column, known_in_advance, features, models, interval_percentile
     )
     events = EventCalendar.build(calendar, holidays=holidays, series_id_column=series_id_column)
+    check_closures(closures)
     clash = [c for c in EVENT_COLUMNS if events is not None and c in (*kia, *other)]
     if clash:
         msg = f"features {clash} are named like the calendar's event features: rename them"
         raise ParameterError(msg)
     say("validating data")
     data_ = _prepare(frame, target, datetime_column, series_id_column, kia, other)
-    data_, events = _close_holidays(data_, events, datetime_column, series_id_column)
+    data_, events = _close_holidays(data_, events, closures, datetime_column, series_id_column)
     spec, window_note = _spec(
         data_,
         target=target,

@@ -224,3 +224,19 @@ def test_exchange_holidays_come_off_the_grid_over_http(nyse_registry: Path, requ
         point = post_csv(url, NYSE, request_csv.read_bytes(), forecastPoint="2015-12-25T00:00:00Z")
         assert point.status_code == 422
         assert "2015-12-24" in point.json()["message"]  # the trading day before, suggested
+
+
+@pytest.mark.parametrize(("mode", "shown"), [("none", "(Mon, Tue, Wed, Thu, Fri)"), ("bogus", None)])
+def test_the_closures_flag_keeps_events_on_the_grid_or_names_its_choices(
+    tmp_path: Path, mode: str, shown: str | None
+) -> None:
+    args = ["train", str(FIXTURE), "--name", "sp500-open", "--target", "close", "--datetime", "date"]
+    args += ["--models", "seasonal_naive,ets", "--holidays", "NYSE", "--closures", mode]
+    result = CliRunner().invoke(app, [*args, "--registry", str(tmp_path)])
+    text = " ".join(result.stderr.split())
+    if shown is None:
+        assert result.exit_code != 0
+        assert "closures must be one of auto, all, none, got 'bogus'" in text
+    else:
+        assert result.exit_code == 0, result.stderr
+        assert f"1 day {shown}," in text

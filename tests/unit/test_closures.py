@@ -17,7 +17,7 @@ import pytest
 import tsengine
 from tsengine.closures import close_holidays
 from tsengine.columns import TIME
-from tsengine.errors import OffGridError
+from tsengine.errors import OffGridError, ParameterError, TrainingDataError
 from tsengine.events import EventCalendar
 from tsengine.timestep import TimeStep, infer_time_step
 
@@ -202,3 +202,44 @@ def test_a_posted_row_on_a_closed_holiday_is_refused_naming_it(
     thanksgiving = pl.DataFrame({"date": ["2015-11-26"], "close": [2090.0], "volume": [1]})
     with pytest.raises(OffGridError, match=r"2015-11-26.*holiday the grid is closed on"):
         nyse.predict(pl.concat([history, thanksgiving]))
+
+
+# --- modes -----------------------------------------------------------------------
+
+
+def test_all_closes_a_holiday_the_training_span_never_had() -> None:
+    """March to May: no US holiday on a weekday yet, so auto closes nothing and all closes Memorial Day."""
+    days = _weekdays(dt.date(2024, 3, 4), dt.date(2024, 5, 24))
+    auto, _ = _closed(EventCalendar(holidays="US"), TRADING, days)
+    assert auto == TRADING
+    step, calendar = close_holidays(EventCalendar(holidays="US"), TRADING, _rows(days), None, "all")
+    assert calendar is not None
+    assert "Memorial Day" in calendar.closures
+    friday = step.index_of(D(2024, 5, 24))
+    assert step.timestamp_of(friday + 1) == D(2024, 5, 28)  # type: ignore[operator]
+
+
+def test_all_refuses_training_rows_on_an_event_naming_them() -> None:
+    days = _weekdays(dt.date(2024, 9, 2), dt.date(2024, 10, 31))  # Labor Day and Columbus Day have rows
+    frame = _rows(days).with_columns(
+        pl.int_range(pl.len()).alias("__row"), pl.col(TIME).dt.strftime("%Y-%m-%d").alias("__orig")
+    )
+    with pytest.raises(TrainingDataError, match=r"row 0: '2024-09-02' \(Labor Day\).*closures 'auto'"):
+        close_holidays(EventCalendar(holidays="US"), TRADING, frame, None, "all")
+
+
+def test_none_keeps_every_event_on_the_grid(sp500: pl.DataFrame) -> None:
+    times = [D.fromisoformat(t) for t in sp500["date"]]
+    step, calendar = close_holidays(EventCalendar(holidays="NYSE"), TRADING, _rows(times), None, "none")
+    assert step == TRADING
+    assert calendar is not None
+    assert calendar.closures == ()
+
+
+def test_bad_modes_are_parameter_errors_before_any_data_work(sp500: pl.DataFrame) -> None:
+    with pytest.raises(ParameterError, match="closures must be one of auto, all, none, got 'some'"):
+        tsengine.train(sp500, target="close", datetime_column="date", holidays="NYSE", closures="some")
+    with pytest.raises(ParameterError, match="closures 'all' needs an event calendar"):
+        close_holidays(None, TRADING, _rows([D(2024, 1, 1)]), None, "all")
+    with pytest.raises(ParameterError, match="needs daily or sub-daily data"):
+        close_holidays(EventCalendar(holidays="US"), TimeStep("month"), _rows([D(2024, 1, 1)]), None, "all")
