@@ -334,3 +334,42 @@ async def test_datarobot_key_is_asked_when_configured(registry_path: Path) -> No
         assert (await client.post("/ui/login", data={"datarobot_key": "bad"})).status_code == 401
         assert (await client.post("/ui/login", data={"datarobot_key": "drk"})).status_code == 303
         assert (await client.get("/")).status_code == 200
+
+
+async def test_pages_of_a_trading_day_deployment_closed_on_exchange_holidays(tmp_path: Path) -> None:
+    """The business-day grid with closed holidays through the pages' own grid arithmetic (charts, labels)."""
+    data = pl.read_csv(FIXTURES / "sp500_trading_days.csv", schema_overrides={"date": pl.String})
+    deployment = tsengine.train(
+        data,
+        target="close",
+        datetime_column="date",
+        holidays="NYSE",
+        models=["ets", "seasonal_naive"],
+        forecast_window=[1, 10],
+        deployment_id="sp500",
+    )
+    tsengine.Registry(tmp_path).save(deployment)
+    app = create_app(Settings(registry=tmp_path))
+    body = _csv(data.filter(pl.col("date") <= "2015-12-18").tail(80))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as client:
+        overview = await client.get("/ui/deployments/sp500")
+        assert overview.status_code == 200
+        assert "closed on holidays" in overview.text
+        page = await client.post(
+            "/ui/deployments/sp500/forecast",
+            files={"file": ("history.csv", body, "text/csv")},
+            headers={"HX-Request": "true"},
+        )
+        assert page.status_code == 200, page.text
+        api = await client.post(
+            "/predApi/v1.0/deployments/sp500/predictions",
+            content=body,
+            headers={"Content-Type": "text/csv", "Accept": "text/csv"},
+        )
+    csv = _embedded_csv(page.text)
+    assert csv == api.content
+    assert b"2015-12-24" in csv
+    assert b"2015-12-25" not in csv  # Christmas is off the grid
+    assert "2015-12-28" in page.text  # the chart's labels come from the same grid
