@@ -240,3 +240,19 @@ def test_the_closures_flag_keeps_events_on_the_grid_or_names_its_choices(
     else:
         assert result.exit_code == 0, result.stderr
         assert f"1 day {shown}," in text
+
+
+@pytest.mark.usefixtures("dr_client")
+def test_datarobot_predict_historical_mode_skips_a_closed_holiday(nyse_registry: Path) -> None:
+    frame = pd.read_csv(FIXTURE).query("date <= '2015-12-04'").tail(120)
+    with running(Settings(registry=nyse_registry)) as url:
+        result = dr_deployment.predict(
+            NYSE,
+            frame,
+            prediction_endpoint=f"{url}/predApi/v1.0",
+            time_series_type=TimeSeriesType.HISTORICAL,
+            predictions_start_date=dt.datetime(2015, 11, 23),
+            predictions_end_date=dt.datetime(2015, 12, 1),
+        )
+    dates = set(result.dataframe["date"])
+    assert dates == {"2015-11-23", "2015-11-24", "2015-11-25", "2015-11-27", "2015-11-30"}
