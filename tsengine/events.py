@@ -443,7 +443,7 @@ def _search(
 
 def _names(names: pl.Series, at: np.ndarray) -> pl.Series:
     """The names at positions ``at`` of ``names``, whose last entry is null (``at`` -1: no event)."""
-    return names.gather(np.where(at >= 0, at, names.len() - 1)).cast(pl.String)
+    return names[np.where(at >= 0, at, names.len() - 1)]  # indexing: a third of gather's cost here
 
 
 def _columns(count: np.ndarray, names: pl.Series, to: np.ndarray, since: np.ndarray) -> list[pl.Series]:
