@@ -489,3 +489,22 @@ def test_lightgbm_codes_only_event_names_seen_on_three_dates(elec: pl.DataFrame)
     )
     assert deployment.model.kind == "lightgbm"
     assert list(deployment.model.maps.maps[EVENT_NAME]) == ["Sale"]  # type: ignore[attr-defined]
+
+
+def test_a_calendar_unpickled_in_another_process_hashes_as_one_built_there(tmp_path: Path) -> None:
+    """The hash is computed once per calendar; pickling rebuilds it (string hashes differ per process)."""
+    import pickle  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    calendar = EventCalendar(days=(1, 2), names=("a", "b"), series=(None, "x"), holidays="US")
+    path = tmp_path / "calendar.pkl"
+    path.write_bytes(pickle.dumps(calendar))
+    code = (
+        "import pickle, sys; from tsengine.events import EventCalendar as C; "
+        "c = pickle.loads(open(sys.argv[1], 'rb').read()); "
+        "f = C(days=(1, 2), names=('a', 'b'), series=(None, 'x'), holidays='US'); "
+        "print(c == f and hash(c) == hash(f))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
