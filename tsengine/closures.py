@@ -14,7 +14,8 @@ The rule is per event name, so one calendar serves data that closes on some
 of its events and not others: with US public holidays, NYSE data closes on
 Thanksgiving but trades on Columbus Day, and only Thanksgiving comes off.  A
 name is a closure when every one of its ``k`` days on open weekdays of the
-training span has no row in any series, and chance would explain that at most
+training span has no target in any series (no row, or rows with an empty
+target, as per-business-day exports keep their holidays), and chance would explain that at most
 :data:`MAX_CLOSURE_CHANCE` of the time: ``p ** k``, with ``p`` the share of the
 span's other open days that have no row.  Events of one series only never
 close the grid, which all series share.
@@ -36,7 +37,7 @@ import dataclasses
 import numpy as np
 import polars as pl
 
-from tsengine.columns import ORIG, ROW, TIME
+from tsengine.columns import ORIG, ROW, TIME, Y
 from tsengine.datetimes import utc_offset_minutes
 from tsengine.errors import ParameterError, TrainingDataError, short_list
 from tsengine.events import HOLIDAY_YEARS, EventCalendar
@@ -92,7 +93,11 @@ def close_holidays(
     # a local date d is grid day d - shift: the grid day whose first point falls on it locally
     # (0 when the step numbers its days by local date already, see TimeStep.day_shift)
     shift = (step.day_start_us + utc_offset_minutes(utc_offset) * 60_000_000) // _DAY_US - step.day_shift
-    row_days = step.grid_days(canon.get_column(TIME).dt.epoch("us").to_numpy())
+    # a day with data is one with a target: per-business-day exports keep holidays as empty rows
+    observed = canon.filter(pl.col(Y).is_not_null())
+    if observed.height == 0:
+        return step, calendar
+    row_days = step.grid_days(observed.get_column(TIME).dt.epoch("us").to_numpy())
     data_days = np.unique(row_days)
     first, last = int(data_days[0]), int(data_days[-1])
     lo = _year_start(first, -CLOSURE_YEARS) + shift
@@ -100,7 +105,7 @@ def close_holidays(
     shared = calendar.rows(lo, hi).filter(pl.col("sid").is_null())
     if mode == "all":
         closed = tuple(sorted(shared.get_column("name").unique().to_list()))
-        _refuse_rows_on(shared.with_columns(pl.col("day") - shift), canon, row_days)
+        _refuse_rows_on(shared.with_columns(pl.col("day") - shift), observed, row_days)
     else:
         closed = _closed_names(shared.with_columns(pl.col("day") - shift), step, data_days)
     if not closed:
@@ -141,7 +146,7 @@ def _closed_names(events: pl.DataFrame, step: TimeStep, data_days: np.ndarray) -
 
 
 def _refuse_rows_on(events: pl.DataFrame, canon: pl.DataFrame, row_days: np.ndarray) -> None:
-    """Raise naming the training rows on an event's day, which ``all`` takes off the grid."""
+    """Raise naming the training rows with a target on an event's day, which ``all`` takes off the grid."""
     on = np.isin(row_days, events.get_column("day").to_numpy())
     if not on.any():
         return

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,7 @@ from tsengine.nowcast import forecast_shift, is_nowcast, model_spec, nowcast_win
 from tsengine.options import PredictOptions
 from tsengine.spec import TimeSeriesSpec
 from tsengine.timestep import parse_timestamp
-from tsengine.validate import IDX, ORIG, ROW, SID, canonicalize, locate_on_grid
+from tsengine.validate import IDX, ORIG, ROW, SID, canonicalize, drop_closed_blanks, locate_on_grid
 from tsengine.window import Window, forecast_window, historical_window
 
 __all__ = ["BACKTEST_FILE", "OUTPUT_COLUMNS", "Deployment", "Prediction", "backtest_trace"]
@@ -209,8 +209,9 @@ class Deployment:
             preferred_format=spec.datetime_format,
             integer_ids=spec.series_id_type == "int",
         )
+        frame_on_days, closed_note = drop_closed_blanks(canonical.frame, spec.time_step)
         placed = locate_on_grid(
-            canonical.frame,
+            frame_on_days,
             spec.time_step,
             datetime_column=spec.datetime_column,
             series_label=spec.series_id_column or "",
@@ -219,22 +220,26 @@ class Deployment:
         if options.is_historical:
             assert options.start is not None
             assert options.end is not None
-            return historical_window(
+            window = historical_window(
                 canon,
                 model_spec(spec),  # a nowcast's rows are predicted from the step before each FP
                 start=options.start,
                 end=options.end,
                 relax_known_in_advance=options.relax_known_in_advance,
             )
-        return (nowcast_window if is_nowcast(spec) else forecast_window)(
-            canon,
-            spec,
-            forecast_point=options.forecast_point,
-            relax_known_in_advance=options.relax_known_in_advance,
-            datetime_format=canonical.datetime_format,
-            utc_offset=canonical.utc_offset or spec.utc_offset,
-            codes=placed.codes,
-        )
+        else:
+            window = (nowcast_window if is_nowcast(spec) else forecast_window)(
+                canon,
+                spec,
+                forecast_point=options.forecast_point,
+                relax_known_in_advance=options.relax_known_in_advance,
+                datetime_format=canonical.datetime_format,
+                utc_offset=canonical.utc_offset or spec.utc_offset,
+                codes=placed.codes,
+            )
+        if closed_note is None:
+            return window
+        return replace(window, warnings=(*window.warnings, closed_note))
 
     def predict_result(self, frame: Any, options: PredictOptions | None = None) -> Prediction:
         """Like :meth:`predict`, with warnings, from one options object (HTTP, CLI).

@@ -38,7 +38,17 @@ from tsengine.season import season_length
 from tsengine.select import choose, rank
 from tsengine.spec import TimeSeriesSpec, default_windows, min_history_for
 from tsengine.timestep import TimeStep, infer_time_step
-from tsengine.validate import IDX, SID, TIME, Canonical, Y, as_number, canonicalize, place_on_grid
+from tsengine.validate import (
+    IDX,
+    SID,
+    TIME,
+    Canonical,
+    Y,
+    as_number,
+    canonicalize,
+    drop_closed_blanks,
+    place_on_grid,
+)
 
 __all__ = ["DEFAULT_MODELS", "train"]
 
@@ -209,15 +219,17 @@ def _close_holidays(
     mode: str,
     datetime_column: str,
     series_id_column: str | None,
-) -> tuple[_Prepared, EventCalendar | None]:
-    """Stage 2b: the calendar's events the data was closed on come off the grid (:mod:`tsengine.closures`)."""
+) -> tuple[_Prepared, EventCalendar | None, str | None]:
+    """Stage 2b: the calendar's events the data was closed on come off the grid (:mod:`tsengine.closures`).
+
+    Rows without a target on a closed day are left out, and the returned note names them.
+    """
     step, events = close_holidays(events, data.step, data.canon, data.canonical.utc_offset, mode)
     if step == data.step:
-        return data, events
-    canon = place_on_grid(
-        data.canon.drop(IDX), step, datetime_column=datetime_column, series_label=series_id_column or ""
-    )
-    return dataclasses.replace(data, canon=canon, step=step), events
+        return data, events, None
+    frame, note = drop_closed_blanks(data.canon.drop(IDX), step)
+    canon = place_on_grid(frame, step, datetime_column=datetime_column, series_label=series_id_column or "")
+    return dataclasses.replace(data, canon=canon, step=step), events, note
 
 
 def _spec(
@@ -295,6 +307,7 @@ def _summary(
     window_note: str | None,
     skipped: dict[str, str],
     fallback_intervals: bool,
+    closure_note: str | None = None,
 ) -> dict[str, Any]:
     """Stage 6a: what the training data was, for ``tsengine info`` and the pages."""
     first, last = canon.get_column(TIME).min(), canon.get_column(TIME).max()
@@ -311,6 +324,8 @@ def _summary(
     }
     if window_note:
         summary["window_note"] = window_note
+    if closure_note:
+        summary["closures_note"] = closure_note
     if skipped:
         summary["skipped_models"] = skipped
     if fallback_intervals:
@@ -419,7 +434,7 @@ def train(
         raise ParameterError(msg)
     say("validating data")
     data_ = _prepare(frame, target, datetime_column, series_id_column, kia, other)
-    data_, events = _close_holidays(data_, events, closures, datetime_column, series_id_column)
+    data_, events, closure_note = _close_holidays(data_, events, closures, datetime_column, series_id_column)
     spec, window_note = _spec(
         data_,
         target=target,
@@ -455,7 +470,7 @@ def train(
     best_rows = next((r.rows for r in results if r.model == best), None)
     intervals, fallback_intervals = _intervals(best_rows, spec, interval_percentile)
     shown = [o + forecast_shift(spec) for o in origins]  # as forecast points
-    summary = _summary(canon, data_.step, shown, window_note, skipped, fallback_intervals)
+    summary = _summary(canon, data_.step, shown, window_note, skipped, fallback_intervals, closure_note)
     if flags:
         summary["event_flags"] = list(flags)  # KIA columns that weighted the backtest as events
     metadata = {

@@ -14,7 +14,7 @@ column, series, timestamp and rows (the first few, then a count).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
@@ -41,6 +41,7 @@ __all__ = [
     "as_number",
     "canonicalize",
     "format_iso",
+    "drop_closed_blanks",
     "locate_on_grid",
     "place_on_grid",
     "require_columns",
@@ -337,6 +338,32 @@ class Placed:
 
     frame: pl.DataFrame
     codes: np.ndarray
+
+
+def drop_closed_blanks(frame: pl.DataFrame, step: TimeStep) -> tuple[pl.DataFrame, str | None]:
+    """``frame`` without rows that have no target on a holiday the grid is closed on, and a note naming them.
+
+    Data exported per business day often keeps its holidays as rows with an
+    empty value (FRED's daily series do); on a grid closed on those days such
+    a row says nothing a model could read, so it is left out and named
+    rather than refused.  A row with a value on a closed day is still off
+    the grid (:func:`locate_on_grid` refuses it).
+    """
+    if not step.holidays or frame.height == 0:
+        return frame, None
+    us = frame.get_column(TIME).dt.epoch("us").to_numpy()
+    closed_day = np.isin(step.grid_days(us), step.holidays)
+    if not closed_day.any():
+        return frame, None
+    _, slot = replace(step, holidays=()).micros_index(us)  # at a time the day would have, were it open
+    blank = closed_day & slot & frame.get_column(Y).is_null().to_numpy()
+    if not blank.any():
+        return frame, None
+    mask = pl.Series(blank)
+    dropped = frame.filter(mask)
+    examples = short_list([f"row {r}: {o!r}" for r, o in dropped.select(ROW, ORIG).iter_rows()], quote=False)
+    note = f"ignored {dropped.height} row(s) without a target on holidays the grid is closed on ({examples})"
+    return frame.filter(~mask), note
 
 
 def place_on_grid(

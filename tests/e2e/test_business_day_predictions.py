@@ -218,6 +218,9 @@ def test_exchange_holidays_come_off_the_grid_over_http(nyse_registry: Path, requ
             "2016-01-04",
             "2016-01-05",
         ]
+        blank = post_csv(url, NYSE, request_csv.read_bytes() + b"2015-12-25,,\n")  # FRED-style empty holiday
+        assert blank.status_code == 200, blank.text
+        assert "row 80: '2015-12-25'" in blank.headers["X-DataRobot-Warnings"]
         refused = post_csv(url, NYSE, request_csv.read_bytes() + b"2015-12-25,2060.0,1\n")
         assert refused.status_code == 422
         assert "row 80: '2015-12-25' falls on a holiday the grid is closed on" in refused.json()["message"]

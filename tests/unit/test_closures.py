@@ -16,7 +16,7 @@ import pytest
 
 import tsengine
 from tsengine.closures import close_holidays
-from tsengine.columns import TIME
+from tsengine.columns import TIME, Y
 from tsengine.errors import OffGridError, ParameterError, TrainingDataError
 from tsengine.events import EventCalendar
 from tsengine.timestep import TimeStep, infer_time_step
@@ -31,7 +31,8 @@ def _day(d: dt.date) -> int:
 
 
 def _rows(times: list[dt.datetime]) -> pl.DataFrame:
-    return pl.DataFrame({TIME: pl.Series(times, dtype=pl.Datetime("us"))})
+    """Training rows at ``times``, each with a target."""
+    return pl.DataFrame({TIME: pl.Series(times, dtype=pl.Datetime("us")), Y: 1.0})
 
 
 def _weekdays(start: dt.date, end: dt.date, skip: frozenset[dt.date] = frozenset()) -> list[dt.datetime]:
@@ -243,3 +244,47 @@ def test_bad_modes_are_parameter_errors_before_any_data_work(sp500: pl.DataFrame
         close_holidays(None, TRADING, _rows([D(2024, 1, 1)]), None, "all")
     with pytest.raises(ParameterError, match="needs daily or sub-daily data"):
         close_holidays(EventCalendar(holidays="US"), TimeStep("month"), _rows([D(2024, 1, 1)]), None, "all")
+
+
+# --- holidays kept as empty rows (per-business-day exports such as FRED's) -------------
+
+
+@pytest.fixture(scope="module")
+def with_blank_holidays(sp500: pl.DataFrame) -> pl.DataFrame:
+    """The S&P 500 with an empty row on every NYSE holiday that falls on a weekday, as FRED exports it."""
+    import holidays as holidays_lib  # noqa: PLC0415
+
+    closed = sorted(d for d in holidays_lib.financial_holidays("NYSE", years=[2014, 2015]) if d.weekday() < 5)
+    blanks = pl.DataFrame(
+        {
+            "date": [d.isoformat() for d in closed],
+            "close": [None] * len(closed),
+            "volume": [None] * len(closed),
+        },
+        schema=sp500.schema,
+    )
+    return pl.concat([sp500, blanks]).sort("date")
+
+
+def test_empty_holiday_rows_count_as_closed_and_are_named_not_refused(
+    with_blank_holidays: pl.DataFrame, nyse: tsengine.Deployment
+) -> None:
+    deployment = tsengine.train(
+        with_blank_holidays,
+        target="close",
+        datetime_column="date",
+        holidays="NYSE",
+        models=["ets", "seasonal_naive"],
+        forecast_window=[1, 10],
+    )
+    assert deployment.spec.time_step == nyse.spec.time_step
+    note = deployment.metadata["training"]["closures_note"]
+    blanks = with_blank_holidays.get_column("close").null_count()
+    assert blanks == 18  # nine NYSE holidays on weekdays a year
+    assert note.startswith(f"ignored {blanks} row(s) without a target on holidays the grid is closed on")
+    assert "'2014-01-01'" in note
+    history = with_blank_holidays.filter(pl.col("date") <= "2015-12-31").tail(90)
+    result = deployment.predict_result(history)
+    assert any("'2015-12-25'" in w for w in result.warnings)
+    assert result.frame.height == 10
+    assert dt.date(2016, 1, 1) not in result.frame.get_column("timestamp").dt.date().to_list()
