@@ -135,6 +135,11 @@ class TimeStep:
         return bool(self.weekmask) or self.session_steps > 0 or bool(self.holidays)
 
     @property
+    def plain(self) -> TimeStep:
+        """The step without its business days, hours and holidays: every step of every day."""
+        return replace(self, weekmask="", session_start_us=0, session_steps=0, holidays=(), day_shift=0)
+
+    @property
     def divides_day(self) -> bool:
         """Whether the step is a day or a whole fraction of one (the steps a business grid can have)."""
         return not self.is_calendar and self.micros <= _DAY_US and _DAY_US % self.micros == 0
@@ -398,6 +403,7 @@ def infer_time_step(
     series_col: str,
     column: str | None = None,
     utc_offset_minutes: int = 0,
+    target_col: str | None = None,
 ) -> TimeStep:
     """Infer the regular time step of training data.
 
@@ -416,6 +422,9 @@ def infer_time_step(
             when ``ts_col`` is an internal name); default ``ts_col``.
         utc_offset_minutes: the offset the data was written in: business days
             are the local weekdays.
+        target_col: the target column, when ``frame`` has one: business days
+            and hours are those with a target (an export that keeps weekends
+            as empty rows is still on weekdays).
 
     Raises:
         TrainingDataError: too few distinct timestamps, sub-second or irregular steps.
@@ -426,9 +435,12 @@ def infer_time_step(
         msg = f"column {label!r} needs at least two distinct timestamps to infer a time step"
         raise TrainingDataError(msg)
     step = _calendar_step(ts) or _fixed_step(ts, label)
-    business = _business_days(ts, step, utc_offset_minutes * 60 * _US)
+    observed = frame if target_col is None else frame.filter(pl.col(target_col).is_not_null())
+    if observed.get_column(ts_col).n_unique() < 2:
+        observed = frame
+    business = _business_days(observed.get_column(ts_col), step, utc_offset_minutes * 60 * _US)
     if business is not None:
-        grid, seen = _grid_points(frame, business, ts_col, series_col)
+        grid, seen = _grid_points(observed, business, ts_col, series_col)
         if grid - seen <= MAX_BUSINESS_MISSING_SHARE * grid:
             return business
     grid, seen = _grid_points(frame, step, ts_col, series_col)

@@ -145,6 +145,7 @@ class _Prepared:
     kia_num: tuple[str, ...]
     kia_cat: tuple[str, ...]
     feat_cat: tuple[str, ...]
+    dropped: str | None = None  # the rows without a target left out where the grid is closed
 
 
 def _check_arguments(
@@ -208,9 +209,11 @@ def _prepare(
         series_col=SID,
         column=datetime_column,
         utc_offset_minutes=utc_offset_minutes(canonical.utc_offset),
+        target_col=Y,
     )
+    canon, note = drop_closed_blanks(canon, step)
     canon = place_on_grid(canon, step, datetime_column=datetime_column, series_label=series_id_column or "")
-    return _Prepared(canonical, canon, step, kia_num, kia_cat, feat_cat)
+    return _Prepared(canonical, canon, step, kia_num, kia_cat, feat_cat, note)
 
 
 def _close_holidays(
@@ -219,17 +222,18 @@ def _close_holidays(
     mode: str,
     datetime_column: str,
     series_id_column: str | None,
-) -> tuple[_Prepared, EventCalendar | None, str | None]:
+) -> tuple[_Prepared, EventCalendar | None]:
     """Stage 2b: the calendar's events the data was closed on come off the grid (:mod:`tsengine.closures`).
 
-    Rows without a target on a closed day are left out, and the returned note names them.
+    Rows without a target on a closed day are left out (see :func:`drop_closed_blanks`).
     """
     step, events = close_holidays(events, data.step, data.canon, data.canonical.utc_offset, mode)
     if step == data.step:
-        return data, events, None
+        return data, events
     frame, note = drop_closed_blanks(data.canon.drop(IDX), step)
     canon = place_on_grid(frame, step, datetime_column=datetime_column, series_label=series_id_column or "")
-    return dataclasses.replace(data, canon=canon, step=step), events, note
+    notes = "; ".join(n for n in (data.dropped, note) if n) or None
+    return dataclasses.replace(data, canon=canon, step=step, dropped=notes), events
 
 
 def _spec(
@@ -307,7 +311,7 @@ def _summary(
     window_note: str | None,
     skipped: dict[str, str],
     fallback_intervals: bool,
-    closure_note: str | None = None,
+    dropped_note: str | None = None,
 ) -> dict[str, Any]:
     """Stage 6a: what the training data was, for ``tsengine info`` and the pages."""
     first, last = canon.get_column(TIME).min(), canon.get_column(TIME).max()
@@ -324,8 +328,8 @@ def _summary(
     }
     if window_note:
         summary["window_note"] = window_note
-    if closure_note:
-        summary["closures_note"] = closure_note
+    if dropped_note:
+        summary["closed_rows_note"] = dropped_note
     if skipped:
         summary["skipped_models"] = skipped
     if fallback_intervals:
@@ -434,7 +438,7 @@ def train(
         raise ParameterError(msg)
     say("validating data")
     data_ = _prepare(frame, target, datetime_column, series_id_column, kia, other)
-    data_, events, closure_note = _close_holidays(data_, events, closures, datetime_column, series_id_column)
+    data_, events = _close_holidays(data_, events, closures, datetime_column, series_id_column)
     spec, window_note = _spec(
         data_,
         target=target,
@@ -470,7 +474,7 @@ def train(
     best_rows = next((r.rows for r in results if r.model == best), None)
     intervals, fallback_intervals = _intervals(best_rows, spec, interval_percentile)
     shown = [o + forecast_shift(spec) for o in origins]  # as forecast points
-    summary = _summary(canon, data_.step, shown, window_note, skipped, fallback_intervals, closure_note)
+    summary = _summary(canon, data_.step, shown, window_note, skipped, fallback_intervals, data_.dropped)
     if flags:
         summary["event_flags"] = list(flags)  # KIA columns that weighted the backtest as events
     metadata = {

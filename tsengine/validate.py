@@ -14,7 +14,7 @@ column, series, timestamp and rows (the first few, then a count).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -341,28 +341,32 @@ class Placed:
 
 
 def drop_closed_blanks(frame: pl.DataFrame, step: TimeStep) -> tuple[pl.DataFrame, str | None]:
-    """``frame`` without rows that have no target on a holiday the grid is closed on, and a note naming them.
+    """``frame`` without rows that have no target where a business grid is closed, and a note naming them.
 
-    Data exported per business day often keeps its holidays as rows with an
-    empty value (FRED's daily series do); on a grid closed on those days such
-    a row says nothing a model could read, so it is left out and named
-    rather than refused.  A row with a value on a closed day is still off
-    the grid (:func:`locate_on_grid` refuses it).
+    Data exported per calendar day or per business day often keeps the days
+    it is closed as rows with an empty value: weekends, or holidays (FRED's
+    daily series do).  On a grid that skips those days (or hours) such a row
+    says nothing a model could read, so it is left out and named rather than
+    refused.  A row with a value there, or at a time the plain step does not
+    have, is still off the grid (:func:`locate_on_grid` refuses it).
     """
-    if not step.holidays or frame.height == 0:
+    if not step.is_business or frame.height == 0:
         return frame, None
     us = frame.get_column(TIME).dt.epoch("us").to_numpy()
-    closed_day = np.isin(step.grid_days(us), step.holidays)
-    if not closed_day.any():
+    _, on_grid = step.micros_index(us)
+    if on_grid.all():
         return frame, None
-    _, slot = replace(step, holidays=()).micros_index(us)  # at a time the day would have, were it open
-    blank = closed_day & slot & frame.get_column(Y).is_null().to_numpy()
+    _, on_plain = step.plain.micros_index(us)  # a time the step would have, were every day open
+    blank = ~on_grid & on_plain & frame.get_column(Y).is_null().to_numpy()
     if not blank.any():
         return frame, None
     mask = pl.Series(blank)
     dropped = frame.filter(mask)
     examples = short_list([f"row {r}: {o!r}" for r, o in dropped.select(ROW, ORIG).iter_rows()], quote=False)
-    note = f"ignored {dropped.height} row(s) without a target on holidays the grid is closed on ({examples})"
+    note = (
+        f"ignored {dropped.height} row(s) without a target on days or hours the "
+        f"{step.describe()} grid is closed on ({examples})"
+    )
     return frame.filter(~mask), note
 
 

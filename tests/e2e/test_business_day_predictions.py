@@ -98,7 +98,7 @@ def test_http_json_equals_one_in_process_predict(
 
 
 def test_a_weekend_row_or_forecast_point_is_a_422_naming_it(base_url: str, request_csv: Path) -> None:
-    saturday = request_csv.read_bytes() + b"2015-12-19,,\n"
+    saturday = request_csv.read_bytes() + b"2015-12-19,2050.0,1\n"
     response = post_csv(base_url, DEPLOYMENT, saturday)
     assert response.status_code == 422
     assert "2015-12-19" in response.json()["message"]
@@ -108,6 +108,14 @@ def test_a_weekend_row_or_forecast_point_is_a_422_naming_it(base_url: str, reque
     message = response.json()["message"]
     assert "forecastPoint" in message
     assert "2015-12-18" in message  # the grid point before it, suggested
+
+
+def test_an_empty_weekend_row_is_left_out_and_named(base_url: str, request_csv: Path) -> None:
+    """Exports per calendar day keep weekends as empty rows: they carry nothing to read, so no 422."""
+    response = post_csv(base_url, DEPLOYMENT, request_csv.read_bytes() + b"2015-12-19,,\n")
+    assert response.status_code == 200, response.text
+    assert "row 80: '2015-12-19'" in response.headers["X-DataRobot-Warnings"]
+    assert {r["forecastPoint"] for r in response.json()["data"]} == {f"{LAST}T00:00:00Z"}
 
 
 @pytest.mark.usefixtures("dr_client")
@@ -173,7 +181,7 @@ def test_business_hours_forecast_the_next_opening_hours(bank_url: str) -> None:
         "2003-10-27 07:10",
     ]
     assert all(np.isfinite(r["prediction"]) for r in rows)
-    night = body + "2003-10-27 03:00,\n"
+    night = body + "2003-10-27 03:00,4\n"  # a value at night: off the grid (an empty one is left out)
     refused = post_csv(bank_url, BANK, night.encode())
     assert refused.status_code == 422
     assert "2003-10-27 03:00" in refused.json()["message"]

@@ -689,8 +689,10 @@ def _expect(
             shifted = case.at(k) + dt.timedelta(days=6 - case.at(k).weekday())
         if shifted != case.at(k) and case.fmt.write(shifted) != when[r]:
             when[r] = case.fmt.write(shifted)
+            # with a value: an empty row on a business grid's closed day is left out, not refused
+            values = frame["value"].clone().scatter(r, 0.0) if frame["value"][r] is None else frame["value"]
             return (
-                frame.with_columns(pl.Series("when", when)),
+                frame.with_columns(pl.Series("when", when), values),
                 options,
                 OffGridError,
                 [f"row {r}: {when[r]!r}"],

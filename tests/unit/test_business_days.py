@@ -310,3 +310,26 @@ def test_a_weekend_event_is_not_the_fridays() -> None:
     assert got.get_column(EVENT).to_list() == [0.0, 0.0]
     assert got.get_column(DAYS_TO).to_list()[0] == 1.0  # the Saturday is one day after the Friday
     assert got.get_column(DAYS_SINCE).to_list()[1] == 2.0  # and two before the Monday
+
+
+def test_weekends_exported_as_empty_rows_still_get_a_business_day_grid() -> None:
+    """A calendar-day export with the closed days empty: the grid is the days with a value."""
+    import tsengine  # noqa: PLC0415
+
+    days = _days(dt.date(2024, 1, 1), dt.date(2024, 4, 30), set(range(1, 8)))
+    values = [float(i % 5) if t.isoweekday() <= 5 else None for i, t in enumerate(days)]
+    frame = pl.DataFrame({"date": [t.date().isoformat() for t in days], "y": values})
+    deployment = tsengine.train(frame, target="y", datetime_column="date", models=["seasonal_naive"])
+    assert deployment.spec.time_step == TRADING
+    note = deployment.metadata["training"]["closed_rows_note"]
+    assert note.startswith("ignored 34 row(s) without a target on days or hours the 1 day (Mon")
+    assert "row 5: '2024-01-06'" in note  # the first Saturday
+    result = deployment.predict_result(frame)
+    assert {d.isoweekday() for d in result.frame.get_column("timestamp").dt.date().to_list()} <= {
+        1,
+        2,
+        3,
+        4,
+        5,
+    }
+    assert any("ignored 34 row(s)" in w and "row 5: '2024-01-06'" in w for w in result.warnings)

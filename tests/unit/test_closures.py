@@ -278,10 +278,10 @@ def test_empty_holiday_rows_count_as_closed_and_are_named_not_refused(
         forecast_window=[1, 10],
     )
     assert deployment.spec.time_step == nyse.spec.time_step
-    note = deployment.metadata["training"]["closures_note"]
+    note = deployment.metadata["training"]["closed_rows_note"]
     blanks = with_blank_holidays.get_column("close").null_count()
     assert blanks == 18  # nine NYSE holidays on weekdays a year
-    assert note.startswith(f"ignored {blanks} row(s) without a target on holidays the grid is closed on")
+    assert note.startswith(f"ignored {blanks} row(s) without a target on days or hours the 1 day (Mon")
     assert "'2014-01-01'" in note
     history = with_blank_holidays.filter(pl.col("date") <= "2015-12-31").tail(90)
     result = deployment.predict_result(history)
