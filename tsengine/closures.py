@@ -5,8 +5,8 @@ close on Christmas.  On a grid that keeps those days, each is a missing point:
 the engine forecasts a day nobody will report, the lag before the day after
 Thanksgiving is a Thursday without data, and a five-day window spans four
 trading days.  So when a deployment has an event calendar (``--holidays NYSE``,
-``--holidays US``, ``--calendar FILE``) and the training data has no row on any
-open day one of its events fell on, that event is a *closure*: its days come
+``--holidays US``, ``--calendar FILE``) and the training data has no target on
+any open day one of its events fell on, that event is a *closure*: its days come
 off the grid (:attr:`tsengine.timestep.TimeStep.holidays`), as the weekend
 does, and the step after the Wednesday before Thanksgiving is the Friday.
 
@@ -15,9 +15,9 @@ of its events and not others: with US public holidays, NYSE data closes on
 Thanksgiving but trades on Columbus Day, and only Thanksgiving comes off.  A
 name is a closure when every one of its ``k`` days on open weekdays of the
 training span has no target in any series (no row, or rows with an empty
-target, as per-business-day exports keep their holidays), and chance would explain that at most
-:data:`MAX_CLOSURE_CHANCE` of the time: ``p ** k``, with ``p`` the share of the
-span's other open days that have no row.  Events of one series only never
+target, as per-business-day exports keep their holidays), and chance would
+explain that at most :data:`MAX_CLOSURE_CHANCE` of the time: ``p ** k``, with
+``p`` the share of the span's other open days without a target.  Events of one series only never
 close the grid, which all series share.
 
 Future and past days of a closure come from the same calendar: the file's
