@@ -168,16 +168,21 @@ def test_stored_calendars_and_steps_round_trip_and_old_ones_load() -> None:
 # --- trained deployments ---------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def nyse(sp500: pl.DataFrame) -> tsengine.Deployment:
+def _train_nyse(data: pl.DataFrame) -> tsengine.Deployment:
+    """A quick deployment of S&P 500 closes with the NYSE calendar (ETS and seasonal naive)."""
     return tsengine.train(
-        sp500,
+        data,
         target="close",
         datetime_column="date",
         holidays="NYSE",
         models=["ets", "seasonal_naive"],
         forecast_window=[1, 10],
     )
+
+
+@pytest.fixture(scope="module")
+def nyse(sp500: pl.DataFrame) -> tsengine.Deployment:
+    return _train_nyse(sp500)
 
 
 def test_training_with_an_exchange_calendar_forecasts_trading_days(
@@ -269,14 +274,7 @@ def with_blank_holidays(sp500: pl.DataFrame) -> pl.DataFrame:
 def test_empty_holiday_rows_count_as_closed_and_are_named_not_refused(
     with_blank_holidays: pl.DataFrame, nyse: tsengine.Deployment
 ) -> None:
-    deployment = tsengine.train(
-        with_blank_holidays,
-        target="close",
-        datetime_column="date",
-        holidays="NYSE",
-        models=["ets", "seasonal_naive"],
-        forecast_window=[1, 10],
-    )
+    deployment = _train_nyse(with_blank_holidays)
     assert deployment.spec.time_step == nyse.spec.time_step
     note = deployment.metadata["training"]["closed_rows_note"]
     blanks = with_blank_holidays.get_column("close").null_count()
