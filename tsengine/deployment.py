@@ -29,7 +29,7 @@ from tsengine.nowcast import forecast_shift, is_nowcast, model_spec, nowcast_win
 from tsengine.options import PredictOptions
 from tsengine.spec import TimeSeriesSpec
 from tsengine.timestep import parse_timestamp
-from tsengine.validate import IDX, ORIG, ROW, SID, canonicalize, drop_closed_blanks, locate_on_grid
+from tsengine.validate import IDX, ORIG, ROW, SID, canonicalize, locate_on_grid
 from tsengine.window import Window, forecast_window, historical_window
 
 __all__ = ["BACKTEST_FILE", "OUTPUT_COLUMNS", "Deployment", "Prediction", "backtest_trace"]
@@ -209,9 +209,8 @@ class Deployment:
             preferred_format=spec.datetime_format,
             integer_ids=spec.series_id_type == "int",
         )
-        frame_on_days, closed_note = drop_closed_blanks(canonical.frame, spec.time_step)
         placed = locate_on_grid(
-            frame_on_days,
+            canonical.frame,
             spec.time_step,
             datetime_column=spec.datetime_column,
             series_label=spec.series_id_column or "",
@@ -237,9 +236,9 @@ class Deployment:
                 utc_offset=canonical.utc_offset or spec.utc_offset,
                 codes=placed.codes,
             )
-        if closed_note is None:
+        if placed.note is None:
             return window
-        return replace(window, warnings=(*window.warnings, closed_note))
+        return replace(window, warnings=(*window.warnings, placed.note))
 
     def predict_result(self, frame: Any, options: PredictOptions | None = None) -> Prediction:
         """Like :meth:`predict`, with warnings, from one options object (HTTP, CLI).

@@ -46,8 +46,7 @@ from tsengine.validate import (
     Y,
     as_number,
     canonicalize,
-    drop_closed_blanks,
-    place_on_grid,
+    locate_on_grid,
 )
 
 __all__ = ["DEFAULT_MODELS", "train"]
@@ -211,9 +210,8 @@ def _prepare(
         utc_offset_minutes=utc_offset_minutes(canonical.utc_offset),
         target_col=Y,
     )
-    canon, note = drop_closed_blanks(canon, step)
-    canon = place_on_grid(canon, step, datetime_column=datetime_column, series_label=series_id_column or "")
-    return _Prepared(canonical, canon, step, kia_num, kia_cat, feat_cat, note)
+    placed = locate_on_grid(canon, step, datetime_column=datetime_column, series_label=series_id_column or "")
+    return _Prepared(canonical, placed.frame, step, kia_num, kia_cat, feat_cat, placed.note)
 
 
 def _close_holidays(
@@ -225,15 +223,16 @@ def _close_holidays(
 ) -> tuple[_Prepared, EventCalendar | None]:
     """Stage 2b: the calendar's events the data was closed on come off the grid (:mod:`tsengine.closures`).
 
-    Rows without a target on a closed day are left out (see :func:`drop_closed_blanks`).
+    Rows without a target on a closed day are left out and named (see :func:`locate_on_grid`).
     """
     step, events = close_holidays(events, data.step, data.canon, data.canonical.utc_offset, mode)
     if step == data.step:
         return data, events
-    frame, note = drop_closed_blanks(data.canon.drop(IDX), step)
-    canon = place_on_grid(frame, step, datetime_column=datetime_column, series_label=series_id_column or "")
-    notes = "; ".join(n for n in (data.dropped, note) if n) or None
-    return dataclasses.replace(data, canon=canon, step=step, dropped=notes), events
+    placed = locate_on_grid(
+        data.canon.drop(IDX), step, datetime_column=datetime_column, series_label=series_id_column or ""
+    )
+    notes = "; ".join(n for n in (data.dropped, placed.note) if n) or None
+    return dataclasses.replace(data, canon=placed.frame, step=step, dropped=notes), events
 
 
 def _spec(

@@ -41,7 +41,6 @@ __all__ = [
     "as_number",
     "canonicalize",
     "format_iso",
-    "drop_closed_blanks",
     "locate_on_grid",
     "place_on_grid",
     "require_columns",
@@ -338,42 +337,39 @@ class Placed:
 
     frame: pl.DataFrame
     codes: np.ndarray
+    note: str | None = None  # rows left out (see _closed_blanks), named
 
 
-def drop_closed_blanks(frame: pl.DataFrame, step: TimeStep) -> tuple[pl.DataFrame, str | None]:
-    """``frame`` without rows that have no target where a business grid is closed, and a note naming them.
+def _closed_blanks(frame: pl.DataFrame, step: TimeStep, on_grid: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """Rows without a target where a business grid is closed: which to keep, and a note naming the others.
 
     Data exported per calendar day or per business day often keeps the days
     it is closed as rows with an empty value: weekends, or holidays (FRED's
     daily series do).  On a grid that skips those days (or hours) such a row
     says nothing a model could read, so it is left out and named rather than
     refused.  A row with a value there, or at a time the plain step does not
-    have, is still off the grid (:func:`locate_on_grid` refuses it).
+    have, stays off the grid and is refused.
     """
-    if not step.is_business or frame.height == 0:
-        return frame, None
-    us = frame.get_column(TIME).dt.epoch("us").to_numpy()
-    _, on_grid = step.micros_index(us)
-    if on_grid.all():
-        return frame, None
-    _, on_plain = step.plain.micros_index(us)  # a time the step would have, were every day open
+    _, on_plain = step.plain.micros_index(frame.get_column(TIME).dt.epoch("us").to_numpy())
     blank = ~on_grid & on_plain & frame.get_column(Y).is_null().to_numpy()
     if not blank.any():
-        return frame, None
-    mask = pl.Series(blank)
-    dropped = frame.filter(mask)
+        return ~blank, None
+    dropped = frame.filter(pl.Series(blank))
     examples = short_list([f"row {r}: {o!r}" for r, o in dropped.select(ROW, ORIG).iter_rows()], quote=False)
     note = (
         f"ignored {dropped.height} row(s) without a target on days or hours the "
         f"{step.describe()} grid is closed on ({examples})"
     )
-    return frame.filter(~mask), note
+    return ~blank, note
 
 
 def place_on_grid(
     frame: pl.DataFrame, step: TimeStep, *, datetime_column: str, series_label: str
 ) -> pl.DataFrame:
     """Add the grid index ``__i``; reject off-grid timestamps and duplicates.
+
+    Rows without a target where a business grid is closed are left out; use
+    :func:`locate_on_grid` for the note that names them.
 
     Raises:
         OffGridError: naming the rows and timestamps and the step.
@@ -439,13 +435,18 @@ def _sorted_unique(codes: np.ndarray, idx: np.ndarray) -> bool:
 
 
 def locate_on_grid(frame: pl.DataFrame, step: TimeStep, *, datetime_column: str, series_label: str) -> Placed:
-    """:func:`place_on_grid`, also returning each row's series code.
+    """:func:`place_on_grid`, also returning each row's series code and the note on rows left out.
 
     Raises:
         OffGridError: naming the rows and timestamps and the step.
         DuplicateRowError: naming the series, timestamps and rows.
     """
     idx, ok = _grid_index(frame.get_column(TIME), step)
+    note = None
+    if step.is_business and not bool(ok.all()):
+        keep, note = _closed_blanks(frame, step, ok)
+        if note is not None:
+            frame, idx, ok = frame.filter(pl.Series(keep)), idx[keep], ok[keep]
     out = frame.hstack([pl.Series(IDX, idx, dtype=pl.Int64)])
     if not bool(ok.all()):
         off = out.filter(pl.Series(~ok))
@@ -461,7 +462,7 @@ def locate_on_grid(frame: pl.DataFrame, step: TimeStep, *, datetime_column: str,
                 row, orig = closed.select(ROW, ORIG).row(0)
                 msg += (
                     f"; row {row}: {orig!r} falls on a holiday the grid is closed on "
-                    "(the training data had no rows on that event's days)"
+                    "(a calendar event the deployment skips: post it without a target, or not at all)"
                 )
         zoned = off.filter(pl.col(ORIG).str.contains(_UTC_OFFSET))
         if zoned.height:  # midnight at +02:00 is 22:00 UTC: say so, or the client sees no fault
@@ -491,4 +492,4 @@ def locate_on_grid(frame: pl.DataFrame, step: TimeStep, *, datetime_column: str,
             + "; each series may have one row per timestamp"
         )
         raise DuplicateRowError(msg)
-    return Placed(out, codes)
+    return Placed(out, codes, note)
