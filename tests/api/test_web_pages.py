@@ -51,6 +51,24 @@ async def _forecast(client: httpx.AsyncClient, body: bytes, **fields: str) -> ht
     )
 
 
+async def _page_and_api(
+    client: httpx.AsyncClient, deployment_id: str, body: bytes
+) -> tuple[httpx.Response, httpx.Response]:
+    """The forecast page's answer to an uploaded CSV (checked 200) and the predApi's CSV answer to it."""
+    page = await client.post(
+        f"/ui/deployments/{deployment_id}/forecast",
+        files={"file": ("data.csv", body, "text/csv")},
+        headers={"HX-Request": "true"},
+    )
+    assert page.status_code == 200, page.text
+    api = await client.post(
+        f"/predApi/v1.0/deployments/{deployment_id}/predictions",
+        content=body,
+        headers={"Content-Type": "text/csv", "Accept": "text/csv"},
+    )
+    return page, api
+
+
 @pytest.fixture
 def fresh(
     tmp_path: Path, train_flights: Callable[..., tsengine.Deployment]
@@ -212,17 +230,7 @@ async def test_tabular_deployment_predict_page(
     registry.save(train_tabular(credit, target="status", task="binary", deployment_id="credit"))
     client = make_client(registry_path=tmp_path)
     rows = _csv(credit.head(40).drop("status"))
-    page = await client.post(
-        "/ui/deployments/credit/forecast",
-        files={"file": ("rows.csv", rows, "text/csv")},
-        headers={"HX-Request": "true"},
-    )
-    assert page.status_code == 200, page.text
-    api = await client.post(
-        "/predApi/v1.0/deployments/credit/predictions",
-        content=rows,
-        headers={"Content-Type": "text/csv", "Accept": "text/csv"},
-    )
+    page, api = await _page_and_api(client, "credit", rows)
     assert _embedded_csv(page.text) == api.content
     assert page.text.count("<tr>") == 41  # header + 40 rows
     assert "binary" in (await client.get("/")).text
@@ -357,17 +365,7 @@ async def test_pages_of_a_trading_day_deployment_closed_on_exchange_holidays(tmp
         overview = await client.get("/ui/deployments/sp500")
         assert overview.status_code == 200
         assert "closed on holidays" in overview.text
-        page = await client.post(
-            "/ui/deployments/sp500/forecast",
-            files={"file": ("history.csv", body, "text/csv")},
-            headers={"HX-Request": "true"},
-        )
-        assert page.status_code == 200, page.text
-        api = await client.post(
-            "/predApi/v1.0/deployments/sp500/predictions",
-            content=body,
-            headers={"Content-Type": "text/csv", "Accept": "text/csv"},
-        )
+        page, api = await _page_and_api(client, "sp500", body)
     csv = _embedded_csv(page.text)
     assert csv == api.content
     assert b"2015-12-24" in csv

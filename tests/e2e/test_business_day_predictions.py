@@ -118,18 +118,23 @@ def test_an_empty_weekend_row_is_left_out_and_named(base_url: str, request_csv: 
     assert {r["forecastPoint"] for r in response.json()["data"]} == {f"{LAST}T00:00:00Z"}
 
 
+def _historical(url: str, deployment: str, last: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    """datarobot-predict's historical-mode answer for the 120 trading days up to ``last``."""
+    frame = pd.read_csv(FIXTURE).query("date <= @last").tail(120)
+    result = dr_deployment.predict(
+        deployment,
+        frame,
+        prediction_endpoint=f"{url}/predApi/v1.0",
+        time_series_type=TimeSeriesType.HISTORICAL,
+        predictions_start_date=start,
+        predictions_end_date=end,
+    )
+    return result.dataframe
+
+
 @pytest.mark.usefixtures("dr_client")
 def test_datarobot_predict_historical_mode_skips_weekends(base_url: str) -> None:
-    frame = pd.read_csv(FIXTURE).query("date <= @LAST").tail(120)
-    result = dr_deployment.predict(
-        DEPLOYMENT,
-        frame,
-        prediction_endpoint=f"{base_url}/predApi/v1.0",
-        time_series_type=TimeSeriesType.HISTORICAL,
-        predictions_start_date=dt.datetime(2015, 12, 4),
-        predictions_end_date=dt.datetime(2015, 12, 15),
-    )
-    out = result.dataframe
+    out = _historical(base_url, DEPLOYMENT, LAST, dt.datetime(2015, 12, 4), dt.datetime(2015, 12, 15))
     assert len(out) > 0
     assert set(out["date"]) <= {f"2015-12-{d:02d}" for d in (4, 7, 8, 9, 10, 11, 14)}
     assert _weekdays(list(out["date"])) <= {1, 2, 3, 4, 5}
@@ -255,15 +260,7 @@ def test_the_closures_flag_keeps_events_on_the_grid_or_names_its_choices(
 
 @pytest.mark.usefixtures("dr_client")
 def test_datarobot_predict_historical_mode_skips_a_closed_holiday(nyse_registry: Path) -> None:
-    frame = pd.read_csv(FIXTURE).query("date <= '2015-12-04'").tail(120)
     with running(Settings(registry=nyse_registry)) as url:
-        result = dr_deployment.predict(
-            NYSE,
-            frame,
-            prediction_endpoint=f"{url}/predApi/v1.0",
-            time_series_type=TimeSeriesType.HISTORICAL,
-            predictions_start_date=dt.datetime(2015, 11, 23),
-            predictions_end_date=dt.datetime(2015, 12, 1),
-        )
-    dates = set(result.dataframe["date"])
+        out = _historical(url, NYSE, "2015-12-04", dt.datetime(2015, 11, 23), dt.datetime(2015, 12, 1))
+    dates = set(out["date"])
     assert dates == {"2015-11-23", "2015-11-24", "2015-11-25", "2015-11-27", "2015-11-30"}
