@@ -18,6 +18,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from tsengine.batch_cli import batch_app, datasets_app
 from tsengine.cli_common import EXIT_BAD_INPUT, RegistryOpt, err, out, run
 from tsengine.cli_info import info_cmd, list_cmd, transform_lines
+from tsengine.contract import facts
 from tsengine.datetimes import parse_timestamp
 from tsengine.distributed import connect
 from tsengine.errors import ParameterError
@@ -291,6 +292,9 @@ def train_cmd(
         f"FW {list(deployment.spec.forecast_window)}, {scored}) → {path}",
         highlight=False,
     )
+    summary = facts(deployment.metadata).training
+    for note in summary.notes if summary else ():
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
 @app.command("predict")

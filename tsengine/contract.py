@@ -140,6 +140,10 @@ class Selection:
     reason: str
 
 
+# What training has to say about the data, in the stored ``training`` object.
+NOTE_KEYS = ("window_note", "intervals_note", "closed_rows_note", "calendar_note")
+
+
 @dataclass(frozen=True, slots=True)
 class TrainingSummary:
     """What the training data was (time series deployments)."""
@@ -156,7 +160,7 @@ class TrainingSummary:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainingSummary:
         """From the stored ``training`` object."""
-        notes = tuple(str(data[k]) for k in ("window_note", "intervals_note") if data.get(k))
+        notes = tuple(str(data[k]) for k in NOTE_KEYS if data.get(k))
         series = data.get("series")
         return cls(
             rows=int(data.get("rows") or 0),

@@ -197,6 +197,20 @@ class EventCalendar:
             "closures": list(self.closures),
         }
 
+    def foreign_series(self, known: pl.Series) -> dict[str, int]:
+        """Series ids of the calendar's own events that ``known`` lacks, with their event counts.
+
+        A calendar naming a series the training data does not have is often a
+        misspelt id, whose events would never apply; training notes it rather
+        than refusing, since the series may still be posted at prediction.
+        """
+        seen = set(known.cast(pl.String).to_list())
+        counts: dict[str, int] = {}
+        for sid in self.series:
+            if sid is not None and sid not in seen:
+                counts[sid] = counts.get(sid, 0) + 1
+        return counts
+
     def rows(self, first_day: int, last_day: int) -> pl.DataFrame:
         """Events between two days (inclusive), one row per event: ``sid``, ``day``, ``name``.
 
@@ -554,6 +568,13 @@ def _pick(columns: list[str], wanted: Iterable[str], position: int) -> str | Non
     return columns[position] if len(columns) > position else None
 
 
+def _series_text(sid: pl.Series) -> pl.Series:
+    """Calendar series ids as text, integral floats as integers (``3.0`` names series ``3``, as posted ids do)."""
+    if sid.dtype.is_float() and bool((sid.drop_nulls().round(0) == sid.drop_nulls()).all()):
+        return sid.cast(pl.Int64).cast(pl.String)
+    return sid.cast(pl.String)
+
+
 def _parse(
     frame: pl.DataFrame, series_id_column: str | None
 ) -> tuple[list[int], list[str], list[str | None]]:
@@ -595,9 +616,7 @@ def _parse(
     series: list[str | None] = (
         [None] * frame.height
         if sid_col is None
-        else [
-            None if v in (None, "") else str(v) for v in frame.get_column(sid_col).cast(pl.String).to_list()
-        ]
+        else [None if v in (None, "") else str(v) for v in _series_text(frame.get_column(sid_col)).to_list()]
     )
     days = parsed.cast(pl.Int32).to_list()
     return [int(d) for d in days], names.to_list(), series

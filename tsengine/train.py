@@ -474,6 +474,14 @@ def train(
     intervals, fallback_intervals = _intervals(best_rows, spec, interval_percentile)
     shown = [o + forecast_shift(spec) for o in origins]  # as forecast points
     summary = _summary(canon, data_.step, shown, window_note, skipped, fallback_intervals, data_.dropped)
+    foreign = events.foreign_series(canon.get_column(SID)) if events is not None else {}
+    if foreign:
+        named = ", ".join(f"{sid!r} ({n})" for sid, n in list(foreign.items())[:5])
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        summary["calendar_note"] = (
+            f"calendar events for series the training data does not have: {named}{more}; "
+            f"they apply only to series posted with that id"
+        )
     if flags:
         summary["event_flags"] = list(flags)  # KIA columns that weighted the backtest as events
     metadata = {

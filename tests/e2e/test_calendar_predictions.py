@@ -152,3 +152,15 @@ def test_cli_names_a_bad_calendar(
     assert result.exit_code == 2, result.stderr
     assert needle in result.stderr
     assert not list(tmp_path.iterdir())  # nothing stored
+
+
+def test_cli_notes_calendar_series_the_data_lacks(data: dict[str, Path], tmp_path: Path) -> None:
+    """A calendar id no training series has (a typo, or a series yet to come) is trained on and named."""
+    calendar = tmp_path / "typo.csv"
+    calendar.write_text("date,event,series\n2013-08-15,Terminal works,JFK-b6\n2013-12-24,Christmas Eve,\n")
+    args = ["train", str(data["train"]), "--name", "x", "--target", "delayed", "--datetime", "date"]
+    args += ["--series-id", "series", "--calendar", str(calendar), "--models", "seasonal_naive"]
+    result = CliRunner().invoke(app, [*args, "--registry", str(tmp_path / "registry")])
+    assert result.exit_code == 0, result.stderr
+    assert "note:" in result.stderr
+    assert "'JFK-b6' (1)" in " ".join(result.stderr.split())

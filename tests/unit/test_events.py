@@ -31,6 +31,7 @@ from tsengine.events import (
     weigh_events,
     with_events,
 )
+from tsengine.contract import facts
 from tsengine.models import MODELS
 from tsengine.options import PredictOptions
 from tsengine.select import choose, rank
@@ -77,6 +78,38 @@ def test_calendar_of_dates_alone_and_of_dates_per_series(tmp_path: Path) -> None
     cal = EventCalendar.build(per_series, series_id_column="store")
     assert cal is not None
     assert set(zip(cal.names, cal.series, strict=True)) == {("event", "a"), ("event", "b")}
+
+
+def test_calendar_series_ids_written_as_floats_name_integer_series() -> None:
+    """pandas writes an id column with blanks as floats: ``3.0`` must still be series ``3``."""
+    frame = pl.DataFrame({"date": ["2020-01-01", "2020-01-02"], "event": ["A", "B"], "store": [3.0, None]})
+    cal = EventCalendar.build(frame, series_id_column="store")
+    assert cal is not None
+    assert set(zip(cal.names, cal.series, strict=True)) == {("A", "3"), ("B", None)}
+
+
+def test_calendar_series_the_training_data_lacks_are_noted(flights: pl.DataFrame) -> None:
+    """A misspelt series id in the calendar is named at training, not silently never applied."""
+    first = flights.get_column("series").unique().sort()[0]
+    calendar = pl.DataFrame(
+        {
+            "date": ["2013-07-04", "2013-11-28", "2013-12-25"],
+            "event": ["Fireworks", "Parade", "Fireworks"],
+            "series": [first, "no such airport", "no such airport"],
+        }
+    )
+    deployment = tsengine.train(
+        flights,
+        target="delayed",
+        datetime_column="date",
+        series_id_column="series",
+        calendar=calendar,
+        models=["seasonal_naive"],
+    )
+    note = deployment.metadata["training"]["calendar_note"]
+    assert "'no such airport' (2)" in note
+    assert repr(first) not in note
+    assert note in facts(deployment.metadata).training.notes  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
