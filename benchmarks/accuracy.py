@@ -32,8 +32,9 @@ where tsengine gets features used as of the forecast point only, mlforecast gets
 them lagged by the horizon (the newest value every row of the window may know).
 statsforecast's models take no exogenous columns.
 
-tsengine trains once per window, at 80 %; its 50 % and 95 % intervals are the
-tables training would have built at those levels (see :func:`fit_tsengine_levels`).
+tsengine trains once per window with ``interval_percentile=(80, 50, 95)``: the
+deployment's own interval is the 80 % one, and it serves the 50 % and 95 %
+intervals beside it (each level widened where needed to contain the one below).
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import importlib
 import os
 import platform
 import sys
@@ -50,7 +50,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -280,36 +279,11 @@ def to_tsengine(ds: DataSet, frame: pd.DataFrame) -> pd.DataFrame:
     return frame.rename(columns={"unique_id": ds.id_col, "ds": ds.time_col, "y": ds.target})
 
 
-def fit_tsengine_levels(ds: DataSet, train: pd.DataFrame) -> dict[int, Any]:
-    """One tsengine training of ``ds``, deployed with the intervals of each of :data:`LEVELS`.
-
-    Training builds its conformal interval table in one stage function,
-    ``tsengine.train._intervals(best_rows, spec, percentile)``, from the chosen
-    model's backtest rows.  It is wrapped for the duration of the call to keep
-    those arguments; the same function then builds the table at every other
-    level, and ``dataclasses.replace`` puts it in the deployment.  Nothing
-    before that stage depends on the percentile and training is deterministic
-    for its seed, so each deployment is exactly what
-    ``train(..., interval_percentile=level)`` would return (its interval table
-    and model compare equal), for one training instead of three.
-    """
-    # the module, not the function of the same name that ``tsengine`` re-exports
-    stage = importlib.import_module("tsengine.train")
-    intervals = stage._intervals
-    kept: dict[str, Any] = {}
-
-    def keep(best_rows: Any, spec: Any, percentile: int | None) -> Any:
-        kept.update(best_rows=best_rows, spec=spec)
-        return intervals(best_rows, spec, percentile)
-
-    with mock.patch.object(stage, "_intervals", keep):
-        deployment = fit_tsengine(ds, train, interval_percentile=LEVEL)
-    return {
-        level: deployment
-        if level == LEVEL
-        else dataclasses.replace(deployment, intervals=intervals(kept["best_rows"], kept["spec"], level)[0])
-        for level in LEVELS
-    }
+def _interval_columns(deployment: Any, level: int) -> tuple[str, str]:
+    """The output columns of ``deployment``'s interval at ``level`` (its own percentile has no suffix)."""
+    own = deployment.intervals.percentile if deployment.intervals is not None else None
+    suffix = "" if level == own else f"_{level}"
+    return f"predictionIntervalLow{suffix}", f"predictionIntervalHigh{suffix}"
 
 
 def predict_tsengine(
@@ -317,7 +291,8 @@ def predict_tsengine(
 ) -> pd.DataFrame:
     """Post ``history`` and the ``future`` rows (no target) as a client would; forecasts in Nixtla's columns.
 
-    Columns ``unique_id``, ``ds``, ``yhat``, ``lo`` and ``hi`` (NaN without intervals).
+    Columns ``unique_id``, ``ds``, ``yhat`` and ``lo-P``, ``hi-P`` for each of
+    :data:`LEVELS` (NaN for a level the deployment does not serve).
     The ``future`` rows carry neither the target nor the features used as of
     the forecast point only: a client cannot know them yet.
     """
@@ -336,8 +311,9 @@ def predict_tsengine(
             "ds": pd.to_datetime(out.get_column("timestamp").to_list()).tz_localize(None),
             "yhat": out.get_column("prediction").to_numpy(),
             **{
-                key: out.get_column(col).to_numpy() if col in out.columns else np.nan
-                for key, col in (("lo", "predictionIntervalLow"), ("hi", "predictionIntervalHigh"))
+                f"{key}-{level}": out.get_column(col).to_numpy() if col in out.columns else np.nan
+                for level in LEVELS
+                for key, col in zip(("lo", "hi"), _interval_columns(deployment, level), strict=True)
             },
         }
     )
@@ -348,15 +324,12 @@ def run_tsengine(
 ) -> tuple[pd.DataFrame, float, float, str]:
     """Forecasts with ``lo-P``/``hi-P`` for every level, fit and predict seconds (at 80 %), selection note."""
     t0 = time.perf_counter()
-    deployments = fit_tsengine_levels(ds, train)
+    dep = fit_tsengine(ds, train, interval_percentile=(LEVEL, *(p for p in LEVELS if p != LEVEL)))
     fit = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    pred = predict_tsengine(ds, deployments[LEVEL], train, test)
+    t0 = time.perf_counter()  # timed as a deployment serving its own interval only
+    predict_tsengine(ds, dataclasses.replace(dep, more_intervals=()), train, test)
     predict = time.perf_counter() - t0
-    for level, deployment in deployments.items():
-        bounds = predict_tsengine(ds, deployment, train, test) if level != LEVEL else pred
-        pred[f"lo-{level}"], pred[f"hi-{level}"] = bounds["lo"].to_numpy(), bounds["hi"].to_numpy()
-    dep = deployments[LEVEL]
+    pred = predict_tsengine(ds, dep, train, test)
     board = ", ".join(f"{r['model']} {r['mase']:.3f}" for r in dep.metadata["leaderboard"])
     origins = len(dep.metadata["training"]["backtest_origins"])
     selection = dep.metadata.get("selection", {})
@@ -550,8 +523,8 @@ def main(argv: list[str] | None = None) -> int:
         "every method fits on the rest in the same run and forecasts from the same forecast point.",
         "MASE: mean over series of MAE / in-sample seasonal-naive MAE (scored for every method by",
         "`tsengine.backtest.score`, the scorer of tsengine's backtest leaderboard). sMAPE in %. Coverage: share of",
-        f"held-out actuals inside the {levels_text()} intervals (tsengine trains once, at {LEVEL}%; its other",
-        "intervals are the tables its training builds at those levels from the same backtest residuals).",
+        f"held-out actuals inside the {levels_text()} intervals (tsengine trains once, serving all three;",
+        f"its own is the {LEVEL}% one, the others are built from the same backtest residuals).",
         f"Times in seconds (tsengine fit includes its backtests of every candidate; its predict is a full {LEVEL}%",
         "request: validation, window, model, intervals).",
         "",

@@ -145,8 +145,15 @@ def train_cmd(
         ),
     ] = None,
     interval_percentile: Annotated[
-        int, typer.Option("--interval-percentile", help="Prediction interval width.")
-    ] = 80,
+        list[str] | None,
+        typer.Option(
+            "--interval-percentile",
+            help=(
+                "Prediction interval width in % (default 80). Several (repeatable or comma-separated, "
+                "e.g. 80,50,95) serve an interval at each; the first is the deployment's own."
+            ),
+        ),
+    ] = None,
     partial_history: Annotated[
         bool, typer.Option("--allow-partial-history", help="Serve series with little history.")
     ] = False,
@@ -274,7 +281,7 @@ def train_cmd(
             feature_derivation_window=fdw,
             models=candidates,
             deployment_id=name,
-            interval_percentile=interval_percentile,
+            interval_percentile=_percentiles(interval_percentile),
             allow_partial_history=partial_history,
             seed=seed,
             dask=dask,
@@ -295,6 +302,18 @@ def train_cmd(
     summary = facts(deployment.metadata).training
     for note in summary.notes if summary else ():
         err.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+def _percentiles(given: list[str] | None) -> list[int]:
+    """``--interval-percentile`` values (repeated or comma-separated) as integers; 80 by default."""
+    parts = [p.strip() for value in given or () for p in value.split(",") if p.strip()]
+    bad = [p for p in parts if not p.isdigit()]
+    if bad:
+        err.print(
+            f"[bold red]error:[/] --interval-percentile takes whole numbers between 1 and 99, got {bad[0]!r}"
+        )
+        raise typer.Exit(EXIT_BAD_INPUT)
+    return [int(p) for p in parts] or [80]
 
 
 @app.command("predict")

@@ -144,6 +144,14 @@ def interval_line(info: dict[str, Any]) -> str:
             f"held-out check: {check['coverage']:.1f} % of actuals covered on the last "
             f"{check['origins']} backtest origin(s), each by intervals fitted on the origins before it"
         )
+    more = [
+        f"{d['percentile']} %"
+        + (f" (held-out check {cov:.1f} %)" if cov is not None and math.isfinite(cov) else "")
+        for d in info.get("more_intervals") or ()
+        for cov in [(d.get("check") or {}).get("coverage")]
+    ]
+    if more:
+        parts.append("also served at " + ", ".join(more))
     return "; ".join(parts)
 
 

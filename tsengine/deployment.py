@@ -81,6 +81,8 @@ class Deployment:
         spec: the frozen time series spec.
         model: the fitted model.
         intervals: conformal interval table, or None.
+        more_intervals: tables at further percentiles (``--interval-percentile 50,80,95``),
+            served beside ``intervals`` as ``predictionIntervalLow_<p>``/``High_<p>``.
         metadata: model id, creation time, training summary, leaderboard.
     """
 
@@ -89,6 +91,7 @@ class Deployment:
     model: ForecastModel
     intervals: IntervalTable | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    more_intervals: tuple[IntervalTable, ...] = ()
     kind: str = "timeseries"
     # Written beside the model at save time, never loaded with it (see BACKTEST_FILE).
     backtest_trace: pl.DataFrame | None = field(default=None, compare=False, repr=False)
@@ -119,6 +122,7 @@ class Deployment:
             "model_kind": self.model.kind,
             "spec": self.spec.to_dict(),
             "intervals": self.intervals.to_dict() if self.intervals else None,
+            **({"more_intervals": [t.to_dict() for t in self.more_intervals]} if self.more_intervals else {}),
             "metadata": dict(self.metadata),
         }
         files = {MODEL_FILE: self.model.to_bytes()}
@@ -137,6 +141,7 @@ class Deployment:
             model=model_class(meta["model_kind"]).from_bytes(read(MODEL_FILE)),
             intervals=IntervalTable.from_dict(meta["intervals"]) if meta.get("intervals") else None,
             metadata=meta.get("metadata", {}),
+            more_intervals=tuple(IntervalTable.from_dict(t) for t in meta.get("more_intervals") or ()),
         )
 
     def info(self) -> dict[str, Any]:
@@ -160,6 +165,14 @@ class Deployment:
             "min_history": spec.min_history,
             "interval_percentile": self.intervals.percentile if self.intervals else None,
             "intervals": self.intervals.describe() if self.intervals else None,
+            **(
+                {
+                    "interval_percentiles": sorted(t.percentile for t in self._tables()),
+                    "more_intervals": [t.describe() for t in self.more_intervals],
+                }
+                if self.more_intervals
+                else {}
+            ),
             **{k: v for k, v in self.metadata.items() if k not in {"model_id", "drift_baseline"}},
         }
 
@@ -291,13 +304,7 @@ class Deployment:
         if self.intervals is not None:
             sids = query.get_column(SID)
             scale = origin_scale(history, sids, fp, self.spec.fdw, grid=layout.grid())
-            low, high = self.intervals.apply(yhat, scale, distance.to_numpy(), series=sids)
-            if floor is not None:
-                low = np.maximum(low, floor)
-            columns += [
-                pl.Series("predictionIntervalLow", low, dtype=pl.Float64),
-                pl.Series("predictionIntervalHigh", high, dtype=pl.Float64),
-            ]
+            columns += self._interval_columns(yhat, scale, distance.to_numpy(), sids, floor)
             percentile = self.intervals.percentile
         out = pl.DataFrame(columns)
         rules = rules_from_metadata(self.metadata)
@@ -311,6 +318,39 @@ class Deployment:
             else:
                 out = pl.concat([out, explained], how="horizontal")
         return Prediction(out, warnings, percentile, window)
+
+    def _tables(self) -> tuple[IntervalTable, ...]:
+        """Every interval table, the deployment's own first."""
+        return (self.intervals, *self.more_intervals) if self.intervals is not None else ()
+
+    def _interval_columns(
+        self, yhat: np.ndarray, scale: np.ndarray, distance: np.ndarray, sids: pl.Series, floor: float | None
+    ) -> list[pl.Series]:
+        """Bounds of every table: ``predictionIntervalLow/High``, then ``..._<p>`` for the others.
+
+        Tables at several percentiles are fitted separately (each its own
+        quantiles and per-series check), so a row's 50 % interval could poke out
+        of its 80 % one; widening each level to contain the one below keeps them
+        nested, as quantiles of one predictive distribution are.
+        """
+        bounds: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        inner: tuple[np.ndarray, np.ndarray] | None = None
+        for table in sorted(self._tables(), key=lambda t: t.percentile):
+            low, high = table.apply(yhat, scale, distance, series=sids)
+            if floor is not None:
+                low = np.maximum(low, floor)
+            if inner is not None:
+                low, high = np.fmin(low, inner[0]), np.fmax(high, inner[1])
+            bounds[table.percentile] = inner = (low, high)
+        out: list[pl.Series] = []
+        for i, table in enumerate(self._tables()):
+            suffix = "" if i == 0 else f"_{table.percentile}"
+            low, high = bounds[table.percentile]
+            out += [
+                pl.Series(f"predictionIntervalLow{suffix}", low, dtype=pl.Float64),
+                pl.Series(f"predictionIntervalHigh{suffix}", high, dtype=pl.Float64),
+            ]
+        return out
 
     def _inputs(self, query: pl.DataFrame) -> pl.DataFrame:
         """Per query row, the inputs humility rules may check: KIA values and series id."""

@@ -154,9 +154,9 @@ def _check_arguments(
     known_in_advance: Sequence[str],
     features: Sequence[str],
     models: Sequence[str] | None,
-    interval_percentile: int | None,
-) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """Stage 1: the arguments alone (before any data is read): KIA, other features, candidates."""
+    interval_percentile: int | Sequence[int] | None,
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[int, ...]]:
+    """Stage 1: the arguments alone (before any data is read): KIA, other features, candidates, percentiles."""
     kia = tuple(known_in_advance)
     other = tuple(f for f in features if f not in kia)
     for name in (*kia, *other):
@@ -172,10 +172,19 @@ def _check_arguments(
     if combining and len(candidates) - len(combining) < 2:
         msg = f"models {combining} combine other models: name at least two others too, got {list(candidates)}"
         raise ParameterError(msg)
-    if interval_percentile is not None and not 1 <= interval_percentile <= 99:
-        msg = f"interval percentile must be between 1 and 99, got {interval_percentile}"
-        raise ParameterError(msg)
-    return kia, other, candidates
+    return kia, other, candidates, _percentiles(interval_percentile)
+
+
+def _percentiles(interval_percentile: int | Sequence[int] | None) -> tuple[int, ...]:
+    """The interval percentiles asked for, the deployment's own first, each once (none: no intervals)."""
+    if interval_percentile is None:
+        return ()
+    asked = (interval_percentile,) if isinstance(interval_percentile, int) else tuple(interval_percentile)
+    for p in asked:
+        if isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 99:
+            msg = f"interval percentile must be an integer between 1 and 99, got {p!r}"
+            raise ParameterError(msg)
+    return tuple(dict.fromkeys(asked))
 
 
 def _prepare(
@@ -292,15 +301,20 @@ def _spec(
 
 
 def _intervals(
-    best_rows: pl.DataFrame | None, spec: TimeSeriesSpec, percentile: int | None
-) -> tuple[IntervalTable | None, bool]:
-    """Stage 5: conformal intervals from the chosen model's backtest residuals (and whether they fell back)."""
-    if percentile is None:
-        return None, False
-    intervals = fit_intervals(best_rows, spec.distances, percentile) if best_rows is not None else None
-    if intervals is None:  # no backtest residual: uncalibrated, but never silently absent
-        return random_walk_intervals(spec.distances, percentile), True
-    return intervals, False
+    best_rows: pl.DataFrame | None, spec: TimeSeriesSpec, percentiles: tuple[int, ...]
+) -> tuple[tuple[IntervalTable, ...], bool]:
+    """Stage 5: conformal intervals at each percentile from the chosen model's backtest residuals.
+
+    Returns the tables (in the order asked) and whether they fell back to a random walk.
+    """
+    if not percentiles:
+        return (), False
+    tables = [
+        fit_intervals(best_rows, spec.distances, p) if best_rows is not None else None for p in percentiles
+    ]
+    if any(t is None for t in tables):  # no backtest residual: uncalibrated, but never silently absent
+        return tuple(random_walk_intervals(spec.distances, p) for p in percentiles), True
+    return tuple(t for t in tables if t is not None), False
 
 
 def _summary(
@@ -369,7 +383,7 @@ def train(
     models: Sequence[str] | None = None,
     deployment_id: str | None = None,
     allow_partial_history: bool = False,
-    interval_percentile: int | None = DEFAULT_PERCENTILE,
+    interval_percentile: int | Sequence[int] | None = DEFAULT_PERCENTILE,
     backtests: int | None = None,
     seed: int = 0,
     progress: Progress | None = None,
@@ -402,6 +416,9 @@ def train(
         deployment_id: the id to store it under (default: derived from the target).
         allow_partial_history: serve series with as little as one history row.
         interval_percentile: width of prediction intervals; None disables them.
+            Several (``(80, 50, 95)``) give the deployment an interval at each: the
+            first is its own (``predictionIntervalLow``/``High``, what monitoring
+            scores), the others come as ``predictionIntervalLow_<p>``/``High_<p>``.
         backtests: number of rolling origins (default: enough for about 60
             series windows, 3 to 8; see :func:`tsengine.backtest.auto_origins`).
         seed: LightGBM seed; the same data and seed give the same model.
@@ -426,7 +443,7 @@ def train(
     """
     say = progress or (lambda _msg: None)
     frame = to_polars(data)
-    kia, other, candidates = _check_arguments(
+    kia, other, candidates, percentiles = _check_arguments(
         target, datetime_column, series_id_column, known_in_advance, features, models, interval_percentile
     )
     events = EventCalendar.build(calendar, holidays=holidays, series_id_column=series_id_column)
@@ -471,7 +488,7 @@ def train(
     best = choice.model if choice and choice.model in fitted else next(iter(fitted))
     model = fitted[best]
     best_rows = next((r.rows for r in results if r.model == best), None)
-    intervals, fallback_intervals = _intervals(best_rows, spec, interval_percentile)
+    tables, fallback_intervals = _intervals(best_rows, spec, percentiles)
     shown = [o + forecast_shift(spec) for o in origins]  # as forecast points
     summary = _summary(canon, data_.step, shown, window_note, skipped, fallback_intervals, data_.dropped)
     foreign = events.foreign_series(canon.get_column(SID)) if events is not None else {}
@@ -499,7 +516,8 @@ def train(
         id=deployment_id or default_id(target),
         spec=spec,
         model=model,
-        intervals=intervals,
+        intervals=tables[0] if tables else None,
+        more_intervals=tables[1:],
         metadata=metadata,
         backtest_trace=backtest_trace(best_rows, spec)
         if best_rows is not None and best_rows.height

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import tsengine
 from tsengine.backtest import Backtest
 from tsengine.columns import IDX, SID, Y
+from tsengine.contract import facts
 from tsengine.errors import KnownInAdvanceError, ParameterError
 from tsengine.events import (
     DAYS_SINCE,
@@ -31,7 +32,6 @@ from tsengine.events import (
     weigh_events,
     with_events,
 )
-from tsengine.contract import facts
 from tsengine.models import MODELS
 from tsengine.options import PredictOptions
 from tsengine.select import choose, rank

@@ -69,6 +69,23 @@ class Result(Protocol):
         ...
 
 
+def interval_sets(result: Result) -> list[tuple[int, str, str]]:
+    """``(percentile, low column, high column)`` of each interval in the result, by percentile.
+
+    The deployment's own interval is ``predictionIntervalLow``/``High``; one
+    trained at several percentiles adds ``predictionIntervalLow_<p>``/``High_<p>``.
+    """
+    own = result.interval_percentile
+    if own is None:
+        return []
+    sets = [(own, "predictionIntervalLow", "predictionIntervalHigh")]
+    for name in result.frame.columns:
+        p = name.removeprefix("predictionIntervalLow_")
+        if p != name and p.isdigit():
+            sets.append((int(p), name, f"predictionIntervalHigh_{p}"))
+    return sorted(sets)
+
+
 def passthrough_frame(frame: pl.DataFrame, options: PredictOptions) -> pl.DataFrame | None:
     """Input columns to copy into the output, one row per input row.
 

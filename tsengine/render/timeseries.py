@@ -40,6 +40,7 @@ from tsengine.render.shared import (
     explanation_csv,
     explanations_json,
     humility_csv,
+    interval_sets,
     json_body,
     passthrough_frame,
 )
@@ -107,13 +108,14 @@ def _ts_json_columns(deployment: Renderable, result: Result, pairs: list[tuple[s
         pl.col("prediction"),
         pl.col("originalFormatTimestamp"),
     ]
-    if result.interval_percentile is not None:
+    sets = interval_sets(result)
+    if sets:
         cols.append(
             pl.struct(
-                pl.struct(
-                    pl.col("predictionIntervalLow").alias("low"),
-                    pl.col("predictionIntervalHigh").alias("high"),
-                ).alias(str(result.interval_percentile))
+                [
+                    pl.struct(pl.col(low).alias("low"), pl.col(high).alias("high")).alias(str(p))
+                    for p, low, high in sets
+                ]
             ).alias("predictionIntervals")
         )
     if pairs:
@@ -214,11 +216,10 @@ def _plain_columns(
         ("FORECAST_DISTANCE", out.get_column("forecastDistance")),
         (f"{spec.target} (actual)_PREDICTION", out.get_column("prediction")),
     ]
-    if result.interval_percentile is not None:
-        p = result.interval_percentile
+    for p, low, high in interval_sets(result):
         columns += [
-            (f"PREDICTION_{p}_PERCENTILE_LOW", out.get_column("predictionIntervalLow")),
-            (f"PREDICTION_{p}_PERCENTILE_HIGH", out.get_column("predictionIntervalHigh")),
+            (f"PREDICTION_{p}_PERCENTILE_LOW", out.get_column(low)),
+            (f"PREDICTION_{p}_PERCENTILE_HIGH", out.get_column(high)),
         ]
     columns.append(("DEPLOYMENT_APPROVAL_STATUS", APPROVAL_STATUS))
     taken = {spec.series_id_column, spec.datetime_column, "FORECAST_POINT", "FORECAST_DISTANCE"}
@@ -268,12 +269,11 @@ def _small_json(deployment: Renderable, result: Result) -> bytes | None:
         }
         for i, (fp, ts) in enumerate(zip(fps.tolist(), stamps.tolist(), strict=True))
     ]
-    if result.interval_percentile is not None:
-        key = str(result.interval_percentile)
-        low = out.get_column("predictionIntervalLow").to_list()
-        high = out.get_column("predictionIntervalHigh").to_list()
-        for row, lo, hi in zip(rows, low, high, strict=True):
-            row["predictionIntervals"] = {key: {"low": lo, "high": hi}}
+    sets = interval_sets(result)
+    if sets:
+        bounds = [(str(p), out.get_column(lo).to_list(), out.get_column(hi).to_list()) for p, lo, hi in sets]
+        for i, row in enumerate(rows):
+            row["predictionIntervals"] = {key: {"low": low[i], "high": high[i]} for key, low, high in bounds}
     return b'{"data":' + orjson.dumps(rows) + b"}"
 
 
@@ -351,11 +351,10 @@ def csv_table(
         pl.col("forecastDistance").alias("FORECAST_DISTANCE"),
         pl.col("prediction").alias(f"{spec.target} (actual)_PREDICTION"),
     ]
-    if result.interval_percentile is not None:
-        p = result.interval_percentile
+    for p, low, high in interval_sets(result):
         cols += [
-            pl.col("predictionIntervalLow").alias(f"PREDICTION_{p}_PERCENTILE_LOW"),
-            pl.col("predictionIntervalHigh").alias(f"PREDICTION_{p}_PERCENTILE_HIGH"),
+            pl.col(low).alias(f"PREDICTION_{p}_PERCENTILE_LOW"),
+            pl.col(high).alias(f"PREDICTION_{p}_PERCENTILE_HIGH"),
         ]
     if options.max_explanations > 0:
         cols += explanation_csv(out, options)
