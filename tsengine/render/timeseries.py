@@ -270,7 +270,12 @@ def _small_json(deployment: Renderable, result: Result) -> bytes | None:
         for i, (fp, ts) in enumerate(zip(fps.tolist(), stamps.tolist(), strict=True))
     ]
     sets = interval_sets(result)
-    if sets:
+    if len(sets) == 1:  # the usual case, without a per-row comprehension
+        key = str(sets[0][0])
+        low, high = out.get_column(sets[0][1]).to_list(), out.get_column(sets[0][2]).to_list()
+        for row, lo, hi in zip(rows, low, high, strict=True):
+            row["predictionIntervals"] = {key: {"low": lo, "high": hi}}
+    elif sets:
         bounds = [(str(p), out.get_column(lo).to_list(), out.get_column(hi).to_list()) for p, lo, hi in sets]
         for i, row in enumerate(rows):
             row["predictionIntervals"] = {key: {"low": low[i], "high": high[i]} for key, low, high in bounds}
