@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import numbers
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -179,12 +180,14 @@ def _percentiles(interval_percentile: int | Sequence[int] | None) -> tuple[int, 
     """The interval percentiles asked for, the deployment's own first, each once (none: no intervals)."""
     if interval_percentile is None:
         return ()
-    asked = (interval_percentile,) if isinstance(interval_percentile, int) else tuple(interval_percentile)
+    given: Any = interval_percentile  # checked value by value: callers pass numpy ints, floats, text
+    several = isinstance(given, Sequence) and not isinstance(given, str)
+    asked: tuple[Any, ...] = tuple(given) if several else (given,)
     for p in asked:
-        if isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 99:
+        if isinstance(p, bool) or not isinstance(p, numbers.Integral) or not 1 <= int(p) <= 99:
             msg = f"interval percentile must be an integer between 1 and 99, got {p!r}"
             raise ParameterError(msg)
-    return tuple(dict.fromkeys(asked))
+    return tuple(dict.fromkeys(int(p) for p in asked))
 
 
 def _prepare(

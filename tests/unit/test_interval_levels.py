@@ -138,7 +138,14 @@ def test_levels_survive_the_registry(
 
 @pytest.mark.parametrize(
     ("percentiles", "needle"),
-    [((80, 100), "100"), ((0,), "0"), ((80, True), "True"), (("80",), "'80'")],
+    [
+        ((80, 100), "100"),
+        ((0,), "0"),
+        ((80, True), "True"),
+        (("80",), "'80'"),
+        (80.0, "80.0"),
+        ("80", "'80'"),
+    ],
 )
 def test_bad_percentiles_are_refused_before_training(
     small_flights: pl.DataFrame, percentiles: tuple[Any, ...], needle: str
@@ -150,8 +157,9 @@ def test_bad_percentiles_are_refused_before_training(
 
 def test_repeated_percentiles_count_once(small_flights: pl.DataFrame) -> None:
     deployment = tsengine.train(
-        small_flights, interval_percentile=[95, 80, 95], **{**TRAIN, "models": ["seasonal_naive"]}
+        small_flights, interval_percentile=[95, np.int64(80), 95], **{**TRAIN, "models": ["seasonal_naive"]}
     )
     assert deployment.intervals is not None
     assert deployment.intervals.percentile == 95
     assert [t.percentile for t in deployment.more_intervals] == [80]
+    assert type(deployment.more_intervals[0].percentile) is int
