@@ -188,6 +188,38 @@ async def test_deployment_page_shows_spec_leaderboard_backtest_and_intervals(
         assert fragment in html, fragment
 
 
+async def test_pages_of_a_deployment_with_several_percentiles(tmp_path: Path, posted: pl.DataFrame) -> None:
+    """The deployment page lists the other levels; the forecast page's CSV carries them, as the API's does."""
+    deployment = tsengine.train(
+        posted,
+        target="delayed",
+        datetime_column="date",
+        series_id_column="series",
+        known_in_advance=["scheduled", "holiday"],
+        models=["seasonal_naive"],
+        backtests=4,  # a held-out check needs origins before and after
+        forecast_window=[1, 7],
+        feature_derivation_window=[-14, 0],
+        interval_percentile=(80, 50, 95),
+        deployment_id="levels",
+    )
+    tsengine.Registry(tmp_path).save(deployment)
+    app = create_app(Settings(registry=tmp_path))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as client:
+        html = (await client.get("/ui/deployments/levels")).text
+        assert "80 % intervals" in html
+        more = re.search(r'<p id="intervals-more">(.*?)</p>', html)
+        assert more is not None
+        assert re.search(r"50 % \(held-out check [\d.]+ %\), 95 % \(held-out check [\d.]+ %\)", more.group(1))
+        page, api = await _page_and_api(client, "levels", _csv(posted))
+    assert api.status_code == 200, api.text
+    assert _embedded_csv(page.text) == api.content
+    assert b"PREDICTION_50_PERCENTILE_LOW" in api.content
+    assert b"PREDICTION_95_PERCENTILE_HIGH" in api.content
+
+
 async def test_unknown_deployment_pages_are_404_with_the_apis_message(client: httpx.AsyncClient) -> None:
     for path in ("/ui/deployments/nope", "/ui/deployments/nope/forecast", "/ui/deployments/nope/monitoring"):
         response = await client.get(path)
