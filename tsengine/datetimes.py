@@ -73,6 +73,9 @@ _FORMATS: tuple[str, ...] = (
     "%YQ%q",
     "%Y-Q%q",
     "Q%q %Y",
+    "%G-W%V",
+    "%G W%V",
+    "%GW%V",
     "%Y",
 )
 _FALLBACK_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
@@ -104,10 +107,31 @@ def _parse_quarters(values: pl.Series, fmt: str) -> pl.Series:
     )
 
 
+def _parse_weeks(values: pl.Series, fmt: str) -> pl.Series:
+    """ISO week labels (``2024-W05``, R's yearweek ``2024 W05``) to each week's Monday.
+
+    A planning calendar's week: ISO 8601 weeks start on Monday and week 1 holds
+    the year's first Thursday, so the Monday of week ``w`` of ISO year ``y`` is
+    the Monday on or before 4 January plus ``w - 1`` weeks.  A week the year
+    does not have (``2021-W53``) is null, so the column is refused naming it.
+    ``%G``/``%V`` are strftime's ISO year and week: output writes them back as is.
+    """
+    body = re.escape(fmt).replace("%G", r"(?P<y>\d{4})").replace("%V", r"(?P<w>\d{1,2})")
+    parts = values.str.extract_groups(f"^{body}$").struct.unnest()
+    jan4 = pl.date(pl.col("y").cast(pl.Int32), 1, 4)
+    monday = jan4 - pl.duration(days=jan4.dt.weekday() - 1) + pl.duration(weeks=pl.col("w").cast(pl.Int32) - 1)
+    valid = (monday.dt.iso_year() == pl.col("y").cast(pl.Int32)) & (monday.dt.week() == pl.col("w").cast(pl.Int8))
+    return (
+        parts.select(pl.when(valid).then(monday.cast(pl.Datetime("us")))).to_series().alias(values.name)
+    )
+
+
 def _parse_format(values: pl.Series, fmt: str) -> pl.Series | None:
     """Parse with one format; values that do not fit become null (None: unusable format)."""
     if "%q" in fmt:
         return _parse_quarters(values, fmt)
+    if "%V" in fmt:
+        return _parse_weeks(values, fmt)
     try:
         if "%d" in fmt or "%H" in fmt:
             parsed = values.str.to_datetime(fmt, strict=False, time_unit="us", exact=True)

@@ -321,6 +321,43 @@ def test_quarter_labels_round_trip_through_training_and_autoexpansion() -> None:
     assert out["timestamp"][0] == dt.datetime(2016, 7, 1)
 
 
+def test_iso_week_labels_round_trip_through_training_and_autoexpansion() -> None:
+    """Planning calendars' week labels (``2013-W27``) in, the same labels out, across the new year."""
+    daily = pl.read_csv(
+        Path(__file__).resolve().parents[2] / "fixtures" / "flights_daily.csv", try_parse_dates=True
+    )
+    weekly = (
+        daily.filter(pl.col("series").is_in(["EWR-UA", "JFK-B6"]))
+        .group_by("series", pl.col("date").dt.truncate("1w").alias("monday"))
+        .agg(pl.col("delayed").sum(), pl.len().alias("days"))
+        .filter(pl.col("days") == 7)  # whole weeks only
+        .with_columns(pl.col("monday").dt.strftime("%G-W%V").alias("week"))
+        .select("series", "week", "delayed")
+        .sort("series", "week")
+    )
+    dep = tsengine.train(
+        weekly,
+        target="delayed",
+        datetime_column="week",
+        series_id_column="series",
+        models=["ets"],
+        forecast_window=[1, 4],
+        backtests=2,
+    )
+    assert dep.spec.datetime_format == "%G-W%V"
+    assert dep.spec.time_step.describe() == "1 week"
+    history = weekly.filter(pl.col("week") <= "2013-W50")
+    out = dep.predict(history)
+    assert out["originalFormatTimestamp"].unique(maintain_order=True).to_list() == [
+        "2013-W51",
+        "2013-W52",
+        "2014-W01",
+        "2014-W02",
+    ]
+    assert out["timestamp"][0] == dt.datetime(2013, 12, 16)
+    assert out["forecastPoint"][0] == dt.datetime(2013, 12, 9)
+
+
 def test_integer_series_ids_posted_as_floats_name_the_same_series() -> None:
     """pandas writes an int id column with gaps as ``3.0``: CSV (read as text) and JSON (floats) alike."""
     from api.parsing import Payload, to_frame

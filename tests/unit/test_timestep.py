@@ -7,6 +7,8 @@ import datetime as dt
 
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tsengine.errors import DatetimeParseError, ParameterError, TrainingDataError
 from tsengine.timestep import (
@@ -256,6 +258,9 @@ FORMAT_CASES = [
     ("%YQ%q", ["1960Q3"], D(1960, 7, 1)),
     ("%Y-Q%q", ["2020-Q4"], D(2020, 10, 1)),
     ("Q%q %Y", ["Q2 1999"], D(1999, 4, 1)),
+    ("%G-W%V", ["2024-W05", "2024-W06"], D(2024, 1, 29)),
+    ("%G W%V", ["1991 W06", "2020 W53", "2021 W01"], D(1991, 2, 4)),
+    ("%GW%V", ["2009W01"], D(2008, 12, 29)),
     ("%Y", ["2018", "2019"], D(2018, 1, 1)),
 ]
 
@@ -290,6 +295,23 @@ def test_quarter_labels_are_written_for_generated_rows() -> None:
 
 @pytest.mark.parametrize("values", [["1960 Q5"], ["1960 Q1", "1960 Q"], ["60 Q1"]])
 def test_malformed_quarter_labels_are_named(values: list[str]) -> None:
+    with pytest.raises(DatetimeParseError, match="not datetimes"):
+        parse_datetimes(pl.Series(values), column="d")
+
+
+@given(st.dates(min_value=dt.date(1000, 1, 4), max_value=dt.date(9998, 12, 28)))
+def test_iso_week_labels_read_as_their_monday_and_write_back(day: dt.date) -> None:
+    """Against the standard library's ISO calendar, on any date (the weeks 53, the years' edges)."""
+    year, week, _ = day.isocalendar()
+    label = f"{year} W{week:02d}"
+    parsed, fmt = parse_datetimes(pl.Series([label]), column="week")
+    assert fmt == "%G W%V"
+    assert parsed[0] == dt.datetime.combine(dt.date.fromisocalendar(year, week, 1), dt.time())
+    assert pl.select(format_datetimes(pl.lit(parsed), fmt)).item() == label
+
+
+@pytest.mark.parametrize("values", [["2021 W53"], ["2024 W00"], ["2024 W54"], ["2024-W05", "2024-W5x"]])
+def test_weeks_a_year_does_not_have_are_named(values: list[str]) -> None:
     with pytest.raises(DatetimeParseError, match="not datetimes"):
         parse_datetimes(pl.Series(values), column="d")
 
