@@ -434,6 +434,21 @@ def _sorted_unique(codes: np.ndarray, idx: np.ndarray) -> bool:
     return runs == int(codes.max()) + 1 and bool((idx[1:] > idx[:-1])[same].all())
 
 
+def _clock_change_repeats(dup: pl.DataFrame, step: TimeStep) -> bool:
+    """Whether duplicated rows look like a daylight-saving fall-back in local clock times.
+
+    Sub-daily times written without an offset, every duplicate between 00:00
+    and 03:59 (clocks go back at 01:00 to 03:00 local nearly everywhere): the
+    usual cause of duplicates in an hourly export, and one the plain message
+    does not explain.
+    """
+    return (
+        step.unit in ("second", "minute", "hour")
+        and not dup.get_column(ORIG).str.contains(_UTC_OFFSET).any()
+        and bool((dup.get_column(TIME).dt.hour() < 4).all())
+    )
+
+
 def locate_on_grid(frame: pl.DataFrame, step: TimeStep, *, datetime_column: str, series_label: str) -> Placed:
     """:func:`place_on_grid`, also returning each row's series code and the note on rows left out.
 
@@ -491,5 +506,10 @@ def locate_on_grid(frame: pl.DataFrame, step: TimeStep, *, datetime_column: str,
             + (f" ({n} duplicated timestamps in all)" if n > 5 else "")
             + "; each series may have one row per timestamp"
         )
+        if _clock_change_repeats(dup, step):
+            msg += (
+                "; if these are local clock times, the hour repeats when clocks go back for daylight "
+                "saving time: post sub-daily times in UTC or with their UTC offset (2013-11-03T01:00:00-04:00)"
+            )
         raise DuplicateRowError(msg)
     return Placed(out, codes, note)

@@ -135,6 +135,26 @@ def test_duplicate_in_single_series_names_timestamp_and_rows() -> None:
         place_on_grid(canon, DAY, datetime_column="date", series_label="")
 
 
+@pytest.mark.parametrize(
+    ("times", "hint"),
+    [
+        (["2013-11-03 00:00:00", "2013-11-03 01:00:00", "2013-11-03 01:00:00", "2013-11-03 02:00:00"], True),
+        (["2013-11-03 13:00:00", "2013-11-03 14:00:00", "2013-11-03 14:00:00", "2013-11-03 15:00:00"], False),
+        (
+            ["2013-11-03T00:00:00Z", "2013-11-03T01:00:00Z", "2013-11-03T01:00:00Z", "2013-11-03T02:00:00Z"],
+            False,
+        ),
+    ],
+    ids=["local fall-back hour", "afternoon", "UTC"],
+)
+def test_duplicate_hours_at_a_clock_change_suggest_utc(times: list[str], hint: bool) -> None:
+    """An hourly export in local clock time repeats 01:00 each autumn: the message says why."""
+    frame = _frame(store=["a"] * 4, date=times)
+    with pytest.raises(DuplicateRowError, match=r"rows 1, 2") as caught:
+        _grid(frame, TimeStep("hour"))
+    assert ("daylight saving" in str(caught.value)) is hint
+
+
 def test_many_duplicates_are_counted() -> None:
     n = 8
     frame = pl.DataFrame(
