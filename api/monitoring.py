@@ -49,6 +49,30 @@ def _when(request: Request, name: str) -> dt.datetime | None:
     return None if value is None else parse_timestamp(value.replace(" ", "+"), name=name)
 
 
+def _interval_settings(deployment: Any) -> dict[str, Any]:
+    """DataRobot's ``predictionIntervals`` setting: what the deployment serves, fixed at training."""
+    served = list(getattr(deployment, "interval_percentiles", ()))
+    return {"enabled": bool(served), "percentiles": served}
+
+
+def _check_interval_patch(value: Any, served: dict[str, Any]) -> None:
+    """A PATCH may restate the intervals, not change them: they are tables built at training.
+
+    Raises:
+        ParameterError: naming what the deployment serves and how to get others.
+    """
+    if isinstance(value, dict) and value.get("enabled", True) == served["enabled"]:
+        asked = value.get("percentiles", served["percentiles"])
+        if isinstance(asked, list) and sorted(asked) == served["percentiles"]:
+            return
+    shown = ", ".join(map(str, served["percentiles"])) or "none"
+    msg = (
+        f"predictionIntervals: fixed at training (this deployment serves percentiles {shown}); "
+        "train with --interval-percentile (several allowed, e.g. 80,50,95) for others"
+    )
+    raise ParameterError(msg)
+
+
 class MonitoringRoutes:
     """Route handlers bound to one monitor and registry."""
 
@@ -88,16 +112,22 @@ class MonitoringRoutes:
         return await run_in_threadpool(self.load, deployment_id)
 
     async def get_settings(self, deployment_id: str) -> Response:
-        """``GET deployments/{id}/settings/``."""
-        await self._deployment(deployment_id)
-        return _json(await run_in_threadpool(self.monitor.settings, deployment_id))
+        """``GET deployments/{id}/settings/``, with the intervals the deployment serves."""
+        deployment = await self._deployment(deployment_id)
+        settings = await run_in_threadpool(self.monitor.settings, deployment_id)
+        return _json({**settings, "predictionIntervals": _interval_settings(deployment)})
 
     async def patch_settings(self, request: Request, deployment_id: str) -> Response:
         """``PATCH deployments/{id}/settings/``: 202 + Location."""
-        await self._deployment(deployment_id)
+        deployment = await self._deployment(deployment_id)
         body = await _body(request)
+        if isinstance(body, dict) and "predictionIntervals" in body:
+            body = dict(body)
+            _check_interval_patch(body.pop("predictionIntervals"), _interval_settings(deployment))
         settings = await run_in_threadpool(self.monitor.update_settings, deployment_id, body)
-        return self._done(request, {"settings": settings})
+        return self._done(
+            request, {"settings": {**settings, "predictionIntervals": _interval_settings(deployment)}}
+        )
 
     async def actuals(self, request: Request, deployment_id: str) -> Response:
         """``POST deployments/{id}/actuals/fromJSON/``: 202 + Location; the report counts bad rows."""

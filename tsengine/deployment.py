@@ -167,7 +167,7 @@ class Deployment:
             "intervals": self.intervals.describe() if self.intervals else None,
             **(
                 {
-                    "interval_percentiles": sorted(t.percentile for t in self._tables()),
+                    "interval_percentiles": list(self.interval_percentiles),
                     "more_intervals": [t.describe() for t in self.more_intervals],
                 }
                 if self.more_intervals
@@ -318,6 +318,11 @@ class Deployment:
             else:
                 out = pl.concat([out, explained], how="horizontal")
         return Prediction(out, warnings, percentile, window)
+
+    @property
+    def interval_percentiles(self) -> tuple[int, ...]:
+        """The percentiles of every interval the deployment serves, increasing (none without intervals)."""
+        return tuple(sorted(t.percentile for t in self._tables()))
 
     def _tables(self) -> tuple[IntervalTable, ...]:
         """Every interval table, the deployment's own first."""

@@ -273,3 +273,23 @@ def test_drift_switched_off_is_reported_and_not_sampled(server: tuple[str, Any])
         assert monitor.store.samples(DEPLOYMENT_ID).height == before
     finally:
         deployment.update_drift_tracking_settings(feature_drift_enabled=True)
+
+
+def test_prediction_interval_settings_are_what_training_built(server: tuple[str, Any]) -> None:
+    """The client reads the served percentiles; a PATCH may restate them, never change them."""
+    url, _monitor = server
+    assert dr.Deployment.get(DEPLOYMENT_ID).get_prediction_intervals_settings() == {
+        "enabled": True,
+        "percentiles": [80],
+    }
+    assert dr.Deployment.get("credit").get_prediction_intervals_settings() == {
+        "enabled": False,
+        "percentiles": [],
+    }
+    route = f"{url}/api/v2/deployments/{DEPLOYMENT_ID}/settings/"
+    same = httpx.patch(route, json={"predictionIntervals": {"enabled": True, "percentiles": [80]}})
+    assert same.status_code == 202, same.text
+    other = httpx.patch(route, json={"predictionIntervals": {"enabled": True, "percentiles": [90]}})
+    assert other.status_code == 422
+    assert "serves percentiles 80" in other.json()["message"]
+    assert "--interval-percentile" in other.json()["message"]
