@@ -63,7 +63,8 @@ def _check_interval_patch(value: Any, served: dict[str, Any]) -> None:
     """
     if isinstance(value, dict) and value.get("enabled", True) == served["enabled"]:
         asked = value.get("percentiles", served["percentiles"])
-        if isinstance(asked, list) and sorted(asked) == served["percentiles"]:
+        whole = isinstance(asked, list) and all(isinstance(p, int) and not isinstance(p, bool) for p in asked)
+        if whole and sorted(asked) == served["percentiles"]:
             return
     shown = ", ".join(map(str, served["percentiles"])) or "none"
     msg = (

@@ -289,7 +289,8 @@ def test_prediction_interval_settings_are_what_training_built(server: tuple[str,
     route = f"{url}/api/v2/deployments/{DEPLOYMENT_ID}/settings/"
     same = httpx.patch(route, json={"predictionIntervals": {"enabled": True, "percentiles": [80]}})
     assert same.status_code == 202, same.text
-    other = httpx.patch(route, json={"predictionIntervals": {"enabled": True, "percentiles": [90]}})
-    assert other.status_code == 422
-    assert "serves percentiles 80" in other.json()["message"]
-    assert "--interval-percentile" in other.json()["message"]
+    for bad in ({"enabled": True, "percentiles": [90]}, {"enabled": False}, {"percentiles": ["x", 80]}, [80]):
+        other = httpx.patch(route, json={"predictionIntervals": bad})
+        assert other.status_code == 422, bad
+        assert "serves percentiles 80" in other.json()["message"]
+        assert "--interval-percentile" in other.json()["message"]
