@@ -8,6 +8,7 @@ residuals; prediction serves the first as the deployment's own interval
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,31 @@ def test_every_level_is_served_nested_around_the_prediction(
     assert out.select("predictionIntervalLow", "predictionIntervalHigh").equals(
         alone.select("predictionIntervalLow", "predictionIntervalHigh")
     )
+
+
+def test_crossing_tables_are_widened_to_nest(levels: tsengine.Deployment, history: pl.DataFrame) -> None:
+    """A 50 % table wider than the 80 % one (per-series factors can do that) widens the 80 % and 95 % bounds."""
+    own = levels.intervals
+    assert own is not None
+    wide = dataclasses.replace(
+        levels.more_intervals[0],
+        low=tuple(3 * v for v in own.low),
+        high=tuple(3 * v for v in own.high),
+        series=(),
+        factors=(),
+    )
+    crossed = dataclasses.replace(levels, more_intervals=(wide, levels.more_intervals[1]))
+    out = _predict(crossed, history)
+    assert out.get_column("predictionIntervalLow").equals(
+        out.get_column("predictionIntervalLow_50"), check_names=False
+    )
+    assert out.get_column("predictionIntervalHigh").equals(
+        out.get_column("predictionIntervalHigh_50"), check_names=False
+    )
+    assert (out.get_column("predictionIntervalLow_95") <= out.get_column("predictionIntervalLow_50")).all()
+    assert (out.get_column("predictionIntervalHigh_95") >= out.get_column("predictionIntervalHigh_50")).all()
+    plain = _predict(levels, history)
+    assert (out.get_column("predictionIntervalLow") < plain.get_column("predictionIntervalLow")).any()
 
 
 @pytest.mark.parametrize("passthrough", [False, True], ids=["plain", "with passthrough"])
