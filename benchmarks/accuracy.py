@@ -58,6 +58,7 @@ from _env import package_versions
 
 from tsengine.backtest import naive_scales
 from tsengine.backtest import score as backtest_score
+from tsengine.intervals import interval_columns
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures"
@@ -279,13 +280,6 @@ def to_tsengine(ds: DataSet, frame: pd.DataFrame) -> pd.DataFrame:
     return frame.rename(columns={"unique_id": ds.id_col, "ds": ds.time_col, "y": ds.target})
 
 
-def _interval_columns(deployment: Any, level: int) -> tuple[str, str]:
-    """The output columns of ``deployment``'s interval at ``level`` (its own percentile has no suffix)."""
-    own = deployment.intervals.percentile if deployment.intervals is not None else None
-    suffix = "" if level == own else f"_{level}"
-    return f"predictionIntervalLow{suffix}", f"predictionIntervalHigh{suffix}"
-
-
 def predict_tsengine(
     ds: DataSet, deployment: Any, history: pd.DataFrame, future: pd.DataFrame
 ) -> pd.DataFrame:
@@ -300,6 +294,7 @@ def predict_tsengine(
     request = to_tsengine(ds, pd.concat([history, future], ignore_index=True))
     request[ds.time_col] = request[ds.time_col].dt.strftime(STEPS.get(ds.freq, ("", "%Y-%m-%d"))[1])
     out = deployment.predict(pl.from_pandas(request))
+    own = deployment.intervals.percentile if deployment.intervals is not None else None
     ids = (
         out.get_column("seriesId").cast(pl.String)
         if ds.id_col
@@ -313,7 +308,7 @@ def predict_tsengine(
             **{
                 f"{key}-{level}": out.get_column(col).to_numpy() if col in out.columns else np.nan
                 for level in LEVELS
-                for key, col in zip(("lo", "hi"), _interval_columns(deployment, level), strict=True)
+                for key, col in zip(("lo", "hi"), interval_columns(level, own=level == own), strict=True)
             },
         }
     )

@@ -21,7 +21,7 @@ from tsengine.events import with_events
 from tsengine.explain import forecast_explanations
 from tsengine.features import FP, D, Layout, grid_timestamps
 from tsengine.humility import apply_humility, rules_from_metadata
-from tsengine.intervals import IntervalTable
+from tsengine.intervals import IntervalTable, interval_columns
 from tsengine.io import to_polars
 from tsengine.models.base import ForecastModel, predict_on
 from tsengine.models.registry import model_class
@@ -349,12 +349,9 @@ class Deployment:
             bounds[table.percentile] = inner = (low, high)
         out: list[pl.Series] = []
         for i, table in enumerate(self._tables()):
-            suffix = "" if i == 0 else f"_{table.percentile}"
+            low_name, high_name = interval_columns(table.percentile, own=i == 0)
             low, high = bounds[table.percentile]
-            out += [
-                pl.Series(f"predictionIntervalLow{suffix}", low, dtype=pl.Float64),
-                pl.Series(f"predictionIntervalHigh{suffix}", high, dtype=pl.Float64),
-            ]
+            out += [pl.Series(low_name, low, dtype=pl.Float64), pl.Series(high_name, high, dtype=pl.Float64)]
         return out
 
     def _inputs(self, query: pl.DataFrame) -> pl.DataFrame:

@@ -41,9 +41,20 @@ from scipy.optimize import isotonic_regression
 from tsengine.features import FP, D
 from tsengine.validate import SID
 
-__all__ = ["DEFAULT_PERCENTILE", "IntervalTable", "SeriesCheck", "fit_intervals", "random_walk_intervals"]
+__all__ = [
+    "DEFAULT_PERCENTILE",
+    "INTERVAL_HIGH",
+    "INTERVAL_LOW",
+    "IntervalTable",
+    "SeriesCheck",
+    "fit_intervals",
+    "interval_columns",
+    "random_walk_intervals",
+]
 
 DEFAULT_PERCENTILE = 80
+# The output columns of the deployment's own interval (others add ``_<percentile>``).
+INTERVAL_LOW, INTERVAL_HIGH = "predictionIntervalLow", "predictionIntervalHigh"
 # Residuals wanted per distance; fewer pool the neighbouring distances.
 MIN_RESIDUALS = 30
 # [ours] Per-series factors.  Errors within one forecast window share shocks, so
@@ -232,6 +243,16 @@ class IntervalTable:
             per_series=bool(part.get("used", True)),
             check=SeriesCheck.from_dict(check) if check is not None else None,
         )
+
+
+def interval_columns(percentile: int, *, own: bool) -> tuple[str, str]:
+    """An interval's output columns: the deployment's own, or ``..._<p>`` for the others it serves.
+
+    One naming rule for the frame :class:`~tsengine.deployment.Deployment` writes
+    and the renderers that read it back.
+    """
+    suffix = "" if own else f"_{percentile}"
+    return f"{INTERVAL_LOW}{suffix}", f"{INTERVAL_HIGH}{suffix}"
 
 
 def _conformal_levels(n: int, q_lo: float, q_hi: float) -> tuple[float, float]:

@@ -21,6 +21,7 @@ import polars as pl
 from tsengine.errors import BadRequestError, short_list
 from tsengine.explain import LABEL, explanation_columns
 from tsengine.humility import HUMILITY, rules_from_metadata
+from tsengine.intervals import INTERVAL_LOW, interval_columns
 from tsengine.options import PredictOptions
 
 __all__ = [
@@ -78,12 +79,13 @@ def interval_sets(result: Result) -> list[tuple[int, str, str]]:
     own = result.interval_percentile
     if own is None:
         return []
-    sets = [(own, "predictionIntervalLow", "predictionIntervalHigh")]
-    for name in result.frame.columns:
-        p = name.removeprefix("predictionIntervalLow_")
-        if p != name and p.isdigit():
-            sets.append((int(p), name, f"predictionIntervalHigh_{p}"))
-    return sorted(sets)
+    prefix = f"{INTERVAL_LOW}_"
+    others = [
+        int(p) for name in result.frame.columns if (p := name.removeprefix(prefix)) != name and p.isdigit()
+    ]
+    return sorted(
+        [(own, *interval_columns(own, own=True)), *((p, *interval_columns(p, own=False)) for p in others)]
+    )
 
 
 def passthrough_frame(frame: pl.DataFrame, options: PredictOptions) -> pl.DataFrame | None:
