@@ -69,14 +69,19 @@ async def _page_and_api(
     return page, api
 
 
+def _serving(registry: Path, deployment: tsengine.Deployment) -> tuple[FastAPI, httpx.AsyncClient]:
+    """``deployment`` saved in ``registry``, an app over that registry, and an in-process client of it."""
+    tsengine.Registry(registry).save(deployment)
+    app = create_app(Settings(registry=registry))
+    return app, httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
 @pytest.fixture
 def fresh(
     tmp_path: Path, train_flights: Callable[..., tsengine.Deployment]
 ) -> tuple[FastAPI, httpx.AsyncClient]:
     """An app over a registry of its own (nothing logged yet), and a client of it."""
-    tsengine.Registry(tmp_path).save(train_flights())
-    app = create_app(Settings(registry=tmp_path))
-    return app, httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+    return _serving(tmp_path, train_flights())
 
 
 async def test_home_lists_deployments_without_loading_models(
@@ -203,11 +208,7 @@ async def test_pages_of_a_deployment_with_several_percentiles(tmp_path: Path, po
         interval_percentile=(80, 50, 95),
         deployment_id="levels",
     )
-    tsengine.Registry(tmp_path).save(deployment)
-    app = create_app(Settings(registry=tmp_path))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-    ) as client:
+    async with _serving(tmp_path, deployment)[1] as client:
         html = (await client.get("/ui/deployments/levels")).text
         assert "80 % intervals" in html
         more = re.search(r'<p id="intervals-more">(.*?)</p>', html)
@@ -388,12 +389,8 @@ async def test_pages_of_a_trading_day_deployment_closed_on_exchange_holidays(tmp
         forecast_window=[1, 10],
         deployment_id="sp500",
     )
-    tsengine.Registry(tmp_path).save(deployment)
-    app = create_app(Settings(registry=tmp_path))
     body = _csv(data.filter(pl.col("date") <= "2015-12-18").tail(80))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-    ) as client:
+    async with _serving(tmp_path, deployment)[1] as client:
         overview = await client.get("/ui/deployments/sp500")
         assert overview.status_code == 200
         assert "closed on holidays" in overview.text
