@@ -23,6 +23,7 @@ from tsengine.datetimes import parse_timestamp
 from tsengine.distributed import connect
 from tsengine.errors import ParameterError
 from tsengine.humility_cli import humility_app
+from tsengine.intervals import DEFAULT_PERCENTILE
 from tsengine.io import read_table
 from tsengine.monitor_cli import monitor_app
 from tsengine.options import PredictOptions
@@ -305,7 +306,7 @@ def train_cmd(
 
 
 def _percentiles(given: list[str] | None) -> list[int]:
-    """``--interval-percentile`` values (repeated or comma-separated) as integers; 80 by default."""
+    """``--interval-percentile`` values (repeated or comma-separated) as integers; the default alone if none."""
     parts = [p.strip() for value in given or () for p in value.split(",") if p.strip()]
     bad = [p for p in parts if not p.isdigit()]
     if bad:
@@ -313,7 +314,7 @@ def _percentiles(given: list[str] | None) -> list[int]:
             f"[bold red]error:[/] --interval-percentile takes whole numbers between 1 and 99, got {bad[0]!r}"
         )
         raise typer.Exit(EXIT_BAD_INPUT)
-    return [int(p) for p in parts] or [80]
+    return [int(p) for p in parts] or [DEFAULT_PERCENTILE]
 
 
 @app.command("predict")

@@ -27,7 +27,7 @@ from tsengine.closures import close_holidays
 from tsengine.cluster_train import ClusterTraining
 from tsengine.datetimes import utc_offset_minutes
 from tsengine.deployment import Deployment, backtest_trace
-from tsengine.errors import ParameterError, TrainingDataError
+from tsengine.errors import ParameterError, TrainingDataError, short_list
 from tsengine.events import EVENT_COLUMNS, EventCalendar, event_flags, weigh_events, with_events
 from tsengine.events import model_spec as event_model_spec
 from tsengine.intervals import DEFAULT_PERCENTILE, IntervalTable, fit_intervals, random_walk_intervals
@@ -496,11 +496,10 @@ def train(
     summary = _summary(canon, data_.step, shown, window_note, skipped, fallback_intervals, data_.dropped)
     foreign = events.foreign_series(canon.get_column(SID)) if events is not None else {}
     if foreign:
-        named = ", ".join(f"{sid!r} ({n})" for sid, n in list(foreign.items())[:5])
-        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        named = short_list([f"{sid!r} ({n})" for sid, n in foreign.items()], quote=False)
         summary["calendar_note"] = (
-            f"calendar events for series the training data does not have: {named}{more}; "
-            f"they apply only to series posted with that id"
+            f"calendar events for series the training data does not have: {named}; "
+            "they apply only to series posted with that id"
         )
     if flags:
         summary["event_flags"] = list(flags)  # KIA columns that weighted the backtest as events
