@@ -120,15 +120,13 @@ class MonitoringRoutes:
 
     async def patch_settings(self, request: Request, deployment_id: str) -> Response:
         """``PATCH deployments/{id}/settings/``: 202 + Location."""
-        deployment = await self._deployment(deployment_id)
+        served = _interval_settings(await self._deployment(deployment_id))
         body = await _body(request)
         if isinstance(body, dict) and "predictionIntervals" in body:
             body = dict(body)
-            _check_interval_patch(body.pop("predictionIntervals"), _interval_settings(deployment))
+            _check_interval_patch(body.pop("predictionIntervals"), served)
         settings = await run_in_threadpool(self.monitor.update_settings, deployment_id, body)
-        return self._done(
-            request, {"settings": {**settings, "predictionIntervals": _interval_settings(deployment)}}
-        )
+        return self._done(request, {"settings": {**settings, "predictionIntervals": served}})
 
     async def actuals(self, request: Request, deployment_id: str) -> Response:
         """``POST deployments/{id}/actuals/fromJSON/``: 202 + Location; the report counts bad rows."""

@@ -118,13 +118,10 @@ def _parse_weeks(values: pl.Series, fmt: str) -> pl.Series:
     """
     body = re.escape(fmt).replace("%G", r"(?P<y>\d{4})").replace("%V", r"(?P<w>\d{1,2})")
     parts = values.str.extract_groups(f"^{body}$").struct.unnest()
-    jan4 = pl.date(pl.col("y").cast(pl.Int32), 1, 4)
-    monday = (
-        jan4 - pl.duration(days=jan4.dt.weekday() - 1) + pl.duration(weeks=pl.col("w").cast(pl.Int32) - 1)
-    )
-    valid = (monday.dt.iso_year() == pl.col("y").cast(pl.Int32)) & (
-        monday.dt.week() == pl.col("w").cast(pl.Int8)
-    )
+    year, week = pl.col("y").cast(pl.Int32), pl.col("w").cast(pl.Int32)
+    jan4 = pl.date(year, 1, 4)
+    monday = jan4 - pl.duration(days=jan4.dt.weekday() - 1) + pl.duration(weeks=week - 1)
+    valid = (monday.dt.iso_year() == year) & (monday.dt.week() == week)
     return parts.select(pl.when(valid).then(monday.cast(pl.Datetime("us")))).to_series().alias(values.name)
 
 
