@@ -78,6 +78,15 @@ _FORMATS: tuple[str, ...] = (
     "%GW%V",
     "%Y",
 )
+# Period labels a forecast point or range bound may also be written in, as the
+# data's own column is (``2013 Q3``, ``2005 May``, ``2024-W05``): each names one
+# period unambiguously, unlike day/month orders, so no deployment format is needed.
+_PERIOD_LABELS: tuple[str, ...] = tuple(
+    f for f in _FORMATS if "%q" in f or "%V" in f or "%b" in f or "%B" in f
+) + ("%d %b %Y", "%d-%b-%Y")
+# Letters no ISO 8601 timestamp holds (it has only T and Z): a label, or nothing.
+_NOT_ISO = re.compile(r"[a-su-yA-SU-Y]")
+_WEEK_LABEL = re.compile(r"^\d{4}[- ]?W\d{1,2}$", re.IGNORECASE)
 _FALLBACK_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
 _SAMPLE = 512
 
@@ -322,12 +331,43 @@ def format_datetimes(ts: pl.Expr, fmt: str, *, utc_offset: str | None = None) ->
     return (ts + pl.duration(minutes=minutes)).dt.strftime(pattern)
 
 
+def _not_a_datetime(name: str, value: object) -> str:
+    return (
+        f"{name}: {value!r} is not a datetime; use ISO 8601 such as 2018-01-09 "
+        "or 2018-01-09T00:00:00Z, or a period label such as 2018 Q1, 2018 Jan or 2018-W02"
+    )
+
+
+def _parse_iso(text: str, *, name: str, value: object) -> dt.datetime:
+    """ISO 8601 as Python reads it, else as dateutil does (nanoseconds, odd offsets)."""
+    try:
+        return dt.datetime.fromisoformat(text.replace(" ", "T", 1) if len(text) > 10 else text)
+    except ValueError:
+        try:
+            return _dateutil_parser.isoparse(text)
+        except (ValueError, OverflowError) as exc:
+            raise ParameterError(_not_a_datetime(name, value)) from exc
+
+
+def _period_label(text: str) -> dt.datetime | None:
+    """The first instant of a period label (``2013 Q3``, ``2005 May``, ``2024-W05``), or None."""
+    value = pl.Series([text])
+    for fmt in _PERIOD_LABELS:
+        parsed = _parse_format(value, fmt)
+        if parsed is not None and parsed[0] is not None:
+            return parsed[0]  # type: ignore[no-any-return]
+    return None
+
+
 def parse_timestamp(value: str | dt.datetime | dt.date, *, name: str) -> dt.datetime:
     """Parse one forecast point or range bound to naive UTC.
 
     Accepts what clients send: naive ISO, ``Z``, offsets, microseconds (and
     nanoseconds, truncated), date-only, and the client default
-    ``2262-04-11T23:47:16.854775+00:00``.
+    ``2262-04-11T23:47:16.854775+00:00``.  Quarterly, monthly and weekly data
+    are often dated by labels (``2013 Q3``, ``2005 May``, ``2024-W05``), and a
+    client that posts them may well name its forecast point the same way, so
+    those unambiguous period labels are read too (as the period's first day).
 
     Raises:
         ParameterError: naming the parameter and the value.
@@ -338,17 +378,12 @@ def parse_timestamp(value: str | dt.datetime | dt.date, *, name: str) -> dt.date
         parsed = dt.datetime(value.year, value.month, value.day)
     else:
         text = value.strip()
-        try:
-            parsed = dt.datetime.fromisoformat(text.replace(" ", "T", 1) if len(text) > 10 else text)
-        except ValueError:
-            try:
-                parsed = _dateutil_parser.isoparse(text)
-            except (ValueError, OverflowError) as exc:
-                msg = (
-                    f"{name}: {value!r} is not a datetime; "
-                    "use ISO 8601 such as 2018-01-09 or 2018-01-09T00:00:00Z"
-                )
-                raise ParameterError(msg) from exc
+        label = _period_label(text) if _NOT_ISO.search(text) else None
+        # Python would read a bare week label itself, rolling a week the year
+        # lacks (2021-W53) into the next year: the label parser refused it.
+        if label is None and _WEEK_LABEL.match(text):
+            raise ParameterError(_not_a_datetime(name, value))
+        parsed = label or _parse_iso(text, name=name, value=value)
     if parsed.tzinfo is not None:
         try:
             parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)

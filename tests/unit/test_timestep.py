@@ -441,6 +441,33 @@ def test_parse_timestamp_accepts_python_values() -> None:
     assert parse_timestamp(dt.date(2018, 1, 9), name="x") == D(2018, 1, 9)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2013 Q3", D(2013, 7, 1)),
+        ("2013Q3", D(2013, 7, 1)),
+        ("Q3 2013", D(2013, 7, 1)),
+        ("2005 May", D(2005, 5, 1)),
+        ("May 2005", D(2005, 5, 1)),
+        ("2005 September", D(2005, 9, 1)),
+        ("3 May 2005", D(2005, 5, 3)),
+        ("2024-W05", D(2024, 1, 29)),
+        ("1991 W06", D(1991, 2, 4)),
+        ("2020-W53", D(2020, 12, 28)),
+    ],
+)
+def test_parse_timestamp_reads_the_period_labels_data_is_dated_by(text: str, expected: dt.datetime) -> None:
+    # A client posting quarterly rows labelled "2013 Q3" names its forecast point the same way.
+    assert parse_timestamp(text, name="forecastPoint") == expected
+
+
+@pytest.mark.parametrize("text", ["2013 Q5", "2021-W53", "2005 Mayo", "Q3"])
+def test_parse_timestamp_refuses_labels_of_periods_that_do_not_exist(text: str) -> None:
+    # Python's own ISO parser would roll 2021-W53 into 2022: 2021 has 52 ISO weeks.
+    with pytest.raises(ParameterError, match=rf"forecastPoint: {text!r} is not a datetime.*period label"):
+        parse_timestamp(text, name="forecastPoint")
+
+
 @pytest.mark.parametrize("text", ["tomorrow", "2018-13-01", "", "09/01/2018x"])
 def test_parse_timestamp_rejects_junk_naming_parameter_and_value(text: str) -> None:
     with pytest.raises(ParameterError, match=rf"forecastPoint: {text!r} is not a datetime"):
