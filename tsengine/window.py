@@ -196,6 +196,7 @@ def forecast_window(
             f"{spec.min_history}; post more history rows or choose an earlier forecast point"
         )
         raise InsufficientHistoryError(msg)
+    stale = _stale_series(canon.get_column(SID), spec, idx, codes, first, inside, fp)
     b, c = spec.forecast_window
     distances = np.arange(b, c + 1, dtype=np.int64)
     n_series, n_d = order.size, distances.size
@@ -249,7 +250,47 @@ def forecast_window(
     query, warnings = _check_known_in_advance(
         query, canon, spec, relax_known_in_advance, what="forecast rows", generated=generated
     )
-    return Window(query, history, warnings, codes=(history_codes, np.repeat(order, n_d)))
+    return Window(query, history, (*stale, *warnings), codes=(history_codes, np.repeat(order, n_d)))
+
+
+def _stale_series(
+    sid: pl.Series,
+    spec: TimeSeriesSpec,
+    idx: np.ndarray,
+    codes: np.ndarray,
+    first: np.ndarray,
+    inside: np.ndarray,
+    fp: int,
+) -> tuple[str, ...]:
+    """A warning naming series without a target at the forecast origin, or none.
+
+    A panel's forecast point is its latest target; a series that stopped
+    earlier (a product no longer recorded, a late export) is forecast from a
+    window whose last steps are missing, which its models read as they can
+    (LightGBM's lags there are missing, a state-space model's last state is
+    older), so its forecasts deserve a second look rather than silence.
+    ``first`` is each series code's first row, ``inside`` marks the observed
+    rows in the feature derivation window.
+    """
+    at_origin = np.bincount(codes[inside & (idx == fp)], minlength=first.size)
+    stale = np.flatnonzero(at_origin == 0)
+    if stale.size == 0:
+        return ()
+    stale = stale[np.argsort(first[stale], kind="stable")]  # in order of first appearance
+    last = np.full(first.size, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(last, codes[inside], idx[inside])
+    sids = sid[first[stale]].to_list()
+    step = spec.time_step
+    described = []
+    for s, k in zip(sids, stale.tolist(), strict=True):
+        gap = fp - int(last[k])
+        when = step.timestamp_of(int(last[k])).isoformat()
+        described.append(f"{_label(spec, s)} (last target {when}, {gap} step{'s' if gap > 1 else ''} before)")
+    return (
+        f"no target at the forecast origin {step.timestamp_of(fp).isoformat()} for "
+        f"{short_list(described, quote=False)}: such series are forecast from a history whose last steps "
+        "are missing; post those steps, or forecast them from their own last timestamp",
+    )
 
 
 def historical_window(

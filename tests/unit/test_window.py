@@ -298,6 +298,24 @@ def test_complete_kia_values_give_no_warning() -> None:
     assert _forecast(frame).warnings == ()
 
 
+def test_a_series_without_a_target_at_the_forecast_origin_is_named_in_a_warning() -> None:
+    # Store b's export stopped three days before store a's: forecast, but said so.
+    frame = pl.concat([_rows("a", range(1, 11)), _rows("b", range(1, 8)), _rows("c", range(1, 10))])
+    window = _forecast(frame, spec=NO_KIA)
+    assert window.query.get_column(SID).unique(maintain_order=True).to_list() == ["a", "b", "c"]
+    (warning,) = window.warnings
+    assert warning.startswith("no target at the forecast origin 2018-01-10T00:00:00 for ")
+    assert "series 'b' (last target 2018-01-07T00:00:00, 3 steps before)" in warning
+    assert "series 'c' (last target 2018-01-09T00:00:00, 1 step before)" in warning
+    assert "series 'a'" not in warning
+    assert warning.index("series 'b'") < warning.index("series 'c'")
+
+
+def test_a_target_missing_only_inside_the_window_is_no_stale_series() -> None:
+    frame = pl.concat([_rows("a", range(1, 11)), _rows("b", range(1, 5)), _rows("b", range(6, 11))])
+    assert _forecast(frame, spec=NO_KIA).warnings == ()
+
+
 # --- historical mode ---------------------------------------------------------------
 
 
