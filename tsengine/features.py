@@ -8,7 +8,8 @@ made as of forecast point ``fp``.  Its features come from two places:
   non-KIA feature and, when the plan asks (:meth:`FeaturePlan.with_feature_lags`),
   a numeric one's lags and window statistics too; all read from an
   :class:`~tsengine.grid.OriginGrid`, a dense per-series layout, so gaps are
-  missing values, never shifts;
+  missing values, never shifts (a lag or seasonal value in a gap reads the
+  latest value before it inside the window, see :meth:`OriginGrid.carried`);
 * the **target time** ``i``: calendar parts, known-in-advance values, the
   distance ``d`` and the seasonal value ``y[i - m·season]`` with ``m`` the
   smallest number of seasons that lands inside the window.
@@ -39,7 +40,7 @@ import numpy as np
 import polars as pl
 
 from tsengine.columns import FP as FP
-from tsengine.columns import IDX, SID, Y
+from tsengine.columns import IDX, SID
 from tsengine.columns import D as D
 from tsengine.grid import OriginGrid
 from tsengine.grid_calendar import calendar_parts as calendar_parts
@@ -418,19 +419,18 @@ def build_design(
         filled += 1
 
     put(d)
-    if query.height <= SMALL_ROWS:  # all lags at once: lag j is y[pos - j] (OriginGrid.lag)
-        x[:, filled : filled + plan.lags] = (
-            grid.values[Y][grid.pos[:, None] - np.arange(plan.lags)] / scale[:, None]
-        )
+    # Lags and the seasonal value read a gap as the latest value before it (OriginGrid.carried).
+    if query.height <= SMALL_ROWS:  # all lags at once, lag j at [:, j]
+        x[:, filled : filled + plan.lags] = grid.carried(np.arange(plan.lags)[None, :]) / scale[:, None]
         filled += plan.lags
     else:  # column by column: no (rows x lags) temporaries
         for j in range(plan.lags):
-            put(grid.lag(j) / scale)
+            put(grid.carried(np.full(query.height, j)) / scale)
     for w in plan.windows:
         put(grid.mean(width=w) / scale)
         put(grid.std(width=w) / scale)
     put(last / scale)
-    put(seasonal / scale)
+    put(grid.carried(seasonal_steps(d, plan.season)) / scale)
     put(grid.count())
     if plan.calendar:
         for part in calendar_parts(step, plan.calendar, query.get_column(IDX).to_numpy()):
