@@ -235,6 +235,10 @@ def run_cmd(
             raise typer.Exit(_EXIT_JOB_FAILED)
         if doc["failedRows"]:
             err.print(f"[yellow]warning:[/] {doc['statusDetails']}", highlight=False, soft_wrap=True)
+        for line in doc.get("logs", []):  # the core's warnings, e.g. imputed known-in-advance values
+            if " WARNING: " in line:
+                note = line.split(" WARNING: ", 1)[1]
+                err.print(f"[yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
 
     finally:
         cluster.close()

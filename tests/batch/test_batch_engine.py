@@ -140,6 +140,21 @@ def test_forecast_point_is_decided_once_for_the_whole_job(
     assert done["status"] == "COMPLETED"
     got = pl.read_csv(out)
     assert got["FORECAST_POINT"].unique().to_list() == ["2013-04-30T00:00:00Z"]
+    # ... and the core's warnings reach the job's log: the series that stopped early, the imputed KIA values
+    warned = [line.split(" WARNING: ", 1)[1] for line in done["logs"] if " WARNING: " in line]
+    assert any("series 'LGA-DL' (last target 2013-04-27T00:00:00, 3 steps before)" in w for w in warned)
+    assert any(w.startswith("imputed missing known-in-advance values") for w in warned)
+    assert done["logs"][-1].endswith("COMPLETED: Job done")
+
+
+def test_a_job_log_keeps_the_first_warnings_and_counts_the_rest() -> None:
+    from tsengine.batch.runner import MAX_NOTES, _notes
+
+    few = tuple(f"w{k}" for k in range(MAX_NOTES))
+    assert _notes(few) == few
+    many = _notes(tuple(f"w{k}" for k in range(MAX_NOTES + 3)))
+    assert many[:MAX_NOTES] == few
+    assert many[MAX_NOTES:] == ("and 3 more warnings from other chunks",)
 
 
 def test_parquet_output_and_passthrough(engine: BatchEngine, tmp_path: Path) -> None:

@@ -101,6 +101,7 @@ def test_forecast_job_file_to_file_in_a_subprocess_equals_one_predict(
     assert b"COMPLETED" in run.stdout
     assert str(out).encode() in run.stdout
     assert b"\x1b[" not in run.stderr  # no terminal: the bar prints plain text
+    assert b"warning: imputed missing known-in-advance values" in run.stderr  # as `tsengine predict` says
     got = pl.read_csv(out)
     assert got.columns == COLUMNS
     assert_same_predictions(got, forecast(small_deployment, intake))

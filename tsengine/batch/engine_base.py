@@ -81,7 +81,10 @@ class EngineBase(ScheduledRuns):
                 callback(doc)
         return doc
 
-    def _finish(self, job_id: str, status: str, details: str, **fields: Any) -> None:
+    def _finish(
+        self, job_id: str, status: str, details: str, *, notes: tuple[str, ...] = (), **fields: Any
+    ) -> None:
+        """End a job: its status, details and log lines (each of ``notes``, the core's warnings, first)."""
         doc = self.store.job(job_id)
         if status != "COMPLETED":  # nothing partial survives, even from a dead process
             output = doc["jobSpec"]["outputSettings"]
@@ -90,7 +93,12 @@ class EngineBase(ScheduledRuns):
                 partial.append(Path(f"{Path(output['path']).expanduser()}.part"))
             for path in partial:
                 path.unlink(missing_ok=True)
-        logs = [*doc.get("logs", []), f"{utc_now()} {status}: {details}"]
+        now = utc_now()
+        logs = [
+            *doc.get("logs", []),
+            *(f"{now} WARNING: {note}" for note in notes),
+            f"{now} {status}: {details}",
+        ]
         final = self._update(
             job_id,
             status=status,

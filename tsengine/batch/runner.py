@@ -36,6 +36,9 @@ logger = logging.getLogger("tsengine.batch")
 
 DONE = "Job done"
 CANCELLED = "Job cancelled by user"
+# Warnings kept in a job's log: each chunk words its own (its series, its counts),
+# and a job of thousands of chunks must not bury the log.
+MAX_NOTES = 10
 
 
 class _Aborted(Exception):
@@ -104,6 +107,7 @@ class JobRunner(EngineBase):
                 DONE
                 if not counts["errors"]
                 else f"Job done; {counts['failedRows']} rows failed: {counts['errors'][0]}",
+                notes=_notes(tuple(counts["warnings"])),
                 percentageCompleted=100.0,
                 jobOutputSize=sink_bytes,
                 scoredRows=counts["scoredRows"],
@@ -192,7 +196,13 @@ class JobRunner(EngineBase):
         sink: Sink,
         total: int,
     ) -> dict[str, Any]:
-        counts: dict[str, Any] = {"scoredRows": 0, "failedRows": 0, "skippedRows": 0, "errors": []}
+        counts: dict[str, Any] = {
+            "scoredRows": 0,
+            "failedRows": 0,
+            "skippedRows": 0,
+            "errors": [],
+            "warnings": {},  # insertion-ordered, each the core's warning once however many chunks gave it
+        }
         series_done = 0
         columns: pl.Schema | None = None
         held: list[pl.DataFrame] = []  # failed-only chunks before the first scored one
@@ -211,6 +221,7 @@ class JobRunner(EngineBase):
             counts["failedRows"] += result.failed
             counts["skippedRows"] += result.skipped
             counts["errors"].extend(result.errors)
+            counts["warnings"].update(dict.fromkeys(result.warnings))
             frame = result.frame
             if columns is None and result.scored:
                 columns = frame.schema
@@ -312,3 +323,10 @@ def _align(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
             for name, dtype in schema.items()
         ]
     )
+
+
+def _notes(warnings: tuple[str, ...]) -> tuple[str, ...]:
+    """The first :data:`MAX_NOTES` distinct warnings, and how many more there were."""
+    if len(warnings) <= MAX_NOTES:
+        return warnings
+    return (*warnings[:MAX_NOTES], f"and {len(warnings) - MAX_NOTES} more warnings from other chunks")
