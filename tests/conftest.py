@@ -11,7 +11,7 @@ package's own ``conftest.py`` or test module.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import polars as pl
@@ -85,6 +85,22 @@ def small_deployment(small_flights: pl.DataFrame) -> tsengine.Deployment:
         backtests=2,
         deployment_id="small-flights",
     )
+
+
+@pytest.fixture(scope="session")
+def cli_registry(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``tsengine train ARGS`` into a fresh registry folder, through the CLI; returns the folder."""
+    from typer.testing import CliRunner
+
+    from tsengine.cli import app
+
+    def train(label: str, args: list[str]) -> Path:
+        path = tmp_path_factory.mktemp(f"{label}-registry")
+        result = CliRunner().invoke(app, ["train", *args, "--registry", str(path)])
+        assert result.exit_code == 0, result.stderr
+        return path
+
+    return train
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ and the CSV that ``datarobot-predict`` reads into a DataFrame.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -38,14 +38,10 @@ def history(tmp_path_factory: pytest.TempPathFactory, small_flights: pl.DataFram
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory, history: Path) -> Path:
-    path = tmp_path_factory.mktemp("levels-registry")
-    args = ["train", str(history), "--name", DEPLOYMENT, "--target", "delayed", "--datetime", "date"]
+def registry(cli_registry: Callable[..., Path], history: Path) -> Path:
+    args = [str(history), "--name", DEPLOYMENT, "--target", "delayed", "--datetime", "date"]
     args += ["--series-id", "series", "--forecast-window", "1", "7", "--models", "ets,seasonal_naive"]
-    args += ["--interval-percentile", "80,50", "--interval-percentile", "95", "--registry", str(path)]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.stderr
-    return path
+    return cli_registry("levels", [*args, "--interval-percentile", "80,50", "--interval-percentile", "95"])
 
 
 @pytest.fixture(scope="module")

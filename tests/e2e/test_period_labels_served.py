@@ -9,7 +9,7 @@ labelled like the posted ones.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -41,13 +41,12 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory, history: Path) -> Path:
-    path = tmp_path_factory.mktemp("labels-registry")
-    args = ["train", str(history), "--name", DEPLOYMENT, "--target", "nights", "--datetime", "quarter"]
-    args += ["--series-id", "region", "--forecast-window", "1", "4", "--models", "ets,seasonal_naive"]
-    result = CliRunner().invoke(app, [*args, "--registry", str(path)])
-    assert result.exit_code == 0, result.stderr
-    return path
+def registry(cli_registry: Callable[..., Path], history: Path) -> Path:
+    args = [str(history), "--name", DEPLOYMENT, "--target", "nights", "--datetime", "quarter"]
+    return cli_registry(
+        "labels",
+        [*args, "--series-id", "region", "--forecast-window", "1", "4", "--models", "ets,seasonal_naive"],
+    )
 
 
 @pytest.fixture(scope="module")
