@@ -253,6 +253,10 @@ def forecast_window(
     return Window(query, history, (*stale, *warnings), codes=(history_codes, np.repeat(order, n_d)))
 
 
+# Series a warning names before it counts the rest.
+_NAMED = 5
+
+
 def _stale_series(
     sid: pl.Series,
     spec: TimeSeriesSpec,
@@ -279,16 +283,17 @@ def _stale_series(
     stale = stale[np.argsort(first[stale], kind="stable")]  # in order of first appearance
     last = np.full(first.size, np.iinfo(np.int64).min, dtype=np.int64)
     np.maximum.at(last, codes[inside], idx[inside])
-    sids = sid[first[stale]].to_list()
+    shown = stale[:_NAMED]  # a message names a few; 10,000 stale series must not cost 10,000 strings
     step = spec.time_step
     described = []
-    for s, k in zip(sids, stale.tolist(), strict=True):
+    for s, k in zip(sid[first[shown]].to_list(), shown.tolist(), strict=True):
         gap = fp - int(last[k])
         when = step.timestamp_of(int(last[k])).isoformat()
         described.append(f"{_label(spec, s)} (last target {when}, {gap} step{'s' if gap > 1 else ''} before)")
+    more = f" and {stale.size - shown.size} more series" if stale.size > shown.size else ""
     return (
         f"no target at the forecast origin {step.timestamp_of(fp).isoformat()} for "
-        f"{short_list(described, quote=False)}: such series are forecast from a history whose last steps "
+        f"{', '.join(described)}{more}: such series are forecast from a history whose last steps "
         "are missing; post those steps, or forecast them from their own last timestamp",
     )
 

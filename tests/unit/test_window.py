@@ -311,6 +311,14 @@ def test_a_series_without_a_target_at_the_forecast_origin_is_named_in_a_warning(
     assert warning.index("series 'b'") < warning.index("series 'c'")
 
 
+def test_a_warning_names_five_series_without_a_target_and_counts_the_rest() -> None:
+    frame = pl.concat([_rows("a", range(1, 11)), *(_rows(f"s{k}", range(1, 9)) for k in range(7))])
+    (warning,) = _forecast(frame, spec=NO_KIA).warnings
+    assert "series 's4' (last target" in warning
+    assert "series 's5'" not in warning
+    assert " and 2 more series: " in warning
+
+
 def test_a_target_missing_only_inside_the_window_is_no_stale_series() -> None:
     frame = pl.concat([_rows("a", range(1, 11)), _rows("b", range(1, 5)), _rows("b", range(6, 11))])
     assert _forecast(frame, spec=NO_KIA).warnings == ()
