@@ -30,8 +30,10 @@ def flights() -> pl.DataFrame:
     return frame.filter(pl.col("series").is_in(SERIES) & (pl.col("date") < "2013-05-01"))
 
 
-def train_flights(deployment_id: str = DEPLOYMENT_ID, *, horizon: int = HORIZON) -> tsengine.Deployment:
-    """Seasonal naive on :func:`flights`: FDW [-14, 0], FW [1, horizon]."""
+def train_flights(
+    deployment_id: str = DEPLOYMENT_ID, *, horizon: int = HORIZON, **options: Any
+) -> tsengine.Deployment:
+    """Seasonal naive on :func:`flights`: FDW [-14, 0], FW [1, horizon]; ``options`` go to train."""
     return tsengine.train(
         flights(),
         target="delayed",
@@ -43,6 +45,7 @@ def train_flights(deployment_id: str = DEPLOYMENT_ID, *, horizon: int = HORIZON)
         forecast_window=[1, horizon],
         feature_derivation_window=[-14, 0],
         deployment_id=deployment_id,
+        **options,
     )
 
 

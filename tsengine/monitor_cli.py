@@ -234,7 +234,7 @@ def _print_report(doc: dict[str, Any]) -> None:
         table.add_column(name, justify="left" if name == "metric" else "right")
     for name, entry in accuracy["metrics"].items():
         value = entry["value"]
-        if name == "Coverage" and value is not None:
+        if name.startswith("Coverage") and value is not None:  # Coverage<p>: a further percentile
             table.add_row(name, f"{100 * value:.1f}%", "–", "–")
             continue
         change = entry["percentChange"]

@@ -25,6 +25,7 @@ from http_flights import DEPLOYMENT_ID, LAST_HISTORY, flights, train_flights
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+LEVELS_ID = "flights-levels"  # the same deployment serving 50 and 95 % intervals beside its 80 %
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]
     path = tmp_path_factory.mktemp("registry")
     registry = tsengine.Registry(path)
     registry.save(train_flights())
+    registry.save(train_flights(LEVELS_ID, interval_percentile=(80, 50, 95)))
     registry.save(
         train_tabular(
             pl.read_csv(FIXTURES / "tabular_binary.csv"),
@@ -273,6 +275,60 @@ def test_drift_switched_off_is_reported_and_not_sampled(server: tuple[str, Any])
         assert monitor.store.samples(DEPLOYMENT_ID).height == before
     finally:
         deployment.update_drift_tracking_settings(feature_drift_enabled=True)
+
+
+def test_coverage_of_every_served_percentile(server: tuple[str, Any]) -> None:
+    """A deployment serving 80, 50 and 95 % reports Coverage (its own 80 %), Coverage50 and Coverage95."""
+    url, monitor = server
+    response = httpx.post(
+        f"{url}/predApi/v1.0/deployments/{LEVELS_ID}/predictions",
+        params={"relaxKnownInAdvanceFeaturesCheck": "true"},
+        content=history().write_csv().encode(),
+        headers={"Content-Type": "text/csv"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    rows = pl.DataFrame(response.json()["data"])
+    bounds = {
+        p: rows.select(
+            pl.col("seriesId"),
+            pl.col("timestamp").str.slice(0, 10).alias("date"),
+            pl.col("predictionIntervals").struct.field(p).struct.field("low").alias("low"),
+            pl.col("predictionIntervals").struct.field(p).struct.field("high").alias("high"),
+        )
+        for p in ("80", "50", "95")
+    }
+    assert monitor.log.flush()
+    truth = actuals_after(LAST_HISTORY)
+    deployment = dr.Deployment.get(LEVELS_ID)
+    deployment.submit_actuals(
+        [
+            {"association_id": f"{row['series']}|{row['date']}", "actual_value": float(row["delayed"])}
+            for row in truth.to_dicts()
+        ]
+    )
+    actual = truth.select(pl.col("series").alias("seriesId"), "date", "delayed")
+
+    def coverage(p: str) -> float:
+        joined = bounds[p].join(actual, on=["seriesId", "date"])
+        inside = (joined["low"] <= joined["delayed"]) & (joined["delayed"] <= joined["high"])
+        return float(inside.mean())
+
+    metrics = deployment.get_accuracy().metrics
+    assert metrics["Coverage"]["value"] == pytest.approx(coverage("80"), rel=1e-9)
+    assert metrics["Coverage50"]["value"] == pytest.approx(coverage("50"), rel=1e-9)
+    assert metrics["Coverage95"]["value"] == pytest.approx(coverage("95"), rel=1e-9)
+    assert coverage("50") <= coverage("80") <= coverage("95")
+
+    over_time = deployment.get_accuracy_over_time(metric="Coverage95")
+    assert over_time.summary["value"] == pytest.approx(coverage("95"), rel=1e-9)
+    other = httpx.get(
+        f"{url}/api/v2/deployments/{LEVELS_ID}/accuracyOverTime/", params={"metric": "Coverage90"}
+    )
+    assert other.status_code == 422
+    assert "Coverage95" in other.json()["message"]
+    # a deployment serving its own interval only reports no further coverage
+    assert "Coverage50" not in dr.Deployment.get(DEPLOYMENT_ID).get_accuracy().metrics
 
 
 def test_prediction_interval_settings_are_what_training_built(server: tuple[str, Any]) -> None:

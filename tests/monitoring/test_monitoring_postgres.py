@@ -15,7 +15,7 @@ from http_flights import LAST_HISTORY, flights, train_flights
 
 
 def test_log_actuals_and_accuracy_on_postgres(fresh_postgres_url: str, tmp_path: object) -> None:
-    deployment = train_flights()
+    deployment = train_flights(interval_percentile=(80, 50, 95))
     forecast = deployment.predict_result(
         flights().filter(pl.col("date") <= LAST_HISTORY), PredictOptions(relax_known_in_advance=True)
     ).frame
@@ -38,5 +38,9 @@ def test_log_actuals_and_accuracy_on_postgres(fresh_postgres_url: str, tmp_path:
     )
     mae = (joined["prediction"] - joined["delayed"]).abs().mean()
     assert accuracy["metrics"]["MAE"]["value"] == pytest.approx(mae, rel=1e-9)
+    for p in (50, 95):  # the further percentiles' bounds, stored beside the forecast
+        low, high = pl.col(f"predictionIntervalLow_{p}"), pl.col(f"predictionIntervalHigh_{p}")
+        inside = joined.select(((low <= pl.col("delayed")) & (pl.col("delayed") <= high)).mean()).item()
+        assert accuracy["metrics"][f"Coverage{p}"]["value"] == pytest.approx(inside, rel=1e-9)
     assert monitor.store.samples(deployment.id).height == 30
     monitor.close()

@@ -207,6 +207,41 @@ def test_coverage_counts_bounds_inclusive_and_skips_rows_without_interval() -> N
     assert acc.regression_metrics(pl.DataFrame(rows[3:]))["Coverage"] is None
 
 
+def test_further_percentiles_are_scored_like_the_own_interval() -> None:
+    """``low_<p>``/``high_<p>`` columns (a deployment serving 50 and 95 beside 80) give ``Coverage<p>``."""
+    rows = [
+        {
+            "prediction": 1.0,
+            "actual": a,
+            "low": 0.0,
+            "high": 2.0,
+            "low_50": 0.5,
+            "high_50": 1.5,
+            "low_95": lo95,
+            "high_95": 3.0,
+        }
+        for a, lo95 in ((1.0, -1.0), (1.6, -1.0), (2.5, -1.0), (-0.5, None))
+    ]
+    frame = pl.DataFrame(rows, schema_overrides={"low_95": pl.Float64})
+    got = acc.regression_metrics(frame)
+    assert list(got)[-3:] == ["Coverage", "Coverage50", "Coverage95"]
+    assert got["Coverage"] == pytest.approx(2 / 4)
+    assert got["Coverage50"] == pytest.approx(1 / 4)
+    assert got["Coverage95"] == pytest.approx(3 / 3)  # the row without a 95 % bound is not counted
+    by_distance = acc.by_distance(frame.with_columns(distance=pl.Series([1, 1, 2, 2])), kind="regression")
+    assert by_distance.get_column("Coverage50").to_list() == [0.5, 0.0]
+    buckets = acc.over_time(
+        frame.with_columns(created=pl.lit(0.0), timestamp=pl.lit(BASE)),
+        kind="regression",
+        bucket=dt.timedelta(hours=1),
+        start=BASE,
+        end=BASE + dt.timedelta(hours=1),
+    )
+    assert buckets.get_column("Coverage50").to_list() == [0.25]
+    assert acc.further_percentiles(frame) == (50, 95)
+    assert acc.further_percentiles(frame.drop("high_50")) == (95,)  # a lone bound is no interval
+
+
 def test_empty_input_gives_none_for_every_metric() -> None:
     empty = frame([])
     assert acc.metrics(empty, kind="regression") == dict.fromkeys(acc.REGRESSION_METRICS)

@@ -39,6 +39,56 @@ def test_rows_land_with_association_ids(tmp_path: Path, forecast: pl.DataFrame) 
     log.close()
 
 
+def test_further_percentiles_land_beside_the_forecast(tmp_path: Path, forecast: pl.DataFrame) -> None:
+    """Bounds of each further served percentile are stored per forecast and joined back by the store."""
+    levels = forecast.with_columns(
+        (pl.col("prediction") - 1.0).alias("predictionIntervalLow_50"),
+        (pl.col("prediction") + 1.0).alias("predictionIntervalHigh_50"),
+        (pl.col("prediction") - 5.0).alias("predictionIntervalLow_95"),
+        (pl.col("prediction") + 5.0).alias("predictionIntervalHigh_95"),
+    )
+    log = MonitoringLog(MonitoringStore.in_folder(tmp_path))
+    assert log.record(PredictionEvent("flights", "timeseries", levels, 100.0))
+    # the same forecast again, from a deployment serving its own interval only
+    assert log.record(PredictionEvent("flights", "timeseries", forecast, 200.0))
+    assert log.flush()
+    assert log.stats()["failed"] == 0
+    predictions = log.store.frame("mon_predictions", "flights")
+    assert predictions.height == 2 * forecast.height
+    assert not {"low_50", "high_50"} & set(predictions.columns)
+    intervals = log.store.frame("mon_intervals", "flights")
+    assert intervals.height == 2 * forecast.height  # 50 and 95 of the first event only
+    assert sorted(intervals.get_column("percentile").unique().to_list()) == [50, 95]
+
+    ids = predictions.get_column("association_id").unique().to_list()
+    log.store.upsert_actuals("flights", [{"association_id": a, "actual": 1.0, "received": 0.0} for a in ids])
+    joined = log.store.joined("flights").sort("created", "association_id", "forecast_point")
+    assert joined.height == 2 * forecast.height  # each logged forecast once, whatever it was joined to
+    first, second = joined.filter(pl.col("created") == 100.0), joined.filter(pl.col("created") == 200.0)
+    assert (first["high_95"] - first["low_95"]).to_list() == [10.0] * forecast.height
+    assert (first["high_50"] - first["prediction"]).to_list() == pytest.approx([1.0] * forecast.height)
+    assert second["low_50"].null_count() == second["high_95"].null_count() == forecast.height
+    log.close()
+
+
+def test_a_store_from_before_the_interval_table_gets_it(tmp_path: Path, forecast: pl.DataFrame) -> None:
+    """create_all adds ``mon_intervals`` to a store written without it: no migration step."""
+    store = MonitoringStore.in_folder(tmp_path)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE mon_intervals")
+    again = MonitoringStore(store.url)
+    log = MonitoringLog(again)
+    served = forecast.with_columns(
+        pl.col("prediction").alias("predictionIntervalLow_50"),
+        pl.col("prediction").alias("predictionIntervalHigh_50"),
+    )
+    assert log.record(event(served))
+    assert log.flush()
+    assert log.stats()["failed"] == 0
+    assert again.frame("mon_intervals", "flights").height == forecast.height
+    log.close()
+
+
 def test_a_full_queue_drops_and_counts(tmp_path: Path, forecast: pl.DataFrame) -> None:
     log = MonitoringLog(MonitoringStore.in_folder(tmp_path), capacity=1)
     results = [log.record(event(forecast)) for _ in range(50)]
@@ -56,7 +106,7 @@ def test_a_failing_store_is_counted_and_never_raises(
     def broken(*_args: object) -> None:
         raise OSError("disk full")
 
-    store.insert_rows = broken  # type: ignore[method-assign]
+    store.insert_frames = broken  # type: ignore[method-assign]
     for _ in range(3):
         assert log.record(event(forecast))
         assert log.flush()

@@ -13,7 +13,8 @@ The joined table (one row per prediction/actual pair) has ``created`` (POSIX
 seconds of the prediction), ``timestamp`` (the predicted timestamp for time
 series, the actual's timestamp or null for tabular; naive UTC), ``series_id``,
 ``distance``, ``prediction`` (binary: the positive class probability), ``low``
-and ``high`` (interval, may be null), ``actual`` (binary: 1.0 positive, 0.0
+and ``high`` (interval, may be null; ``low_<p>`` and ``high_<p>`` for each
+further percentile the deployment serves), ``actual`` (binary: 1.0 positive, 0.0
 negative) and, for multiclass, ``label`` and ``actual_label``.  Rows that
 cannot be scored (no finite prediction or actual; multiclass: a missing label)
 are left out, and ``sampleSize`` counts the rows that were scored.
@@ -22,6 +23,7 @@ are left out, and ``sampleSize`` counts the rows that were scored.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Literal, TypeAlias
 
 import polars as pl
@@ -37,6 +39,8 @@ __all__ = [
     "by_distance",
     "by_series",
     "choose_bucket",
+    "coverage_metric",
+    "further_percentiles",
     "metrics",
     "multiclass_metrics",
     "over_time",
@@ -72,6 +76,8 @@ _OPTIONAL: dict[str, pl.DataType] = {
     "label": pl.String(),
     "actual_label": pl.String(),
 }
+# A further served percentile's lower bound in the joined table (MonitoringStore.joined).
+_FURTHER_LOW = re.compile(r"low_(\d+)")
 _SCALE = "__scale"
 _KEY = "__key"
 _MAE = "__mae"
@@ -90,7 +96,9 @@ def regression_metrics(joined: pl.DataFrame) -> dict[str, float | None]:
     longer has at hand; the two are comparable in spirit, not digit for digit.
     MASE is None when no series has two distinct timestamps or the scale is 0.
     Coverage is the share (0 to 1) of rows with both bounds whose actual lies in
-    ``[low, high]``; None when no row has an interval.
+    ``[low, high]``, the deployment's own interval; None when no row has an
+    interval.  A deployment serving further percentiles has their bounds as
+    ``low_<p>``/``high_<p>`` columns, scored the same way as ``Coverage<p>``.
 
     Returns:
         Each name of :data:`REGRESSION_METRICS`, None where undefined (and for
@@ -136,7 +144,7 @@ def metrics(
         ParameterError: an unknown ``kind``.
         MissingColumnError: ``prediction`` or ``actual`` is absent (regression, binary).
     """
-    names = _names(kind)
+    names = _names(kind, joined)
     rows = _prepare(joined, kind).with_columns(pl.lit(0).alias(_KEY))
     table = _aggregate(rows, kind=kind, keys=[_KEY], threshold=threshold, scales=_scales(rows, kind))
     if table.height == 0:
@@ -176,7 +184,7 @@ def over_time(
             positive, ``end`` before ``start`` or more than ``MAX_BUCKETS`` buckets.
         MissingColumnError: ``created`` (or a scored column) is absent.
     """
-    names = _names(kind)
+    names = _names(kind, joined)
     if by not in ("timestamp", "created"):
         msg = f"by must be 'timestamp' or 'created', got {by!r}"
         raise ParameterError(msg)
@@ -259,12 +267,27 @@ def choose_bucket(start: dt.datetime, end: dt.datetime) -> dt.timedelta:
     return dt.timedelta(days=30)
 
 
-def _names(kind: str) -> tuple[str, ...]:
+def coverage_metric(percentile: int) -> str:
+    """The name of the coverage of a further served percentile's interval: ``Coverage<p>``."""
+    return f"Coverage{percentile}"
+
+
+def further_percentiles(joined: pl.DataFrame) -> tuple[int, ...]:
+    """Percentiles with a ``low_<p>``/``high_<p>`` pair in ``joined``, increasing."""
+    found = (m.group(1) for c in joined.columns if (m := _FURTHER_LOW.fullmatch(c)))
+    return tuple(sorted(int(p) for p in found if f"high_{p}" in joined.columns))
+
+
+def _names(kind: str, joined: pl.DataFrame | None = None) -> tuple[str, ...]:
+    """The metrics of ``kind``; regression adds a ``Coverage<p>`` per further percentile of ``joined``."""
     try:
-        return _METRICS[kind]
+        names = _METRICS[kind]
     except KeyError:
         msg = f"kind must be one of {', '.join(_METRICS)}, got {kind!r}"
         raise ParameterError(msg) from None
+    if kind != "regression" or joined is None:
+        return names
+    return (*names, *map(coverage_metric, further_percentiles(joined)))
 
 
 def _require(joined: pl.DataFrame, columns: list[str]) -> None:
@@ -313,18 +336,25 @@ def _scales(rows: pl.DataFrame, kind: str) -> pl.DataFrame | None:
     )
 
 
-def _exprs(kind: str, threshold: float) -> list[pl.Expr]:
+def _coverage(low: pl.Expr, high: pl.Expr, name: str) -> pl.Expr:
+    """Share of the rows with both bounds whose actual lies in ``[low, high]``."""
+    y = pl.col("actual")
+    bounded = low.is_not_null() & high.is_not_null()
+    return ((low <= y) & (y <= high)).filter(bounded).cast(pl.Float64).mean().alias(name)
+
+
+def _exprs(kind: str, threshold: float, percentiles: tuple[int, ...] = ()) -> list[pl.Expr]:
     """Aggregations of ``kind`` for one group (regression: MAE stands in for MASE)."""
     if kind == "regression":
-        y, low, high = pl.col("actual"), pl.col("low"), pl.col("high")
+        y = pl.col("actual")
         err = pl.col("prediction") - y
-        bounded = low.is_not_null() & high.is_not_null()
         return [
             (err**2).mean().sqrt().alias("RMSE"),
             err.abs().mean().alias("MAE"),
             (100.0 * err.abs() / y.abs()).filter(y != 0).mean().alias("MAPE"),
             err.abs().mean().alias(_MAE),
-            ((low <= y) & (y <= high)).filter(bounded).cast(pl.Float64).mean().alias("Coverage"),
+            _coverage(pl.col("low"), pl.col("high"), "Coverage"),
+            *(_coverage(pl.col(f"low_{p}"), pl.col(f"high_{p}"), coverage_metric(p)) for p in percentiles),
         ]
     if kind == "binary":
         pos = pl.col("actual") == 1.0
@@ -352,8 +382,10 @@ def _aggregate(
     so a group of one series uses that series' scale and the whole table pools
     all series.  Non-finite values become null (JSON has no NaN).
     """
-    names = _names(kind)
-    table = rows.group_by(keys).agg(pl.len().cast(pl.Int64).alias("sampleSize"), *_exprs(kind, threshold))
+    names = _names(kind, rows)
+    table = rows.group_by(keys).agg(
+        pl.len().cast(pl.Int64).alias("sampleSize"), *_exprs(kind, threshold, further_percentiles(rows))
+    )
     if scales is not None:
         pooled = (
             rows.select(*dict.fromkeys([*keys, "series_id"]))

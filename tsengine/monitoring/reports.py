@@ -80,13 +80,36 @@ class MonitorReports:
         return cast("acc.Kind", task)
 
     def _joined(self, deployment: Any, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
+        """The period's predictions with their actuals, with bounds columns for every served percentile.
+
+        A percentile served but not in the log (predictions logged before it
+        was stored) gets null bounds, so its ``Coverage<p>`` reads None.
+        """
         joined = self.store.joined(deployment.id, start=epoch_seconds(start), end=epoch_seconds(end))
         stamp = pl.col("timestamp") if deployment.kind == "timeseries" else pl.col("actual_timestamp")
         return joined.with_columns(
             (stamp * 1_000_000).cast(pl.Int64).cast(pl.Datetime("us")).alias("timestamp"),
             pl.col("series_id"),
             pl.col("label"),
+            *(
+                pl.lit(None, pl.Float64).alias(f"{bound}_{p}")
+                for p in self._further(deployment)
+                for bound in ("low", "high")
+                if f"{bound}_{p}" not in joined.columns
+            ),
         )
+
+    @staticmethod
+    def _further(deployment: Any) -> tuple[int, ...]:
+        """The percentiles a deployment serves beside its own interval (``--interval-percentile``)."""
+        return tuple(sorted(t.percentile for t in getattr(deployment, "more_intervals", ())))
+
+    def _metric_names(self, deployment: Any) -> tuple[str, ...]:
+        """The metrics the accuracy routes report for a deployment."""
+        kind = self._kind(deployment)
+        if kind == "regression":
+            return (*acc.REGRESSION_METRICS, *map(acc.coverage_metric, self._further(deployment)))
+        return acc.BINARY_METRICS if kind == "binary" else acc.MULTICLASS_METRICS
 
     def accuracy(self, deployment: Any, start: dt.datetime | None, end: dt.datetime | None) -> dict[str, Any]:
         """``GET accuracy/``: each metric over the period, with the training backtest as baseline."""
@@ -143,9 +166,7 @@ class MonitorReports:
         """``GET accuracyOverTime/``: one metric by time bucket of the predicted timestamp."""
         start, end = self.period(start, end)
         kind = self._kind(deployment)
-        names = {"regression": acc.REGRESSION_METRICS, "binary": acc.BINARY_METRICS}.get(
-            kind, acc.MULTICLASS_METRICS
-        )
+        names = self._metric_names(deployment)
         metric = metric or names[0]
         if metric not in names:
             msg = f"metric: {metric!r} is not reported for this deployment; use one of {', '.join(names)}"

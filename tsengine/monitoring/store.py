@@ -55,6 +55,25 @@ PREDICTIONS = sa.Table(
     sa.Index("ix_mon_predictions_dep_created", "deployment_id", "created"),
     sa.Index("ix_mon_predictions_dep_assoc", "deployment_id", "association_id"),
 )
+# The bounds of every further percentile a deployment serves (``--interval-percentile 80,50,95``),
+# one row per logged forecast and percentile; the deployment's own interval stays in
+# mon_predictions.low/high.  A table of its own rather than new columns of mon_predictions:
+# create_all adds a missing table to a store written by an older tsengine, but never a column.
+INTERVALS = sa.Table(
+    "mon_intervals",
+    _META,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("deployment_id", sa.String(128), nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("association_id", sa.String(256)),
+    sa.Column("forecast_point", sa.Float),
+    sa.Column("percentile", sa.Integer, nullable=False),
+    sa.Column("low", sa.Float),
+    sa.Column("high", sa.Float),
+    sa.Index("ix_mon_intervals_dep_created", "deployment_id", "created"),
+)
+# The logged forecast an interval row belongs to.
+_FORECAST_KEY = ["association_id", "created", "forecast_point"]
 ACTUALS = sa.Table(
     "mon_actuals",
     _META,
@@ -172,30 +191,37 @@ class MonitoringStore:
                 conn.execute(_META.tables[table].insert(), list(rows))
 
     def insert_rows(self, table: str, frame: pl.DataFrame) -> None:
-        """Append a frame's rows (columns named as the table's) with the driver's own executemany.
+        """Append a frame's rows (columns named as the table's): :meth:`insert_frames` of one table."""
+        self.insert_frames({table: frame})
 
-        Tuples through the DBAPI cursor cost ~1 µs a row, against ~7.6 µs for
-        SQLAlchemy's per-row dict parameters; both databases get the same rows.
+    def insert_frames(self, frames: dict[str, pl.DataFrame]) -> None:
+        """Append each frame's rows to its table, all in one transaction, with the driver's executemany.
+
+        One transaction: a forecast's further intervals are never stored
+        without the forecast, nor the forecast without them.  Tuples through
+        the DBAPI cursor cost ~1 µs a row, against ~7.6 µs for SQLAlchemy's
+        per-row dict parameters; both databases get the same rows.
         """
-        if frame.height == 0:
+        frames = {table: frame for table, frame in frames.items() if frame.height}
+        if not frames:
             return
-        columns = list(frame.columns)
         marks = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": None, "named": None}
         mark = marks.get(self.engine.dialect.paramstyle)
-        if mark is None:
-            self.insert(table, frame.to_dicts())
-            return
         quote = self.engine.dialect.identifier_preparer.quote
-        sql = (
-            f"INSERT INTO {quote(table)} ({', '.join(quote(c) for c in columns)}) "
-            f"VALUES ({', '.join([mark] * len(columns))})"
-        )
         with self._tx() as conn:
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cursor.executemany(sql, frame.rows())
-            finally:
-                cursor.close()
+            for table, frame in frames.items():
+                if mark is None:
+                    conn.execute(_META.tables[table].insert(), frame.to_dicts())
+                    continue
+                sql = (
+                    f"INSERT INTO {quote(table)} ({', '.join(quote(c) for c in frame.columns)}) "
+                    f"VALUES ({', '.join([mark] * frame.width)})"
+                )
+                cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                try:
+                    cursor.executemany(sql, frame.rows())
+                finally:
+                    cursor.close()
 
     def upsert_actuals(self, deployment_id: str, rows: Iterable[dict[str, Any]]) -> tuple[int, int]:
         """Store actuals; an association id already stored keeps its first value.
@@ -291,8 +317,15 @@ class MonitoringStore:
     def joined(
         self, deployment_id: str, *, start: float | None = None, end: float | None = None
     ) -> pl.DataFrame:
-        """Predictions of a period (by prediction time) with their actuals: the accuracy table."""
-        predictions = self.frame("mon_predictions", deployment_id, start=start, end=end)
+        """Predictions of a period (by prediction time) with their actuals: the accuracy table.
+
+        A forecast logged with further percentiles' intervals has them as
+        ``low_<p>`` and ``high_<p>`` columns (null where it was logged without).
+        """
+        predictions = self._with_intervals(
+            self.frame("mon_predictions", deployment_id, start=start, end=end),
+            self.frame("mon_intervals", deployment_id, start=start, end=end),
+        )
         actuals = self.frame("mon_actuals", deployment_id)
         return predictions.join(
             actuals.select(
@@ -304,6 +337,18 @@ class MonitoringStore:
             on="association_id",
             how="inner",
         )
+
+    @staticmethod
+    def _with_intervals(predictions: pl.DataFrame, intervals: pl.DataFrame) -> pl.DataFrame:
+        """``predictions`` with a ``low_<p>``, ``high_<p>`` pair per percentile of ``intervals``."""
+        for p in sorted(intervals.get_column("percentile").unique().to_list()):
+            bounds = (
+                intervals.filter(pl.col("percentile") == p)
+                .unique(_FORECAST_KEY, keep="first", maintain_order=True)
+                .select(*_FORECAST_KEY, pl.col("low").alias(f"low_{p}"), pl.col("high").alias(f"high_{p}"))
+            )
+            predictions = predictions.join(bounds, on=_FORECAST_KEY, how="left", maintain_order="left")
+        return predictions
 
     def samples(
         self, deployment_id: str, *, start: float | None = None, end: float | None = None
