@@ -34,18 +34,16 @@ def train_flights(
     deployment_id: str = DEPLOYMENT_ID, *, horizon: int = HORIZON, **options: Any
 ) -> tsengine.Deployment:
     """Seasonal naive on :func:`flights`: FDW [-14, 0], FW [1, horizon]; ``options`` go to train."""
+    settings: dict[str, Any] = {
+        "known_in_advance": ["scheduled", "holiday"],
+        "models": ["seasonal_naive"],
+        "backtests": 1,
+        "forecast_window": [1, horizon],
+        "feature_derivation_window": [-14, 0],
+        "deployment_id": deployment_id,
+    }
     return tsengine.train(
-        flights(),
-        target="delayed",
-        datetime_column="date",
-        series_id_column="series",
-        known_in_advance=["scheduled", "holiday"],
-        models=["seasonal_naive"],
-        backtests=1,
-        forecast_window=[1, horizon],
-        feature_derivation_window=[-14, 0],
-        deployment_id=deployment_id,
-        **options,
+        flights(), target="delayed", datetime_column="date", series_id_column="series", **(settings | options)
     )
 
 

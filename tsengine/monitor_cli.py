@@ -235,7 +235,8 @@ def _print_report(doc: dict[str, Any]) -> None:
     for name, entry in accuracy["metrics"].items():
         value = entry["value"]
         if name.startswith("Coverage") and value is not None:  # Coverage<p>: a further percentile
-            table.add_row(name, f"{100 * value:.1f}%", "–", "–")
+            base = entry["baselineValue"]
+            table.add_row(name, f"{100 * value:.1f}%", "–" if base is None else f"{100 * base:.1f}%", "–")
             continue
         change = entry["percentChange"]
         table.add_row(

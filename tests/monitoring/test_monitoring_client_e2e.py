@@ -319,6 +319,7 @@ def test_coverage_of_every_served_percentile(server: tuple[str, Any]) -> None:
     assert metrics["Coverage50"]["value"] == pytest.approx(coverage("50"), rel=1e-9)
     assert metrics["Coverage95"]["value"] == pytest.approx(coverage("95"), rel=1e-9)
     assert coverage("50") <= coverage("80") <= coverage("95")
+    assert metrics["Coverage95"]["baseline_value"] is None  # one backtest: no held-out check to compare with
 
     over_time = deployment.get_accuracy_over_time(metric="Coverage95")
     assert over_time.summary["value"] == pytest.approx(coverage("95"), rel=1e-9)

@@ -15,7 +15,7 @@ from http_flights import LAST_HISTORY, flights, train_flights
 
 
 def test_log_actuals_and_accuracy_on_postgres(fresh_postgres_url: str, tmp_path: object) -> None:
-    deployment = train_flights(interval_percentile=(80, 50, 95))
+    deployment = train_flights(interval_percentile=(80, 50, 95), backtests=3)
     forecast = deployment.predict_result(
         flights().filter(pl.col("date") <= LAST_HISTORY), PredictOptions(relax_known_in_advance=True)
     ).frame
@@ -42,5 +42,13 @@ def test_log_actuals_and_accuracy_on_postgres(fresh_postgres_url: str, tmp_path:
         low, high = pl.col(f"predictionIntervalLow_{p}"), pl.col(f"predictionIntervalHigh_{p}")
         inside = joined.select(((low <= pl.col("delayed")) & (pl.col("delayed") <= high)).mean()).item()
         assert accuracy["metrics"][f"Coverage{p}"]["value"] == pytest.approx(inside, rel=1e-9)
+    # each interval's baseline is training's held-out check, as a share
+    for name, table in [
+        ("Coverage", deployment.intervals),
+        *((f"Coverage{t.percentile}", t) for t in deployment.more_intervals),
+    ]:
+        assert table is not None
+        check = table.describe()["check"]["coverage"]
+        assert accuracy["metrics"][name]["baselineValue"] == pytest.approx(check / 100.0, rel=1e-12)
     assert monitor.store.samples(deployment.id).height == 30
     monitor.close()

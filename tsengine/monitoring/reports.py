@@ -147,12 +147,23 @@ class MonitorReports:
 
     @staticmethod
     def _baselines(deployment: Any) -> dict[str, float]:
-        """Training-time errors to compare with: the backtest MASE where the deployment has one."""
+        """Training-time figures to compare with: the backtest MASE and each interval's held-out coverage.
+
+        An interval's baseline is training's own held-out check (``tsengine
+        info``): the share of later backtest actuals inside intervals fitted on
+        the origins before them, as a share like the logged ``Coverage``.
+        """
         metadata = getattr(deployment, "metadata", {})
         chosen = metadata.get("selection", {}).get("model")
         row = next((r for r in metadata.get("leaderboard", []) if r.get("model") == chosen), None)
         mase = row.get("mase") if row else None
-        return {"MASE": float(mase)} if isinstance(mase, int | float) and math.isfinite(mase) else {}
+        out = {"MASE": float(mase)} if isinstance(mase, int | float) and math.isfinite(mase) else {}
+        own = getattr(deployment, "intervals", None)
+        for table in (own, *getattr(deployment, "more_intervals", ())) if own is not None else ():
+            covered = table.describe().get("check", {}).get("coverage")
+            if isinstance(covered, int | float) and math.isfinite(covered):
+                out["Coverage" if table is own else acc.coverage_metric(table.percentile)] = covered / 100.0
+        return out
 
     def accuracy_over_time(
         self,
