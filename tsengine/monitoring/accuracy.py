@@ -41,6 +41,7 @@ __all__ = [
     "choose_bucket",
     "coverage_metric",
     "further_percentiles",
+    "metric_names",
     "metrics",
     "multiclass_metrics",
     "over_time",
@@ -144,7 +145,7 @@ def metrics(
         ParameterError: an unknown ``kind``.
         MissingColumnError: ``prediction`` or ``actual`` is absent (regression, binary).
     """
-    names = _names(kind, joined)
+    names = metric_names(kind, joined)
     rows = _prepare(joined, kind).with_columns(pl.lit(0).alias(_KEY))
     table = _aggregate(rows, kind=kind, keys=[_KEY], threshold=threshold, scales=_scales(rows, kind))
     if table.height == 0:
@@ -184,7 +185,7 @@ def over_time(
             positive, ``end`` before ``start`` or more than ``MAX_BUCKETS`` buckets.
         MissingColumnError: ``created`` (or a scored column) is absent.
     """
-    names = _names(kind, joined)
+    names = metric_names(kind, joined)
     if by not in ("timestamp", "created"):
         msg = f"by must be 'timestamp' or 'created', got {by!r}"
         raise ParameterError(msg)
@@ -278,7 +279,7 @@ def further_percentiles(joined: pl.DataFrame) -> tuple[int, ...]:
     return tuple(sorted(int(p) for p in found if f"high_{p}" in joined.columns))
 
 
-def _names(kind: str, joined: pl.DataFrame | None = None) -> tuple[str, ...]:
+def metric_names(kind: str, joined: pl.DataFrame | None = None) -> tuple[str, ...]:
     """The metrics of ``kind``; regression adds a ``Coverage<p>`` per further percentile of ``joined``."""
     try:
         names = _METRICS[kind]
@@ -382,7 +383,7 @@ def _aggregate(
     so a group of one series uses that series' scale and the whole table pools
     all series.  Non-finite values become null (JSON has no NaN).
     """
-    names = _names(kind, rows)
+    names = metric_names(kind, rows)
     table = rows.group_by(keys).agg(
         pl.len().cast(pl.Int64).alias("sampleSize"), *_exprs(kind, threshold, further_percentiles(rows))
     )

@@ -104,13 +104,6 @@ class MonitorReports:
         """The percentiles a deployment serves beside its own interval (``--interval-percentile``)."""
         return tuple(sorted(t.percentile for t in getattr(deployment, "more_intervals", ())))
 
-    def _metric_names(self, deployment: Any) -> tuple[str, ...]:
-        """The metrics the accuracy routes report for a deployment."""
-        kind = self._kind(deployment)
-        if kind == "regression":
-            return (*acc.REGRESSION_METRICS, *map(acc.coverage_metric, self._further(deployment)))
-        return acc.BINARY_METRICS if kind == "binary" else acc.MULTICLASS_METRICS
-
     def accuracy(self, deployment: Any, start: dt.datetime | None, end: dt.datetime | None) -> dict[str, Any]:
         """``GET accuracy/``: each metric over the period, with the training backtest as baseline."""
         start, end = self.period(start, end)
@@ -177,12 +170,12 @@ class MonitorReports:
         """``GET accuracyOverTime/``: one metric by time bucket of the predicted timestamp."""
         start, end = self.period(start, end)
         kind = self._kind(deployment)
-        names = self._metric_names(deployment)
+        joined = self._joined(deployment, start, end)
+        names = acc.metric_names(kind, joined)
         metric = metric or names[0]
         if metric not in names:
             msg = f"metric: {metric!r} is not reported for this deployment; use one of {', '.join(names)}"
             raise ParameterError(msg)
-        joined = self._joined(deployment, start, end)
         # forecasts are bucketed by the time they forecast; the period selects when they were made
         stamps = joined.get_column("timestamp").drop_nulls()
         lo = stamps.min() if stamps.len() else start
