@@ -57,15 +57,28 @@ def actuals_after(last: str) -> pl.DataFrame:
     return flights().filter(pl.col("date") > last)
 
 
-def test_accuracy_from_realtime_and_batch_predictions(server: tuple[str, Any]) -> None:
-    url, monitor = server
-    realtime = httpx.post(
-        f"{url}/predApi/v1.0/deployments/{DEPLOYMENT_ID}/predictions",
+def predict_history(url: str, deployment_id: str) -> httpx.Response:
+    """POST the flights history as CSV to a deployment's prediction route."""
+    return httpx.post(
+        f"{url}/predApi/v1.0/deployments/{deployment_id}/predictions",
         params={"relaxKnownInAdvanceFeaturesCheck": "true"},
         content=history().write_csv().encode(),
         headers={"Content-Type": "text/csv"},
         timeout=30,
     )
+
+
+def actuals_payload(truth: pl.DataFrame) -> list[dict[str, Any]]:
+    """The flights actuals as ``submit_actuals`` takes them (time series association ids)."""
+    return [
+        {"association_id": f"{row['series']}|{row['date']}", "actual_value": float(row["delayed"])}
+        for row in truth.to_dicts()
+    ]
+
+
+def test_accuracy_from_realtime_and_batch_predictions(server: tuple[str, Any]) -> None:
+    url, monitor = server
+    realtime = predict_history(url, DEPLOYMENT_ID)
     assert realtime.status_code == 200
     forecasts = pl.DataFrame(realtime.json()["data"]).select(
         pl.col("seriesId"),
@@ -84,12 +97,8 @@ def test_accuracy_from_realtime_and_batch_predictions(server: tuple[str, Any]) -
     assert monitor.log.flush()
 
     truth = actuals_after(LAST_HISTORY)
-    payload = [
-        {"association_id": f"{row['series']}|{row['date']}", "actual_value": float(row["delayed"])}
-        for row in truth.to_dicts()
-    ]
     deployment = dr.Deployment.get(DEPLOYMENT_ID)
-    deployment.submit_actuals(payload)
+    deployment.submit_actuals(actuals_payload(truth))
     accuracy = deployment.get_accuracy()
     # every forecast of a timestamp (realtime and batch) meets its one actual
     joined = forecasts.join(
@@ -191,13 +200,7 @@ def test_tabular_association_id_drift_and_accuracy(server: tuple[str, Any]) -> N
 
 def test_prometheus_metrics_count_prediction_requests(server: tuple[str, Any]) -> None:
     url, monitor = server
-    response = httpx.post(
-        f"{url}/predApi/v1.0/deployments/{DEPLOYMENT_ID}/predictions",
-        params={"relaxKnownInAdvanceFeaturesCheck": "true"},
-        content=history().write_csv().encode(),
-        headers={"Content-Type": "text/csv"},
-        timeout=30,
-    )
+    response = predict_history(url, DEPLOYMENT_ID)
     assert response.status_code == 200
     bad = httpx.post(
         f"{url}/predApi/v1.0/deployments/{DEPLOYMENT_ID}/predictions",
@@ -263,13 +266,7 @@ def test_drift_switched_off_is_reported_and_not_sampled(server: tuple[str, Any])
         assert "featureDrift tracking is disabled" in off.json()["message"]
         assert monitor.log.flush()  # earlier tests' events are written first
         before = monitor.store.samples(DEPLOYMENT_ID).height
-        served = httpx.post(
-            f"{url}/predApi/v1.0/deployments/{DEPLOYMENT_ID}/predictions",
-            params={"relaxKnownInAdvanceFeaturesCheck": "true"},
-            content=history().write_csv().encode(),
-            headers={"Content-Type": "text/csv"},
-            timeout=30,
-        )
+        served = predict_history(url, DEPLOYMENT_ID)
         assert served.status_code == 200
         assert monitor.log.flush()
         assert monitor.store.samples(DEPLOYMENT_ID).height == before
@@ -280,13 +277,7 @@ def test_drift_switched_off_is_reported_and_not_sampled(server: tuple[str, Any])
 def test_coverage_of_every_served_percentile(server: tuple[str, Any]) -> None:
     """A deployment serving 80, 50 and 95 % reports Coverage (its own 80 %), Coverage50 and Coverage95."""
     url, monitor = server
-    response = httpx.post(
-        f"{url}/predApi/v1.0/deployments/{LEVELS_ID}/predictions",
-        params={"relaxKnownInAdvanceFeaturesCheck": "true"},
-        content=history().write_csv().encode(),
-        headers={"Content-Type": "text/csv"},
-        timeout=30,
-    )
+    response = predict_history(url, LEVELS_ID)
     assert response.status_code == 200, response.text
     rows = pl.DataFrame(response.json()["data"])
     bounds = {
@@ -301,12 +292,7 @@ def test_coverage_of_every_served_percentile(server: tuple[str, Any]) -> None:
     assert monitor.log.flush()
     truth = actuals_after(LAST_HISTORY)
     deployment = dr.Deployment.get(LEVELS_ID)
-    deployment.submit_actuals(
-        [
-            {"association_id": f"{row['series']}|{row['date']}", "actual_value": float(row["delayed"])}
-            for row in truth.to_dicts()
-        ]
-    )
+    deployment.submit_actuals(actuals_payload(truth))
     actual = truth.select(pl.col("series").alias("seriesId"), "date", "delayed")
 
     def coverage(p: str) -> float:
