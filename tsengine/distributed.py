@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +38,33 @@ __all__ = ["DaskSchedulerError", "DaskScoring", "connect", "parse_address"]
 
 RETRIES = 3
 """Times a chunk is resubmitted after its worker died (Dask's ``retries``)."""
-CONNECT_TIMEOUT = "10s"
+CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for a remote scheduler before refusing the job (``TSENGINE_DASK_CONNECT_TIMEOUT``)."""
+CONNECT_TIMEOUT_VARIABLE = "TSENGINE_DASK_CONNECT_TIMEOUT"
+
+
+def connect_timeout() -> float:
+    """Seconds to wait for a scheduler: :data:`CONNECT_TIMEOUT` unless the environment says otherwise.
+
+    Dask keeps retrying a refused connection until this runs out, so it is
+    how long a wrong address takes to be reported; a cluster behind a slow
+    network may need longer.
+
+    Raises:
+        ParameterError: the variable is not a positive number of seconds.
+    """
+    text = os.environ.get(CONNECT_TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return CONNECT_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        msg = f"{CONNECT_TIMEOUT_VARIABLE} must be a positive number of seconds, got {text!r}"
+        raise ParameterError(msg)
+    return seconds
+
 
 _observed: contextvars.ContextVar[list[tuple[pl.DataFrame, pl.DataFrame]]] = contextvars.ContextVar(
     "observed"
@@ -72,6 +100,7 @@ def connect(address: str) -> Iterator[Any]:
 
     Raises:
         DaskSchedulerError: Dask is missing or the scheduler does not answer.
+        ParameterError: ``TSENGINE_DASK_CONNECT_TIMEOUT`` is not a positive number.
     """
     try:
         from distributed import Client, LocalCluster
@@ -87,7 +116,7 @@ def connect(address: str) -> Iterator[Any]:
     else:
         cluster = None
         try:
-            client = Client(where, timeout=CONNECT_TIMEOUT)
+            client = Client(where, timeout=connect_timeout())
         except (OSError, TimeoutError) as exc:
             msg = f"the Dask scheduler at {where!r} cannot be reached ({type(exc).__name__}: {exc})"
             raise DaskSchedulerError(msg) from exc

@@ -69,7 +69,10 @@ def test_server_jobs_score_on_the_cluster_with_the_same_output(registry: Path) -
     assert status["scoredRows"] > 0
 
 
-def test_a_server_whose_scheduler_does_not_answer_does_not_start(registry: Path) -> None:
+def test_a_server_whose_scheduler_does_not_answer_does_not_start(
+    registry: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TSENGINE_DASK_CONNECT_TIMEOUT", "1.5")  # a refused address is retried until then
     settings = Settings(registry=registry, dask_scheduler="tcp://127.0.0.1:9")
     app = create_app(settings)
 

@@ -74,12 +74,28 @@ def test_dask_output_equals_in_process_output(registry: Path, intake: Path, tmp_
     assert store.frame("mon_predictions", DEPLOYMENT).height == 2 * 21
 
 
-def test_unreachable_scheduler_is_a_clear_error(registry: Path, intake: Path, tmp_path: Path) -> None:
+def test_unreachable_scheduler_is_a_clear_error(
+    registry: Path, intake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TSENGINE_DASK_CONNECT_TIMEOUT", "1.5")  # a refused address is retried until then
     started = time.monotonic()
     code, _stdout, stderr = _batch(registry, intake, tmp_path / "x.csv", "--dask", "tcp://127.0.0.1:9")
     assert code == 2
     assert "the Dask scheduler at 'tcp://127.0.0.1:9' cannot be reached" in " ".join(stderr.split())
     assert time.monotonic() - started < 60
+    assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "soon", "nan"])
+def test_a_bad_connect_timeout_is_named(
+    registry: Path, intake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("TSENGINE_DASK_CONNECT_TIMEOUT", value)
+    code, _stdout, stderr = _batch(registry, intake, tmp_path / "x.csv", "--dask", "tcp://127.0.0.1:9")
+    assert code == 2
+    assert f"TSENGINE_DASK_CONNECT_TIMEOUT must be a positive number of seconds, got {value!r}" in " ".join(
+        stderr.split()
+    )
     assert not (tmp_path / "x.csv").exists()
 
 

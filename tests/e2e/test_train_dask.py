@@ -121,7 +121,8 @@ def test_partitions_are_stable_across_processes_and_versions() -> None:
     assert series_partition(ids, 1000).to_list() == [867, 996, 320, 424, 876]
 
 
-def test_unreachable_scheduler_is_a_clear_error(tmp_path: Path) -> None:
+def test_unreachable_scheduler_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TSENGINE_DASK_CONNECT_TIMEOUT", "1.5")  # a refused address is retried until then
     args = [
         "train",
         str(FIXTURE),
