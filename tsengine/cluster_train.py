@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Callable
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,14 +149,18 @@ class ClusterTraining:
         """
         if kind not in self._futures:
             self.submit([kind])
-        futures = self._futures.pop(kind)
         cls = MODELS[kind]
-        from distributed import as_completed
-
-        for done, _ in enumerate(as_completed(futures), start=1):  # type: ignore[no-untyped-call]
-            what = f"{done}/{len(futures)} partitions" if cls.per_series else "on a worker"
-            self.say(f"fitting and backtesting {kind}: {what}")
-        results = [r for r in (f.result() for f in futures) if r is not None]
+        try:
+            results = self._collect(kind)
+        except CancelledError:
+            # Dask cancels a task whose scattered panel was lost with a dead worker (retries do
+            # not cover it): scatter the panel again and run the candidate once more.
+            self.say(f"{kind}: the cluster lost the panel with a worker; sending it again")
+            if self._whole is not None and self._whole.status != "finished":
+                self._whole = None  # scattered again by submit, once for every candidate
+            self.submit([kind])
+            results = self._collect(kind)
+        results = [r for r in results if r is not None]
         if not results:
             # no partition has a target: let the whole panel raise its own error
             cls.fit(self.canon, self.spec, seed=self.seed, **cls.panel_kwargs(self.canon, self.spec))
@@ -163,6 +168,16 @@ class ClusterTraining:
             return results[0][0], Backtest(kind, results[0][1])
         model = cls.merge([m for m, _ in results])
         return model, Backtest(kind, self._in_origin_order(pl.concat([r for _, r in results])))
+
+    def _collect(self, kind: str) -> list[Any]:
+        """``kind``'s task results, reporting progress as they finish."""
+        from distributed import as_completed
+
+        futures = self._futures.pop(kind)
+        for done, _ in enumerate(as_completed(futures), start=1):  # type: ignore[no-untyped-call]
+            what = f"{done}/{len(futures)} partitions" if MODELS[kind].per_series else "on a worker"
+            self.say(f"fitting and backtesting {kind}: {what}")
+        return [f.result() for f in futures]
 
     def _in_origin_order(self, rows: pl.DataFrame) -> pl.DataFrame:
         """Rows as one process lists them: by origin (in the origins' order), then series and distance."""

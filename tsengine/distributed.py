@@ -26,6 +26,7 @@ import contextvars
 import math
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,13 +148,25 @@ def _score_remote(
 
 @dataclass
 class _Pending:
-    """A submitted chunk: waits for the cluster, then feeds the driver's observer."""
+    """A submitted chunk: waits for the cluster, then feeds the driver's observer.
+
+    ``again`` resubmits the chunk with the scorer scattered afresh: Dask
+    cancels a task whose scattered input was lost with a dead worker (every
+    copy of it gone before the task ran), and retries do not cover that.
+    """
 
     future: Any
     observe: Callable[[pl.DataFrame, pl.DataFrame], None] | None
+    again: Callable[[], Any] | None = None
 
     def result(self) -> ChunkResult:
-        result, seen = self.future.result()
+        try:
+            result, seen = self.future.result()
+        except CancelledError:
+            if self.again is None:
+                raise
+            self.future, self.again = self.again(), None
+            result, seen = self.future.result()
         if self.observe is not None:
             for rows, inputs in seen:
                 self.observe(rows, inputs)
@@ -177,10 +190,21 @@ class DaskScoring:
         remote = ChunkScorer(
             scorer.deployment, scorer.spec, scorer.options, observe=_collect if observe is not None else None
         )
-        [shared] = self.client.scatter([remote], broadcast=True, hash=False)
+        shared = [self._scatter(remote)]
+
+        def send(frame: pl.DataFrame) -> Any:
+            return self.client.submit(_score_remote, shared[0], frame, pure=False, retries=RETRIES)
+
+        def resend(frame: pl.DataFrame) -> Any:
+            if shared[0].status != "finished":  # lost with a worker: scatter again, once for every chunk
+                shared[0] = self._scatter(remote)
+            return send(frame)
 
         def submit(frame: pl.DataFrame) -> _Pending:
-            future = self.client.submit(_score_remote, shared, frame, pure=False, retries=RETRIES)
-            return _Pending(future, observe)
+            return _Pending(send(frame), observe, lambda: resend(frame))
 
         return submit
+
+    def _scatter(self, value: Any) -> Any:
+        [shared] = self.client.scatter([value], broadcast=True, hash=False)
+        return shared

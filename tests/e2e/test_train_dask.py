@@ -114,6 +114,26 @@ def test_a_worker_killed_mid_training_is_replaced_and_the_result_is_the_same(
     _same(single, clustered, panel)
 
 
+def test_a_lost_panel_is_sent_again_and_the_result_is_the_same(
+    client: Any, panel: pl.DataFrame, single: tsengine.Deployment
+) -> None:
+    """The scattered panel gone with a worker (here: cancelled) cancels its tasks; training sends it again."""
+    from distributed import Future
+
+    lost: list[str] = []
+
+    def lose_panel(message: str) -> None:
+        if message.startswith("sent ") and not lost:
+            lost.extend(str(k) for k in client.futures if str(k).startswith("DataFrame-"))
+            client.cancel([Future(k, client) for k in list(client.futures) if str(k) in lost], force=True)
+        if "sending it again" in message:
+            lost.append(message)
+
+    clustered = _train(panel, dask=client, progress=lose_panel)
+    assert any("sending it again" in m for m in lost), lost
+    _same(single, clustered, panel)
+
+
 def test_partitions_are_stable_across_processes_and_versions() -> None:
     """BLAKE2b-64 of the UTF-8 id, big-endian, modulo P: these values are fixed for good."""
     ids = pl.Series(["EWR-EV", "JFK-B6", "store 7", "Köln", ""])
