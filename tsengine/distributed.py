@@ -173,6 +173,7 @@ class _Pending:
         return result  # type: ignore[no-any-return]
 
     def cancel(self) -> bool:
+        self.again = None  # a chunk cancelled by the job is not resubmitted
         self.future.cancel()
         return True
 
