@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tsengine import training_query as training_query_module
 from tsengine.features import (
     FP,
     MIN_LEVEL_DATES,
@@ -24,6 +26,7 @@ from tsengine.features import (
 )
 from tsengine.spec import TimeSeriesSpec
 from tsengine.timestep import TimeStep
+from tsengine.training_query import TARGET_DISTANCES, THIN_KEEPS_PAIRS
 from tsengine.validate import IDX, ROW, SID, Y
 
 DAY = TimeStep("day")
@@ -326,6 +329,42 @@ def test_origins_per_series_are_capped_keeping_the_newest() -> None:
     capped = training_query(history, SPEC, max_origins=100)
     assert full[FP].n_unique() > 100 >= capped[FP].n_unique() > 50
     assert capped[FP].max() == full[FP].max()
+
+
+def _days(n_series: int, n_days: int) -> pl.DataFrame:
+    t = np.arange(n_days)
+    return pl.DataFrame(
+        {
+            SID: np.repeat([f"s{k}" for k in range(n_series)], n_days),
+            IDX: np.tile(BASE + t, n_series),
+            Y: np.tile(np.sin(t), n_series),
+            ROW: np.arange(n_series * n_days),
+            "promo": 0.0,
+        }
+    )
+
+
+def test_plentiful_pairs_learn_each_target_at_fewer_distances(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FW 1..28: every other origin once the halved pairs still number THIN_KEEPS_PAIRS; no target or distance lost."""
+    spec = dataclasses.replace(SPEC, forecast_window=(1, 28))
+    assert len(spec.distances) // TARGET_DISTANCES == 2
+    few, more = _days(4, 800), _days(8, 800)
+    thinned = {name: training_query(h, spec) for name, h in (("few", few), ("more", more))}
+    monkeypatch.setattr(training_query_module, "THIN_KEEPS_PAIRS", 10**12)
+    full = {name: training_query(h, spec) for name, h in (("few", few), ("more", more))}
+    assert full["few"].height < 2 * THIN_KEEPS_PAIRS <= full["more"].height
+    assert thinned["few"].equals(full["few"])  # below the floor: every pair
+    thin, whole = thinned["more"], full["more"]
+    assert 0.45 < thin.height / whole.height <= 0.55
+    assert set(thin[D].unique().to_list()) == set(spec.distances)
+    lost = whole.select(SID, IDX).unique().join(thin.select(SID, IDX), on=[SID, IDX], how="anti")
+    first = whole.group_by(SID).agg(pl.col(IDX).min())
+    assert lost.join(first, on=[SID, IDX], how="anti").height == 0  # only a series' first target, if any
+    assert set((thin[FP].unique() % 7).to_list()) == set(range(7))
+    monkeypatch.undo()
+    # nine distances: each target is learnt at fewer than TARGET_DISTANCES already, so nothing is thinned
+    nine = _days(60, 800)
+    assert training_query(nine, SPEC).height == 60 * training_query(_days(1, 800), SPEC).height
 
 
 def test_plans_stored_before_window_relative_kia_keep_their_columns() -> None:
