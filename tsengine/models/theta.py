@@ -173,16 +173,29 @@ def ses_alpha(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     srr = np.zeros((n, g))
     srw = np.zeros((n, g))
     sww = np.zeros((n, g))
+    # A missing value leaves the level and its response as they are (error and
+    # weight 0, the response decays by 1, not 1 - alpha).  The masks and filled
+    # values are made once, time-major, so each step reads contiguous memory;
+    # steps observed in every row skip the masking.
+    observed = np.isfinite(z)
+    filled = np.ascontiguousarray(np.where(observed, z, 0.0).T)[:, :, None]
+    masks = np.ascontiguousarray(observed.T)[:, :, None]
+    complete = observed.all(axis=0)
+    decay = 1 - alpha
     for t in range(width):
-        zt = z[:, t : t + 1]
-        ok = np.isfinite(zt)
-        e = np.where(ok, np.nan_to_num(zt) - level, 0.0)
-        w = np.where(ok, response, 0.0)
+        if complete[t]:
+            e = filled[t] - level
+            w = response
+            response = response * decay
+        else:
+            ok = masks[t]
+            e = np.where(ok, filled[t] - level, 0.0)
+            w = np.where(ok, response, 0.0)
+            response = np.where(ok, response * decay, response)
         srr += e * e
         srw += e * w
         sww += w * w
-        level = level + alpha * e
-        response = np.where(ok, response * (1 - alpha), response)
+        level += alpha * e
     sse = srr - srw * srw / np.where(sww > 0, sww, np.inf)
     best = np.argmin(sse, axis=1)
     return ALPHA_GRID[best], sse[np.arange(n), best]
