@@ -19,7 +19,7 @@ from tsengine.features import FP, D
 from tsengine.models import ARIMAModel, EnsembleModel, ETSModel, LinearModel, ThetaModel
 from tsengine.models.base import ForecastModel
 from tsengine.models.ets import SeriesEts, _regression_init
-from tsengine.models.theta import DRIFT_FRACTIONS, theta_forecast
+from tsengine.models.theta import ALPHA_GRID, DRIFT_FRACTIONS, ses_alpha, theta_forecast
 from tsengine.spec import TimeSeriesSpec
 from tsengine.timestep import TimeStep
 from tsengine.validate import IDX, ROW, SID, Y
@@ -341,6 +341,38 @@ def with_series_rows(model: ThetaModel, edit: Any) -> ThetaModel:
     state = orjson.loads(model.to_bytes())
     state["series"] = {s: edit(row) for s, row in state["series"].items()}
     return ThetaModel.from_bytes(orjson.dumps(state))
+
+
+def _ses_sse(row: np.ndarray, alpha: float) -> float:
+    """One-step SSE of SES on ``row`` (NaNs skipped) with its least-squares initial level, by a plain loop."""
+
+    def sse(level0: float) -> float:
+        level, total = level0, 0.0
+        for value in row:
+            if np.isfinite(value):
+                total += (value - level) ** 2
+                level += alpha * (value - level)
+        return total
+
+    # SSE is quadratic in the initial level: three evaluations give its minimum.
+    f0, f1, f2 = sse(0.0), sse(1.0), sse(2.0)
+    a, b = (f2 - 2 * f1 + f0) / 2, f1 - f0 - (f2 - 2 * f1 + f0) / 2
+    return sse(-b / (2 * a)) if a > 0 else f0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_ses_alpha_matches_a_plain_loop_with_missing_values(seed: int) -> None:
+    """Rows with leading gaps and scattered NaNs: the grid alpha and SSE of a scalar SES loop."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(4, 60)).cumsum(axis=1)
+    z[1, :15] = np.nan
+    z[2, rng.random(60) < 0.2] = np.nan
+    z[3, ::7] = np.nan
+    alpha, sse = ses_alpha(z)
+    for row, a, s in zip(z, alpha, sse, strict=True):
+        expected = [_ses_sse(row, float(g)) for g in ALPHA_GRID]
+        assert a == ALPHA_GRID[int(np.argmin(expected))]
+        assert s == pytest.approx(min(expected), rel=1e-9, abs=1e-9)
 
 
 def test_theta_drift_uses_the_stored_training_slope() -> None:
