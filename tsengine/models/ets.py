@@ -127,8 +127,9 @@ def ets_filter(
     rows = np.arange(b_rows)
     fitted = np.empty((b_rows, t_len, c))
     has_season = season > 1
+    observed = ~np.isnan(y)  # once, not per step
+    filled = np.where(observed, y, 0.0)
     for t in range(t_len):
-        yt = y[:, t]
         base = lvl + phi * trd
         if has_season:
             p = (phase0 + t) % season
@@ -137,8 +138,7 @@ def ets_filter(
         else:
             pred = base
         fitted[:, t] = pred
-        ok = ~np.isnan(yt)
-        e = np.where(ok[:, None], np.nan_to_num(yt)[:, None] * obs_mask - pred, 0.0)
+        e = np.where(observed[:, t, None], filled[:, t, None] * obs_mask - pred, 0.0)
         lvl = base + alpha * e
         trd = phi * trd + beta * e
         if has_season:
