@@ -41,7 +41,7 @@ MAX_ORIGINS_PER_SERIES = 1000
 # distance while the pairs, and a global model's training time, shrink by the
 # stride.  Measured on the accuracy benchmark's daily panels (FW 1..28, mean MASE
 # over three held-out horizons, unthinned -> stride 2): chicago_ridership (10
-# series, 185,000 pairs) 0.713 -> 0.713 with training 137 s -> 38 s a window;
+# series, 185,000 pairs) 0.713 -> 0.713 with training 138 s -> 38 s a window;
 # flights_daily 0.723 -> 0.725; stride 3 cost 1-2 % on both.  fpp3's bank_calls
 # (five-minute business hours, FW 1..169, next business day, three held-out days):
 # stride 5 (the origin cap) -> 12, MASE 0.666 -> 0.668, training 214 s -> 110 s
