@@ -145,10 +145,12 @@ def training_query(
     n_dist = dist.height
     per_series = origins.group_by(SID).len().get_column("len").to_numpy()
     longest = int(per_series.max()) if per_series.size else 0
+    n_pairs = origins.height * n_dist
     spare = n_dist // TARGET_DISTANCES
-    spare = spare if spare > 1 and origins.height * n_dist >= spare * THIN_KEEPS_PAIRS else 1
-    if origins.height * n_dist > max_rows or longest > max_origins or spare > 1:
-        stride = max(int(np.ceil(origins.height * n_dist / max_rows)), -(-longest // max_origins), spare)
+    if n_pairs < spare * THIN_KEEPS_PAIRS:  # thinning would leave too few
+        spare = 1
+    stride = max(1, -(-n_pairs // max_rows), -(-longest // max_origins), spare)
+    if stride > 1:
         # A stride sharing a factor with the season (7 for days) would keep
         # origins on only some weekdays or hours; the next coprime stride keeps all.
         season = season_length(spec.time_step, a)
