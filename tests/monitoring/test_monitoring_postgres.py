@@ -52,3 +52,36 @@ def test_log_actuals_and_accuracy_on_postgres(fresh_postgres_url: str, tmp_path:
         assert accuracy["metrics"][name]["baselineValue"] == pytest.approx(check / 100.0, rel=1e-12)
     assert monitor.store.samples(deployment.id).height == 30
     monitor.close()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_rows_over_several_driver_batches_land_whole(
+    database: str, request: pytest.FixtureRequest, tmp_path: object
+) -> None:
+    """The writer hands rows to executemany a batch at a time: none lost or repeated at the seams."""
+    from pathlib import Path
+
+    from tsengine.monitoring import store as store_module
+
+    store = (
+        MonitoringStore(request.getfixturevalue("fresh_postgres_url"))
+        if database == "postgresql"
+        else MonitoringStore.in_folder(Path(str(tmp_path)))
+    )
+    n = 2 * store_module._ROWS_AT_ONCE + 7
+    rows = pl.DataFrame(
+        {
+            "deployment_id": ["d"] * n,
+            "created": [float(i) for i in range(n)],
+            "route": ["predictions"] * n,
+            "status": [200] * n,
+            "latency_ms": [i / 10 for i in range(n)],
+            "rows": list(range(n)),
+            "cache_hit": [i % 2 == 0 for i in range(n)],
+        }
+    )
+    store.insert_rows("mon_requests", rows)
+    stored = store.frame("mon_requests", "d").sort("created")
+    assert stored.height == n
+    assert stored["rows"].to_list() == list(range(n))
+    assert stored["latency_ms"].to_list() == pytest.approx([i / 10 for i in range(n)])

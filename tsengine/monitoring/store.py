@@ -223,7 +223,9 @@ class MonitoringStore:
                 )
                 cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
                 try:
-                    cursor.executemany(sql, frame.iter_rows(buffer_size=_ROWS_AT_ONCE))
+                    # sqlite3 and psycopg take any iterable of rows (SQLAlchemy's stub says Sequence)
+                    rows = frame.iter_rows(buffer_size=_ROWS_AT_ONCE)
+                    cursor.executemany(sql, rows)  # type: ignore[arg-type]
                 finally:
                     cursor.close()
 
