@@ -74,9 +74,6 @@ INTERVALS = sa.Table(
 )
 # The logged forecast an interval row belongs to.
 _FORECAST_KEY = ["association_id", "created", "forecast_point"]
-# Rows turned into Python tuples at a time for the driver's executemany: a 28,000-row
-# forecast as one list of tuples held ~13 MB of Python objects in the writer at once.
-_ROWS_AT_ONCE = 2_048
 ACTUALS = sa.Table(
     "mon_actuals",
     _META,
@@ -123,6 +120,11 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "featureDrift": {"enabled": True},
     "predictionsDataCollection": {"enabled": True},
 }
+
+
+# Rows turned into Python tuples at a time for the driver's executemany: a 28,000-row
+# forecast as one list of tuples held ~13 MB of Python objects in the writer at once.
+_ROWS_AT_ONCE = 2_048
 
 
 class MonitoringStore:
