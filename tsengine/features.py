@@ -374,6 +374,7 @@ def build_design(
     *,
     with_target: bool = False,
     layout: Layout | None = None,
+    scales: np.ndarray | None = None,
 ) -> Design:
     """Features for every query row, in query order.
 
@@ -393,6 +394,9 @@ def build_design(
         with_target: also return the target ``y[__i]`` (training).
         layout: the request's window layout of ``history`` around ``query``
             (same window length), else laid out here.
+        scales: per query row, a scale to use instead of the window's mean
+            absolute target (NaN: the window's); see
+            :class:`~tsengine.models.lgbm.LightGBMSeriesScaleModel`.
     """
     fp = query.get_column(FP).to_numpy().astype(np.int64)
     d = query.get_column(D).to_numpy().astype(np.int64)
@@ -408,6 +412,8 @@ def build_design(
         grid = OriginGrid.build(history, query.get_column(SID), fp, plan.fdw, columns)
     level = grid.mean(absolute=True)
     scale = np.where(level > SCALE_FLOOR, level, 1.0)
+    if scales is not None:  # a scale fixed per series at training; the window's where there is none
+        scale = np.where(np.isfinite(scales) & (scales > SCALE_FLOOR), scales, scale)
     last = grid.last()
     seasonal = grid.back(seasonal_steps(d, plan.season))
     x = np.empty((query.height, len(plan.names)))

@@ -28,6 +28,7 @@ KINDS = (
     "lightgbm",
     "lightgbm_diff",
     "lightgbm_log",
+    "lightgbm_series_scale",
 )
 # Readable names: the target's or a column's name, then an optional "(...)" part.
 NAME = re.compile(r"^[A-Za-z][\w ]*( \([\w ,]+\))?$")

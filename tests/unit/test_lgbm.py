@@ -11,7 +11,7 @@ import pytest
 
 import tsengine
 from tsengine.errors import TrainingDataError
-from tsengine.models import LightGBMDiffModel, LightGBMLogModel, LightGBMModel
+from tsengine.models import LightGBMDiffModel, LightGBMLogModel, LightGBMModel, LightGBMSeriesScaleModel
 from tsengine.options import PredictOptions
 
 
@@ -41,6 +41,7 @@ def _train(frame: pl.DataFrame, model: str | list[str], seed: int = 0) -> tsengi
         ("lightgbm", LightGBMModel, ("scale", "log")),
         ("lightgbm_diff", LightGBMDiffModel, ("diff",)),
         ("lightgbm_log", LightGBMLogModel, ("log",)),
+        ("lightgbm_series_scale", LightGBMSeriesScaleModel, ("scale", "log")),
     ],
 )
 def test_each_candidate_trains_with_its_transform_and_round_trips(
@@ -74,6 +75,32 @@ def test_forecasts_scale_with_the_posted_history(small_flights: pl.DataFrame, ki
     tripled = history.with_columns(pl.col("delayed") * 3)
     scaled = dep.predict(tripled, relax_known_in_advance=True)["prediction"].to_numpy()
     np.testing.assert_allclose(scaled, 3 * base, rtol=1e-9)
+
+
+def test_the_series_scale_model_reads_the_level_and_scales_unseen_series_by_their_window(
+    small_flights: pl.DataFrame,
+) -> None:
+    """Each known series keeps its training-time scale, so tripled history is a new level, not 3x;
+    a series unseen at training falls back to its window's scale, so its forecast scales with it."""
+    dep = _train(small_flights, "lightgbm_series_scale")
+    model = dep.model
+    assert isinstance(model, LightGBMSeriesScaleModel)
+    assert model.series_scale is not None
+    training = small_flights.group_by("series").agg(pl.col("delayed").abs().mean())
+    for sid, level in training.iter_rows():
+        assert model.series_scale[str(sid)] == pytest.approx(level)
+    history = small_flights.filter(pl.col("date") <= "2013-12-20")
+    base = dep.predict(history, relax_known_in_advance=True)["prediction"].to_numpy()
+    tripled = history.with_columns(pl.col("delayed") * 3)
+    scaled = dep.predict(tripled, relax_known_in_advance=True)["prediction"].to_numpy()
+    assert not np.allclose(scaled, 3 * base, rtol=1e-3)
+    first = history["series"][0]
+    one = history.filter(pl.col("series") == first).with_columns(pl.lit("NEW-1").alias("series"))
+    new = dep.predict(one, relax_known_in_advance=True)["prediction"].to_numpy()
+    new3 = dep.predict(one.with_columns(pl.col("delayed") * 3), relax_known_in_advance=True)[
+        "prediction"
+    ].to_numpy()
+    np.testing.assert_allclose(new3, 3 * new, rtol=1e-9)
 
 
 def test_same_data_and_seed_give_the_same_model(small_flights: pl.DataFrame) -> None:

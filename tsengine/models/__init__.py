@@ -6,7 +6,12 @@ from tsengine.models.arima import ARIMAModel
 from tsengine.models.base import ForecastModel
 from tsengine.models.ensemble import EnsembleModel, PerSeriesModel
 from tsengine.models.ets import ETSModel
-from tsengine.models.lgbm import LightGBMDiffModel, LightGBMLogModel, LightGBMModel
+from tsengine.models.lgbm import (
+    LightGBMDiffModel,
+    LightGBMLogModel,
+    LightGBMModel,
+    LightGBMSeriesScaleModel,
+)
 from tsengine.models.linear import LinearModel
 from tsengine.models.naive import SeasonalNaiveModel
 from tsengine.models.registry import MODELS, model_class, register
@@ -21,6 +26,7 @@ __all__ = [
     "LightGBMDiffModel",
     "LightGBMLogModel",
     "LightGBMModel",
+    "LightGBMSeriesScaleModel",
     "LinearModel",
     "PerSeriesModel",
     "SeasonalNaiveModel",
@@ -35,6 +41,7 @@ register(
     LightGBMModel,
     LightGBMDiffModel,
     LightGBMLogModel,
+    LightGBMSeriesScaleModel,
     LinearModel,
     PerSeriesModel,
     SeasonalNaiveModel,

@@ -50,6 +50,7 @@ from tsengine.contributions import Contributions
 from tsengine.errors import TrainingDataError
 from tsengine.features import (
     DEFAULT_FEATURE_LAGS,
+    SCALE_FLOOR,
     CategoryMaps,
     Design,
     FeaturePlan,
@@ -70,7 +71,16 @@ from tsengine.spec import TimeSeriesSpec
 from tsengine.training_query import too_short, training_query
 from tsengine.validate import IDX, SID, TIME, Y
 
-__all__ = ["LightGBMDiffModel", "LightGBMLogModel", "LightGBMModel", "keeps_series_id", "log_shares"]
+__all__ = [
+    "LightGBMDiffModel",
+    "LightGBMLogModel",
+    "LightGBMModel",
+    "LightGBMSeriesScaleModel",
+    "keeps_series_id",
+    "log_shares",
+    "series_scales",
+    "training_scales",
+]
 
 # Below this many query rows a single thread answers faster than a pool wakes up.
 SINGLE_THREAD_ROWS = 20_000
@@ -187,6 +197,7 @@ class LightGBMModel(ForecastModel):
         rounds: int,
         validation: dict[str, float] | None = None,
         unseen: lgb.Booster | None = None,
+        series_scale: dict[str, float] | None = None,
     ) -> None:
         self._booster = booster
         self.plan = plan
@@ -198,6 +209,18 @@ class LightGBMModel(ForecastModel):
         # in backtest refits (their queries hold only series they trained on)
         # and in models stored before it existed.
         self._unseen = unseen
+        # Each series' scale fixed at training (LightGBMSeriesScaleModel); None: every
+        # origin's window scales its own rows.
+        self.series_scale = series_scale
+
+    # Whether each series is scaled by its training-time scale rather than each window's.
+    fixed_scale: bool = False
+
+    def _scales(self, query: pl.DataFrame) -> np.ndarray | None:
+        """The fixed scale of each query row's series (NaN for a series unseen at training)."""
+        if self.series_scale is None:
+            return None
+        return series_scales(self.series_scale, query)
 
     @staticmethod
     def _target(design: Design, transform: str) -> np.ndarray:
@@ -274,7 +297,9 @@ class LightGBMModel(ForecastModel):
             *[c for c in (*base.known_in_advance, *base.features) if c in base.categorical],
         ]
         maps = CategoryMaps.learn(history, cat_cols, dated=base.known_in_advance)
-        rich = build_design(history, pairs, richest, spec.time_step, maps, with_target=True)
+        kept_scales = training_scales(history) if cls.fixed_scale else None
+        scales = series_scales(kept_scales, pairs) if kept_scales is not None else None
+        rich = build_design(history, pairs, richest, spec.time_step, maps, with_target=True, scales=scales)
         target_idx = pairs.get_column(IDX).to_numpy()
         valid = target_idx > target_idx.max() - len(spec.distances)
         params = _params(int(np.isfinite(transformed_target(rich, DEFAULT_TRANSFORM)).sum()), seed)
@@ -298,7 +323,14 @@ class LightGBMModel(ForecastModel):
             )
             generic = lgb.train(params, without, num_boost_round=rounds)
         return cls(
-            booster, plan, maps, transform=chosen, rounds=rounds, validation=validation, unseen=generic
+            booster,
+            plan,
+            maps,
+            transform=chosen,
+            rounds=rounds,
+            validation=validation,
+            unseen=generic,
+            series_scale=kept_scales,
         )
 
     def refit_kwargs(self) -> dict[str, Any]:
@@ -328,11 +360,14 @@ class LightGBMModel(ForecastModel):
         With the request's ``layout`` the matrix is built on it once and, when
         the layout keeps designs, handed again to the explanations.
         """
+        scales = self._scales(query)
         if layout is None or not layout.fits(history, query, self.plan.fdw):
-            return build_design(history, query, self.plan, spec.time_step, self.maps)
+            return build_design(history, query, self.plan, spec.time_step, self.maps, scales=scales)
         return layout.design(
             id(self),
-            lambda: build_design(history, query, self.plan, spec.time_step, self.maps, layout=layout),
+            lambda: build_design(
+                history, query, self.plan, spec.time_step, self.maps, layout=layout, scales=scales
+            ),
         )
 
     def predict(
@@ -443,6 +478,7 @@ class LightGBMModel(ForecastModel):
                 "validation": self.validation,
                 "booster": self._booster.model_to_string(),
                 "unseen_booster": self._unseen.model_to_string() if self._unseen is not None else None,
+                **({"series_scale": self.series_scale} if self.series_scale is not None else {}),
             }
         )
 
@@ -460,6 +496,7 @@ class LightGBMModel(ForecastModel):
             rounds=int(state["rounds"]),
             validation=state.get("validation"),
             unseen=lgb.Booster(model_str=unseen) if unseen else None,
+            series_scale=state.get("series_scale"),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -484,6 +521,50 @@ class LightGBMDiffModel(LightGBMModel):
 
     kind = "lightgbm_diff"
     transforms = ("diff",)
+
+
+class LightGBMSeriesScaleModel(LightGBMModel):
+    """The same global model with each series scaled by its training-time level, not each window's.
+
+    The level model divides a row's target and target features by the mean
+    absolute target of its origin's window, so it forecasts relative to the
+    recent level; that suits series whose level shifts for good, but a level
+    that moves with a driver the model reads (temperature, the time of year)
+    is then learnt only relative to where the window happened to sit.  This
+    candidate scales every row of a series by one number, its mean absolute
+    target over the training data (mlforecast's per-series scaler), so the
+    model learns the level itself.  Series unseen at training use the window's
+    scale.  Which suits the data is left to the backtests, as for the level
+    and the change.
+    """
+
+    kind = "lightgbm_series_scale"
+    fixed_scale = True
+
+    def describe(self) -> dict[str, Any]:
+        """The level model's description, and how many series have a fixed scale."""
+        return {**super().describe(), "series_scales": len(self.series_scale or {})}
+
+
+def training_scales(history: pl.DataFrame) -> dict[str, float]:
+    """Each series' mean absolute observed target: its fixed scale."""
+    level = (
+        history.filter(pl.col(Y).is_not_null())
+        .group_by(SID)
+        .agg(pl.col(Y).abs().mean().alias("__scale"))
+        .filter(pl.col("__scale") > SCALE_FLOOR)
+    )
+    return dict(zip(level.get_column(SID).to_list(), level.get_column("__scale").to_list(), strict=True))
+
+
+def series_scales(scales: dict[str, float], query: pl.DataFrame) -> np.ndarray:
+    """The fixed scale of each query row's series, NaN where it has none."""
+    return (
+        query.get_column(SID)
+        .replace_strict(scales, default=None, return_dtype=pl.Float64)
+        .fill_null(np.nan)
+        .to_numpy()
+    )
 
 
 class LightGBMLogModel(LightGBMModel):
