@@ -103,8 +103,9 @@ def test_the_series_scale_model_reads_the_level_and_scales_unseen_series_by_thei
     np.testing.assert_allclose(new3, 3 * new, rtol=1e-9)
 
 
-def test_same_data_and_seed_give_the_same_model(small_flights: pl.DataFrame) -> None:
-    first, second = _train(small_flights, "lightgbm_diff"), _train(small_flights, "lightgbm_diff")
+@pytest.mark.parametrize("kind", ["lightgbm_diff", "lightgbm_series_scale"])
+def test_same_data_and_seed_give_the_same_model(small_flights: pl.DataFrame, kind: str) -> None:
+    first, second = _train(small_flights, kind), _train(small_flights, kind)
     assert first.model.to_bytes() == second.model.to_bytes()
 
 

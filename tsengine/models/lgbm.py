@@ -186,6 +186,8 @@ class LightGBMModel(ForecastModel):
     # plain one and lags up to DEFAULT_FEATURE_LAGS; one plan when the data has
     # no numeric non-KIA feature.
     feature_lag_choices: tuple[int, ...] = (0, DEFAULT_FEATURE_LAGS)
+    # Whether each series is scaled by its training-time scale rather than each window's.
+    fixed_scale: bool = False
 
     def __init__(
         self,
@@ -212,9 +214,6 @@ class LightGBMModel(ForecastModel):
         # Each series' scale fixed at training (LightGBMSeriesScaleModel); None: every
         # origin's window scales its own rows.
         self.series_scale = series_scale
-
-    # Whether each series is scaled by its training-time scale rather than each window's.
-    fixed_scale: bool = False
 
     def _scales(self, query: pl.DataFrame) -> np.ndarray | None:
         """The fixed scale of each query row's series (NaN for a series unseen at training)."""
@@ -553,6 +552,7 @@ def training_scales(history: pl.DataFrame) -> dict[str, float]:
         .group_by(SID)
         .agg(pl.col(Y).abs().mean().alias("__scale"))
         .filter(pl.col("__scale") > SCALE_FLOOR)
+        .sort(SID)  # a stored model's bytes do not depend on group order
     )
     return dict(zip(level.get_column(SID).to_list(), level.get_column("__scale").to_list(), strict=True))
 
