@@ -359,13 +359,20 @@ class LightGBMModel(ForecastModel):
         With the request's ``layout`` the matrix is built on it once and, when
         the layout keeps designs, handed again to the explanations.
         """
-        scales = self._scales(query)
         if layout is None or not layout.fits(history, query, self.plan.fdw):
-            return build_design(history, query, self.plan, spec.time_step, self.maps, scales=scales)
+            return build_design(
+                history, query, self.plan, spec.time_step, self.maps, scales=self._scales(query)
+            )
         return layout.design(
             id(self),
             lambda: build_design(
-                history, query, self.plan, spec.time_step, self.maps, layout=layout, scales=scales
+                history,
+                query,
+                self.plan,
+                spec.time_step,
+                self.maps,
+                layout=layout,
+                scales=self._scales(query),
             ),
         )
 
