@@ -25,6 +25,7 @@ from tsengine.errors import ParameterError
 from tsengine.humility_cli import humility_app
 from tsengine.intervals import DEFAULT_PERCENTILE
 from tsengine.io import read_table
+from tsengine.models import MODELS
 from tsengine.monitor_cli import monitor_app
 from tsengine.options import PredictOptions
 from tsengine.registry import Registry
@@ -140,8 +141,8 @@ def train_cmd(
         typer.Option(
             "--models",
             help=(
-                f"Candidate models (repeatable or comma-separated) of {', '.join(DEFAULT_MODELS)} "
-                "(default: all)."
+                f"Candidate models (repeatable or comma-separated): {', '.join(DEFAULT_MODELS)} "
+                f"(the default set), or also {', '.join(sorted(set(MODELS) - set(DEFAULT_MODELS)))}."
             ),
         ),
     ] = None,

@@ -76,3 +76,17 @@ def test_info_names_each_lightgbm_transform_and_the_errors_behind_it() -> None:
         "lightgbm_diff: diff",
     ]
     assert transform_lines({"kind": "seasonal_naive"}) == []
+
+
+def test_train_help_names_every_model_a_client_may_pass() -> None:
+    """The opt-in candidates are not in the default set, but ``--models`` accepts them: the help must say so."""
+    from typer.testing import CliRunner
+
+    from tsengine.cli import app
+    from tsengine.models import MODELS
+
+    result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "400", "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    line = next(row for row in result.output.splitlines() if "--models" in row)
+    for kind in MODELS:
+        assert kind in line, kind
