@@ -191,6 +191,23 @@ DATASETS = (
             " and Boxing Day"
         ),
     ),
+    DataSet(
+        "births_us",
+        "births_us.csv",
+        "births",
+        "date",
+        "state",
+        "D",
+        7,
+        28,
+        holidays="US",
+        note=(
+            "Daily births in the 8 US states with the most births, 1986-1988. Births follow the weekday (fewer"
+            " scheduled deliveries at weekends) and fall on public holidays: tsengine gets the US federal"
+            ' holidays as a calendar (`holidays="US"`), mlforecast the same days as a 0/1 column. The last window'
+            " (1988-12-04 to 12-31) holds Christmas; the one before it Thanksgiving"
+        ),
+    ),
 )
 
 

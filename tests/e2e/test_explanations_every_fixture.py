@@ -80,6 +80,10 @@ CASES: dict[str, tuple[dict[str, Any], int | None]] = {
         },
         2,
     ),
+    "births_us.csv": (
+        {"target": "births", "datetime_column": "date", "series_id_column": "state", "holidays": "US"},
+        2,
+    ),
     "sp500_trading_days.csv": ({"target": "close", "datetime_column": "date", "features": ["volume"]}, None),
     "bank_calls_5min.csv": ({"target": "calls", "datetime_column": "time"}, None),
 }
@@ -87,6 +91,7 @@ CASES: dict[str, tuple[dict[str, Any], int | None]] = {
 SINCE = {
     "flights_daily.csv": "2013-06-01",
     "chicago_ridership.csv": "2016-01-01",
+    "births_us.csv": "1988-01-01",
     "sp500_trading_days.csv": "2015-01-01",
     "bank_calls_5min.csv": "2003-09-24",  # four weeks and a day: still the weekday grid
 }
