@@ -26,10 +26,13 @@ from api.testing import running
 
 from http_flights import DEPLOYMENT_ID, flights, train_flights
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Using an empty collection for 'allowed_methods':FutureWarning",
-    "ignore::DeprecationWarning",
-)
+pytestmark = [
+    pytest.mark.filterwarnings(
+        "ignore:Using an empty collection for 'allowed_methods':FutureWarning",
+        "ignore::DeprecationWarning",
+    ),
+    pytest.mark.usefixtures("quick_client_polls"),
+]
 LGBM = "small-flights"
 PRED = "delayed (actual)_PREDICTION"
 

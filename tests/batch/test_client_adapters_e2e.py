@@ -34,10 +34,13 @@ from api.testing import running
 
 from http_flights import DEPLOYMENT_ID, HORIZON, SERIES, flights, train_flights
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Using an empty collection for 'allowed_methods':FutureWarning",
-    "ignore::DeprecationWarning",
-)
+pytestmark = [
+    pytest.mark.filterwarnings(
+        "ignore:Using an empty collection for 'allowed_methods':FutureWarning",
+        "ignore::DeprecationWarning",
+    ),
+    pytest.mark.usefixtures("quick_client_polls"),
+]
 PRED = "delayed (actual)_PREDICTION"
 LOW = "PREDICTION_80_PERCENTILE_LOW"
 HIGH = "PREDICTION_80_PERCENTILE_HIGH"

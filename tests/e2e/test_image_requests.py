@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "fixtures" / "digits_images.csv"
 KEY = "image-secret"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-TRAIN = 400
+TRAIN = 250
 runner = CliRunner()
 
 

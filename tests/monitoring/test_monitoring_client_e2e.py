@@ -23,7 +23,10 @@ from tsengine.tabular import train_tabular
 
 from http_flights import DEPLOYMENT_ID, LAST_HISTORY, flights, train_flights
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning"),
+    pytest.mark.usefixtures("quick_client_polls"),
+]
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 LEVELS_ID = "flights-levels"  # the same deployment serving 50 and 95 % intervals beside its 80 %
 

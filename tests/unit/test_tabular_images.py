@@ -222,7 +222,7 @@ def test_zip_of_class_folders(digits: pl.DataFrame, tmp_path: Path) -> None:
 
 def test_the_cnn_featurizer_trains_and_predicts(digits: pl.DataFrame) -> None:
     model = train_tabular(
-        digits.head(300),
+        digits.head(200),
         target="digit",
         task="multiclass",
         image_columns=["image"],
@@ -238,7 +238,7 @@ def test_the_cnn_featurizer_trains_and_predicts(digits: pl.DataFrame) -> None:
 
 
 def test_auto_keeps_the_featurizer_that_scores_better_held_out(digits: pl.DataFrame) -> None:
-    model = train_tabular(digits.head(300), target="digit", task="multiclass", image_columns=["image"])
+    model = train_tabular(digits.head(200), target="digit", task="multiclass", image_columns=["image"])
     tried = model.metadata["images"]["validation_by_featurizer"]
     assert set(tried) == {"efficientnet-lite0", "classical"}
     best = min(tried, key=lambda name: tried[name]["logloss"])
