@@ -64,6 +64,10 @@ _BUSINESS_EPOCH = np.datetime64("1601-01-01", "D")
 # Daily data is on a business-day grid when some weekday never occurs in it over
 # at least this many days [ours]: four weeks of every other weekday rule out chance.
 MIN_BUSINESS_SPAN_DAYS = 28
+# ... sub-daily data over at least this many [ours]: there a day is many rows, and the
+# same weekdays without a single one of them two weeks running are closed, not gaps
+# (three weeks of five-minute call-centre data were refused as irregular with 28).
+MIN_SUBDAILY_BUSINESS_SPAN_DAYS = 14
 # ... and the business-day grid leaves at most this share of its points empty
 # (trading days miss their public holidays, about 4 %).
 MAX_BUSINESS_MISSING_SHARE = 0.25
@@ -506,8 +510,9 @@ def _business_days(ts: pl.Series, step: TimeStep, offset_us: int) -> TimeStep | 
     each night and weekend would be missing history and, worse, forecast rows
     nobody asked for, and the lag before a Monday would be a Sunday that never
     comes.  A weekday absent from at least :data:`MIN_BUSINESS_SPAN_DAYS` days
-    of data, or hours absent on every one of at least :data:`MIN_SESSION_DAYS`
-    days, are not chance, as long as the remaining grid is nearly full (the
+    of daily data (:data:`MIN_SUBDAILY_BUSINESS_SPAN_DAYS` of sub-daily data),
+    or hours absent on every one of at least :data:`MIN_SESSION_DAYS` days, are
+    not chance, as long as the remaining grid is nearly full (the
     caller checks :data:`MAX_BUSINESS_MISSING_SHARE`): a few scattered times
     are sparse, not business hours.  None when the step is longer than a day
     or the data skips nothing.
@@ -526,7 +531,8 @@ def _business_days(ts: pl.Series, step: TimeStep, offset_us: int) -> TimeStep | 
     span = int(grid_days.max()) - int(grid_days.min())  # type: ignore[arg-type]
     weekmask = ""
     seen = set((shifted + dt.timedelta(days=day_shift)).dt.weekday().unique().to_list())  # ISO: Monday 1
-    if span >= MIN_BUSINESS_SPAN_DAYS and len(seen) < 7:
+    min_span = MIN_SUBDAILY_BUSINESS_SPAN_DAYS if step.micros < _DAY_US else MIN_BUSINESS_SPAN_DAYS
+    if span >= min_span and len(seen) < 7:
         weekmask = "".join("1" if d in seen else "0" for d in range(1, 8))
     if not weekmask and not steps:
         return None

@@ -265,6 +265,17 @@ def test_three_weeks_are_too_few_to_call_a_weekday_closed() -> None:
     assert _infer(days) == TimeStep("day")
 
 
+def test_two_weeks_of_business_hours_are_enough_to_call_the_weekend_closed() -> None:
+    """A closed day of sub-daily data is a whole day's rows missing, not one row."""
+    weekdays = _days(dt.date(2024, 1, 1), dt.date(2024, 1, 19), {1, 2, 3, 4, 5})  # three weeks
+    assert _infer(_session(weekdays, 7, 21, minutes=5)) == BANK
+    two_weeks = weekdays[:11]  # Monday 1 to Monday 15 January
+    assert _infer(_session(two_weeks, 0, 23)) == TimeStep("hour", weekmask="1111100")
+    assert _infer(_session(two_weeks[:-1], 0, 23)) == TimeStep("hour")  # 11 days: weekends are gaps
+    with pytest.raises(TrainingDataError, match="irregular time steps"):
+        _infer(_session(weekdays[:5] + weekdays[6:8], 7, 21, minutes=5))  # 9 days: too few
+
+
 def test_scattered_dates_are_sparse_not_business_days() -> None:
     with pytest.raises(TrainingDataError, match="irregular time steps.*1 day"):
         _infer([D(2020, 1, 1), D(2020, 1, 2), D(2020, 1, 9), D(2020, 1, 16), D(2020, 1, 30)])
