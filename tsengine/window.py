@@ -190,10 +190,15 @@ def forecast_window(
             for s, n in zip(sids.to_list(), counts.tolist(), strict=True)
             if n < spec.min_history
         ]
+        # A series that ended long before the others (a discontinued product) cannot be
+        # forecast from this point at all: say the request may simply leave it out.
+        leave_out = (
+            " (or leave these series out of the request)" if (counts >= spec.min_history).any() else ""
+        )
         msg = (
             f"not enough history before forecast point {fp_text}: {short_list(described, quote=False)} "
             f"target value(s) in the {spec.fdw}-step feature derivation window, the model needs "
-            f"{spec.min_history}; post more history rows or choose an earlier forecast point"
+            f"{spec.min_history}; post more history rows or choose an earlier forecast point{leave_out}"
         )
         raise InsufficientHistoryError(msg)
     stale = _stale_series(canon.get_column(SID), spec, idx, codes, first, inside, fp)
@@ -327,8 +332,8 @@ def historical_window(
         .join(distances, how="cross")
         .with_columns((pl.col(IDX) - pl.col(D)).alias(FP))
     )
-    counts = _history_counts(canon, pairs, spec.fdw)
-    query = pairs.filter(pl.Series(counts >= spec.min_history))
+    usable = _history_counts(canon, pairs, spec.fdw) >= spec.min_history
+    query = pairs.filter(pl.Series(usable))
     if query.height == 0:
         msg = (
             f"no row in [{start.isoformat()}, {end.isoformat()}) has enough history: every forecast "
@@ -340,7 +345,41 @@ def historical_window(
     query, warnings = _check_known_in_advance(
         query, canon, spec, relax_known_in_advance, what="predicted rows"
     )
+    warnings = _unpredicted(pairs, usable, spec) + warnings
     return Window(query.drop("__rank").select(SID, FP, D, IDX, ROW, ORIG, *kia), canon, warnings)
+
+
+def _unpredicted(pairs: pl.DataFrame, usable: np.ndarray, spec: TimeSeriesSpec) -> tuple[str, ...]:
+    """A warning naming posted rows in the range that no distance could predict.
+
+    Historical mode predicts a row at the distances whose forecast point has
+    the minimum history; a series that starts inside the range (or stopped long
+    before it) has rows with none, and those must not vanish from the answer
+    without a word.
+    """
+    rows = (
+        pairs.select(SID, ROW, IDX, ORIG)
+        .with_columns(pl.Series("__ok", usable))
+        .group_by(SID, ROW, maintain_order=True)
+        .agg(pl.col("__ok").any(), pl.col(IDX).first(), pl.col(ORIG).first())
+        .filter(~pl.col("__ok"))
+    )
+    if rows.height == 0:
+        return ()
+    by_series = rows.group_by(SID, maintain_order=True).agg(
+        pl.len().alias("n"),
+        pl.col(ORIG).sort_by(IDX).first().alias("first"),
+        pl.col(ORIG).sort_by(IDX).last().alias("last"),
+    )
+    described = [
+        f"{_label(spec, sid)} ({n} from {first} to {last})" if n > 1 else f"{_label(spec, sid)} ({first})"
+        for sid, n, first, last in by_series.iter_rows()
+    ]
+    return (
+        f"{rows.height} posted row(s) in the range have too little history to be predicted at any "
+        f"distance (each forecast point needs {spec.min_history} target value(s) in the {spec.fdw} "
+        f"steps before it): {short_list(described, limit=3, quote=False)}",
+    )
 
 
 def _check_known_in_advance(

@@ -140,6 +140,10 @@ def test_insufficient_history_names_every_short_series_and_its_count() -> None:
     assert "series 'a' has 2" in message
     assert "series 'c' has 1" in message
     assert "'b'" not in message
+    assert message.endswith("(or leave these series out of the request)")  # 'b' could be forecast
+    with pytest.raises(InsufficientHistoryError) as info:
+        _forecast(_rows("a", range(9, 11)), relax=True)
+    assert "leave" not in info.value.message  # nothing would be left to forecast
 
 
 def test_missing_targets_inside_the_window_do_not_count_as_history() -> None:
@@ -345,6 +349,18 @@ def test_historical_distances_without_enough_history_are_skipped() -> None:
     # Jan 5 at distance 3 has FP Jan 2: only 2 targets in the window < 3 needed.
     q = _historical(_rows("a", range(1, 21)), _day(5), _day(6)).query
     assert q[D].to_list() == [1, 2]
+
+
+def test_historical_rows_no_distance_can_predict_are_named_in_a_warning() -> None:
+    # 'b' starts on Jan 8: its rows of Jan 8..10 have fewer than 3 targets before any forecast point.
+    frame = pl.concat([_rows("a", range(1, 21)), _rows("b", range(8, 21))])
+    window = _historical(frame, _day(6), _day(12))
+    assert set(window.query[SID].to_list()) == {"a", "b"}  # 'b' on Jan 11 at distance 1
+    (warning,) = window.warnings
+    assert warning.startswith("3 posted row(s) in the range have too little history")
+    assert "series 'b' (3 from 2018-01-08 to 2018-01-10)" in warning
+    assert "'a'" not in warning
+    assert _historical(frame, _day(12), _day(15)).warnings == ()
 
 
 def test_extreme_client_default_range_means_the_whole_dataset() -> None:
