@@ -357,15 +357,13 @@ def _unpredicted(pairs: pl.DataFrame, usable: np.ndarray, spec: TimeSeriesSpec) 
     before it) has rows with none, and those must not vanish from the answer
     without a word.
     """
-    rows = (
-        pairs.select(SID, ROW, IDX, ORIG)
-        .with_columns(pl.Series("__ok", usable))
-        .group_by(SID, ROW, maintain_order=True)
-        .agg(pl.col("__ok").any(), pl.col(IDX).first(), pl.col(ORIG).first())
-        .filter(~pl.col("__ok"))
-    )
-    if rows.height == 0:
+    row = pairs.get_column(ROW).to_numpy()
+    posted = np.bincount(row)
+    predicted = np.bincount(row, weights=usable, minlength=posted.size)
+    missed = np.flatnonzero((posted > 0) & (predicted == 0))
+    if missed.size == 0:
         return ()
+    rows = pairs.filter(pl.col(ROW).is_in(missed) & (pl.col(D) == spec.distances[0]))
     by_series = rows.group_by(SID, maintain_order=True).agg(
         pl.len().alias("n"),
         pl.col(ORIG).sort_by(IDX).first().alias("first"),
