@@ -93,7 +93,7 @@ SINCE = {
     "chicago_ridership.csv": "2016-01-01",
     "births_us.csv": "1988-01-01",
     "sp500_trading_days.csv": "2015-01-01",
-    "bank_calls_5min.csv": "2003-09-24",  # four weeks and a day: still the weekday grid
+    "bank_calls_5min.csv": "2003-09-24",  # four weeks and a day of weekday business hours
 }
 NAME = re.compile(r"^[A-Za-z][\w ]*( \([\w ,]+\))?$")
 
