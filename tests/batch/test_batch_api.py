@@ -305,6 +305,50 @@ def test_the_server_runs_a_scheduled_definition_when_it_is_due(
     assert http.delete(f"/batchPredictionJobDefinitions/{definition['id']}/").status_code == 204
 
 
+def test_a_definition_with_a_forecast_point_policy_over_http(http: httpx.Client, tmp_path: Path) -> None:
+    """Stored and echoed as sent; a run takes its start (now) plus the offset, far after this data."""
+    path = tmp_path / "h.csv"
+    flights().write_csv(path)
+    with path.open("rb") as fh:
+        dataset = http.post("/datasets/fromFile/", files={"file": ("h.csv", fh, "text/csv")}).json()
+    policy = {"type": "jobRunTimeBased", "configuration": {"offset": "-P1D"}}
+    created = http.post(
+        "/batchPredictionJobDefinitions/",
+        json={
+            "name": "yesterday",
+            "enabled": False,
+            "deploymentId": DEPLOYMENT_ID,
+            "numConcurrent": 1,
+            "intakeSettings": {"type": "dataset", "datasetId": dataset["datasetId"]},
+            "timeseriesSettings": {**RELAX, "forecastPointPolicy": policy},
+        },
+    )
+    assert created.status_code == 202, created.text
+    definition = created.json()
+    assert definition["batchPredictionJob"]["timeseriesSettings"]["forecastPointPolicy"] == policy
+    run = http.post("/batchPredictions/fromJobDefinition/", json={"jobDefinitionId": definition["id"]})
+    assert run.status_code == 202, run.text
+    for _ in range(200):
+        job = http.get(f"/batchPredictions/{run.json()['id']}/").json()
+        if job["status"] in {"COMPLETED", "FAILED"}:
+            break
+        time.sleep(0.05)
+    assert job["status"] == "FAILED"  # the flights history ends in 2013
+    assert "not enough history before forecast point 20" in job["statusDetails"]
+    assert any("INFO: forecastPointPolicy: forecast point" in line for line in job["logs"])
+    wrong = {**policy, "configuration": {"offset": "yesterday"}}
+    refused = http.post(
+        "/batchPredictionJobDefinitions/",
+        json={
+            "deploymentId": DEPLOYMENT_ID,
+            "numConcurrent": 1,
+            "timeseriesSettings": {"forecastPointPolicy": wrong},
+        },
+    )
+    assert refused.status_code == 422
+    assert refused.json()["message"].startswith("timeseriesSettings.forecastPointPolicy.configuration.offset")
+
+
 def test_multipart_parts_share_the_upload_limit(http: httpx.Client) -> None:
     job = create(http, intakeSettings={"type": "localFile", "multipart": True})
     part = b"date,series\n" + b"2013-01-01,EWR-UA\n" * 6000  # ~110 kB; the test server's limit is 200 kB

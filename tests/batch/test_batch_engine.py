@@ -314,6 +314,44 @@ def test_scheduled_definition_runs_when_due(engine: BatchEngine, tmp_path: Path)
     assert stored["lastSuccessfulRunTime"] is not None
 
 
+def test_a_forecast_point_policy_counts_from_each_runs_start(
+    engine: BatchEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``jobRunTimeBased``: the run's start plus the offset, floored to the daily grid."""
+    from tsengine.batch import runner
+    from tsengine.batch.definitions import build_definition
+
+    source = tmp_path / "in.csv"
+    flights().write_csv(source)
+    dataset = add_dataset(engine.store, engine.folder / "datasets", source)
+    policy = {"type": "jobRunTimeBased", "configuration": {"offset": "-P2DT5H"}}
+    doc = build_definition(
+        {
+            "name": "two days back",
+            "deploymentId": DEPLOYMENT_ID,
+            "intakeSettings": {"type": "dataset", "datasetId": dataset["datasetId"]},
+            "timeseriesSettings": {
+                "type": "forecast",
+                "forecastPointPolicy": policy,
+                "relaxKnownInAdvanceFeaturesCheck": True,
+            },
+        }
+    )
+    assert doc["batchPredictionJob"]["timeseriesSettings"]["forecastPointPolicy"] == policy
+    engine.save_definition(doc)
+    for started, forecast_point in (
+        (dt.datetime(2013, 4, 22, 3, 0), "2013-04-19T00:00:00Z"),  # 04-19 22:00, floored
+        (dt.datetime(2013, 4, 23, 6, 10), "2013-04-21T00:00:00Z"),
+    ):
+        monkeypatch.setattr(runner, "run_start", lambda started=started: started)
+        job = engine.run_definition(doc["id"])
+        done = engine.run_now(job["id"])
+        assert done["status"] == "COMPLETED", done["statusDetails"]
+        out = pl.read_csv(engine.job_folder(job["id"]) / "result.csv")
+        assert out["FORECAST_POINT"].unique().to_list() == [forecast_point]
+        assert any(f"forecast point {forecast_point[:-1]}" in line for line in done["logs"]), done["logs"]
+
+
 def test_schedule_semantics_follow_cron() -> None:
     from tsengine.batch.definitions import cron_expression, next_run
 

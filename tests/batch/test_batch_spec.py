@@ -6,9 +6,11 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from dateutil.relativedelta import relativedelta
 
-from tsengine.batch.spec import DEFAULT_CHUNK_BYTES, parse_job_spec
+from tsengine.batch.spec import DEFAULT_CHUNK_BYTES, iso_duration, parse_job_spec, relative_forecast_point
 from tsengine.errors import ParameterError
+from tsengine.timestep import TimeStep
 
 # The body the datarobot 3.20 client sent in the spec's trace, byte for byte.
 CLIENT_BODY: dict[str, Any] = {
@@ -145,6 +147,33 @@ def test_dataset_object_from_a_job_definition() -> None:
         ),
         ({"deploymentId": "d", "timeseriesSettings": {"type": "nowcast"}}, "timeseriesSettings.type"),
         (
+            {"deploymentId": "d", "timeseriesSettings": {"forecastPointPolicy": {"type": "fixed"}}},
+            "timeseriesSettings.forecastPointPolicy.type",
+        ),
+        (
+            {"deploymentId": "d", "timeseriesSettings": {"forecastPointPolicy": {"type": "jobRunTimeBased"}}},
+            "timeseriesSettings.forecastPointPolicy.configuration.offset",
+        ),
+        (
+            {
+                "deploymentId": "d",
+                "timeseriesSettings": {
+                    "forecastPointPolicy": {"type": "jobRunTimeBased", "configuration": {"offset": "-2 days"}}
+                },
+            },
+            "timeseriesSettings.forecastPointPolicy.configuration.offset",
+        ),
+        (
+            {
+                "deploymentId": "d",
+                "timeseriesSettings": {
+                    "forecastPoint": "2020-01-01",
+                    "forecastPointPolicy": {"type": "jobRunTimeBased", "configuration": {"offset": "-P1D"}},
+                },
+            },
+            "timeseriesSettings.forecastPointPolicy",
+        ),
+        (
             {"deploymentId": "d", "intakeSettings": {"type": "filesystem", "path": "/etc/passwd"}},
             "intakeSettings.type",
         ),
@@ -155,3 +184,38 @@ def test_malformed_fields_are_named(body: dict[str, Any], field: str) -> None:
         parse_job_spec(body)
     assert info.value.message.startswith(field)
     assert info.value.status == 422
+
+
+@pytest.mark.parametrize(
+    ("offset", "delta"),
+    [
+        ("-P2DT5H", relativedelta(days=-2, hours=-5)),
+        ("P1M", relativedelta(months=1)),
+        (
+            "-P1Y2M3W4DT5H6M7.5S",
+            relativedelta(years=-1, months=-2, days=-25, hours=-5, minutes=-6, seconds=-7.5),
+        ),
+        ("PT30M", relativedelta(minutes=30)),
+    ],
+)
+def test_forecast_point_policy_offsets_are_iso_durations(offset: str, delta: relativedelta) -> None:
+    policy = {"type": "jobRunTimeBased", "configuration": {"offset": offset}}
+    spec = parse_job_spec({"deploymentId": "d", "timeseriesSettings": {"forecastPointPolicy": policy}})
+    assert spec.timeseries.forecast_point_offset == offset
+    assert spec.to_api()["timeseriesSettings"]["forecastPointPolicy"] == policy
+    assert iso_duration(offset, name="offset") == delta
+
+
+@pytest.mark.parametrize("offset", ["P", "PT", "P1DT", "1D", "-P-1D", "P1.5D"])
+def test_an_offset_that_is_not_a_duration_is_named(offset: str) -> None:
+    with pytest.raises(ParameterError, match="offset: must be an ISO 8601 duration"):
+        iso_duration(offset, name="offset")
+
+
+def test_the_forecast_point_is_the_last_grid_point_at_or_before_start_plus_offset() -> None:
+    start = dt.datetime(2024, 3, 31, 6, 10)  # a Sunday
+    assert relative_forecast_point(TimeStep("day"), start, "-P1D") == dt.datetime(2024, 3, 30)
+    assert relative_forecast_point(TimeStep("month"), start, "-P1M") == dt.datetime(2024, 2, 1)  # Feb 29
+    weekdays = TimeStep("day", weekmask="1111100")
+    assert relative_forecast_point(weekdays, start, "-P1D") == dt.datetime(2024, 3, 29)  # the Friday
+    assert relative_forecast_point(TimeStep("hour"), start, "PT0S") == dt.datetime(2024, 3, 31, 6)

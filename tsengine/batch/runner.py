@@ -26,7 +26,8 @@ from tsengine.batch.adapters import AdapterContext, Sink, intake_source, open_si
 from tsengine.batch.chunks import Chunk, normalise_source, partition, plan_chunks, read_chunk
 from tsengine.batch.engine_base import EngineBase
 from tsengine.batch.score import ChunkResult, ChunkScorer, finish
-from tsengine.batch.spec import JobSpec, parse_job_spec
+from tsengine.batch.spec import JobSpec, parse_job_spec, relative_forecast_point
+from tsengine.batch.store import utc_now
 from tsengine.errors import ParameterError, TsEngineError
 from tsengine.nowcast import next_forecast_point
 
@@ -92,6 +93,10 @@ class JobRunner(EngineBase):
             source = normalise_source(intake_source(spec.intake, spec.csv, ctx), folder)
             self._update(job_id, jobIntakeSize=source.path.stat().st_size, statusDetails="Planning chunks")
             chunks, forecast_point, total = self._plan(job_id, spec, deployment, source, folder)
+            for line in _policy_note(spec, forecast_point):
+                self._update(
+                    job_id, logs=[*self.store.job(job_id).get("logs", []), f"{utc_now()} INFO: {line}"]
+                )
             options = spec.predict_options(forecast_point=forecast_point)
             scorer = ChunkScorer(deployment, spec, options, observe=self._observer(job_id, spec, deployment))
             sink = open_sink(spec.output, spec.csv, ctx)
@@ -160,8 +165,17 @@ class JobRunner(EngineBase):
         series_column = deployment.spec.series_id_column if ts else None
         integer_ids = ts and deployment.spec.series_id_type == "int"
         infer = None
+        relative = None
+        offset = spec.timeseries.forecast_point_offset
         if ts and not spec.timeseries.is_historical and spec.timeseries.forecast_point is None:
-            infer = (deployment.spec.datetime_column, deployment.spec.target, deployment.spec.datetime_format)
+            if offset is not None:  # forecastPointPolicy: the run's start plus the offset
+                relative = relative_forecast_point(deployment.spec.time_step, run_start(), offset)
+            else:
+                infer = (
+                    deployment.spec.datetime_column,
+                    deployment.spec.target,
+                    deployment.spec.datetime_format,
+                )
         plan = plan_chunks(
             source,
             overrides=overrides,
@@ -184,7 +198,7 @@ class JobRunner(EngineBase):
         forecast_point = (
             next_forecast_point(deployment.spec, plan.forecast_point) if infer else plan.forecast_point
         )
-        return chunks, forecast_point, plan.rows
+        return chunks, relative or forecast_point, plan.rows
 
     def _score(
         self,
@@ -330,3 +344,18 @@ def _notes(warnings: tuple[str, ...]) -> tuple[str, ...]:
     if len(warnings) <= MAX_NOTES:
         return warnings
     return (*warnings[:MAX_NOTES], f"and {len(warnings) - MAX_NOTES} more warnings from other chunks")
+
+
+def run_start() -> dt.datetime:
+    """Now, in naive UTC: the moment a ``forecastPointPolicy`` offset counts from (tests set it)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _policy_note(spec: JobSpec, forecast_point: dt.datetime | None) -> tuple[str, ...]:
+    """The job log line saying which forecast point a ``forecastPointPolicy`` gave this run."""
+    offset = spec.timeseries.forecast_point_offset
+    if offset is None or forecast_point is None or spec.timeseries.forecast_point is not None:
+        return ()
+    return (
+        f"forecastPointPolicy: forecast point {forecast_point.isoformat()} (the run's start plus {offset}, floored to the grid)",
+    )

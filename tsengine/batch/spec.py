@@ -17,14 +17,18 @@ import codecs
 import datetime as dt
 import math
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, NoReturn
+
+from dateutil.relativedelta import relativedelta
 
 from tsengine.batch.spec_types import (
     CLIENT_RANGE_END,
     CLIENT_RANGE_START,
     DEFAULT_CHUNK_BYTES,
     EXPLANATION_CHUNK_BYTES,
+    JOB_RUN_TIME_BASED,
     MIN_CHUNK_BYTES,
     AdapterSettings,
     CsvSettings,
@@ -33,6 +37,7 @@ from tsengine.batch.spec_types import (
 )
 from tsengine.datetimes import parse_timestamp
 from tsengine.errors import ParameterError, short_list
+from tsengine.timestep import TimeStep
 
 __all__ = [
     "CLIENT_RANGE_END",
@@ -45,7 +50,9 @@ __all__ = [
     "CsvSettings",
     "JobSpec",
     "TimeSeriesSettings",
+    "iso_duration",
     "parse_job_spec",
+    "relative_forecast_point",
 ]
 
 INTAKE_TYPES = ("localFile", "s3", "jdbc", "dataset", "filesystem")
@@ -307,11 +314,7 @@ def _timeseries(body: Mapping[str, Any]) -> TimeSeriesSettings:
     unknown = [k for k in settings if k not in allowed[kind]]
     if unknown:
         _fail(f"timeseriesSettings.{unknown[0]}", f"is not a setting of type {kind!r}")
-    if "forecastPointPolicy" in settings:
-        _fail(
-            "timeseriesSettings.forecastPointPolicy",
-            "is not supported; give a forecastPoint or leave it out to use the latest timestamp with a target",
-        )
+    offset = _forecast_point_policy(settings)
     start, end = _when(settings, "predictionsStartDate"), _when(settings, "predictionsEndDate")
     if start is not None and end is not None and start >= end:
         _fail(
@@ -326,7 +329,67 @@ def _timeseries(body: Mapping[str, Any]) -> TimeSeriesSettings:
         relax_known_in_advance=_bool(
             settings, "relaxKnownInAdvanceFeaturesCheck", False, "timeseriesSettings."
         ),
+        forecast_point_offset=offset,
     )
+
+
+def _forecast_point_policy(settings: Mapping[str, Any]) -> str | None:
+    """The offset of ``forecastPointPolicy`` ``{"type": "jobRunTimeBased", "configuration": {"offset": ...}}``."""
+    policy = settings.get("forecastPointPolicy")
+    if policy is None:
+        return None
+    where = "timeseriesSettings.forecastPointPolicy"
+    if not isinstance(policy, Mapping) or policy.get("type") != JOB_RUN_TIME_BASED:
+        _fail(f"{where}.type", f'must be "{JOB_RUN_TIME_BASED}", got {policy!r}')
+    if "forecastPoint" in settings:
+        _fail(where, "and forecastPoint exclude each other: give a fixed forecast point or a policy")
+    configuration = policy.get("configuration")
+    offset = configuration.get("offset") if isinstance(configuration, Mapping) else None
+    if not isinstance(offset, str):
+        _fail(
+            f"{where}.configuration.offset", f'must be an ISO 8601 duration such as "-P2DT5H", got {offset!r}'
+        )
+    iso_duration(offset, name=f"{where}.configuration.offset")
+    return offset
+
+
+# ISO 8601 durations as DataRobot's offsets are written ("-P2DT5H", "P1M"): an optional sign,
+# then years, months, weeks, days and, after T, hours, minutes and seconds.
+_DURATION = re.compile(
+    r"^(?P<sign>[+-])?P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
+)
+
+
+def iso_duration(text: str, *, name: str) -> relativedelta:
+    """An ISO 8601 duration as a calendar-aware offset (``P1M`` is a month, not 30 days).
+
+    None of the project's dependencies parses ISO durations with months and
+    years (pydantic's timedelta cannot hold a month), so the grammar is this
+    one pattern and dateutil's ``relativedelta`` does the calendar arithmetic.
+
+    Raises:
+        ParameterError: not such a duration, naming ``name``.
+    """
+    match = _DURATION.match(text.strip())
+    units = ("years", "months", "weeks", "days", "hours", "minutes", "seconds")
+    if match is None or not any(match[u] for u in units) or text.strip().endswith("T"):
+        _fail(name, f'must be an ISO 8601 duration such as "-P2DT5H" or "P1M", got {text!r}')
+    parts = match.groupdict()
+    sign = -1 if parts["sign"] == "-" else 1
+    whole = {k: sign * int(parts[k] or 0) for k in ("years", "months", "weeks", "days", "hours", "minutes")}
+    return relativedelta(**whole, seconds=sign * float(parts["seconds"] or 0))  # type: ignore[arg-type]
+
+
+def relative_forecast_point(step: TimeStep, run_start: dt.datetime, offset: str) -> dt.datetime:
+    """A run's forecast point under a ``jobRunTimeBased`` policy: start plus offset, floored to the grid.
+
+    A job scheduled at 06:10 with offset ``-P1D`` forecasts a daily deployment
+    from yesterday (00:00): the forecast point must be a grid point, and the
+    latest one at or before the moment asked for is what the data can have.
+    """
+    moment = run_start + iso_duration(offset, name="forecastPointPolicy.configuration.offset")
+    return step.timestamp_of(step.to_index_floor(moment))
 
 
 def _remapping(body: Mapping[str, Any]) -> tuple[tuple[str, str | None], ...]:

@@ -87,6 +87,10 @@ class AdapterSettings:
         return {"type": self.type, **self.settings}
 
 
+JOB_RUN_TIME_BASED = "jobRunTimeBased"
+"""The one ``forecastPointPolicy`` type: the forecast point is the run's start time plus an offset."""
+
+
 @dataclass(frozen=True, slots=True)
 class TimeSeriesSettings:
     """``timeseriesSettings``: forecast (optionally at a point) or historical (a range)."""
@@ -96,6 +100,9 @@ class TimeSeriesSettings:
     start: dt.datetime | None = None
     end: dt.datetime | None = None
     relax_known_in_advance: bool = False
+    # ``forecastPointPolicy`` (jobRunTimeBased): an ISO 8601 duration added to each run's start
+    # time, the sum floored to the deployment's grid (tsengine.batch.spec.relative_forecast_point)
+    forecast_point_offset: str | None = None
 
     @property
     def is_historical(self) -> bool:
@@ -107,6 +114,11 @@ class TimeSeriesSettings:
         out: dict[str, Any] = {"type": self.type}
         if self.forecast_point is not None:
             out["forecastPoint"] = _iso(self.forecast_point)
+        if self.forecast_point_offset is not None:
+            out["forecastPointPolicy"] = {
+                "type": JOB_RUN_TIME_BASED,
+                "configuration": {"offset": self.forecast_point_offset},
+            }
         if self.start is not None:
             out["predictionsStartDate"] = _iso(self.start)
         if self.end is not None:
