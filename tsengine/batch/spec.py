@@ -378,7 +378,12 @@ def iso_duration(text: str, *, name: str) -> relativedelta:
     parts = match.groupdict()
     sign = -1 if parts["sign"] == "-" else 1
     whole = {k: sign * int(parts[k] or 0) for k in ("years", "months", "weeks", "days", "hours", "minutes")}
-    return relativedelta(**whole, seconds=sign * float(parts["seconds"] or 0))  # type: ignore[arg-type]
+    try:
+        delta = relativedelta(**whole, seconds=sign * float(parts["seconds"] or 0))  # type: ignore[arg-type]
+        dt.datetime(2000, 1, 1) + delta  # an offset no run time can take is refused now, not at the run
+    except (OverflowError, ValueError):
+        _fail(name, f"{text!r} is out of range for a forecast point offset")
+    return delta
 
 
 def relative_forecast_point(step: TimeStep, run_start: dt.datetime, offset: str) -> dt.datetime:
