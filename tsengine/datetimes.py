@@ -87,6 +87,7 @@ _PERIOD_LABELS: tuple[str, ...] = tuple(
 # Letters no ISO 8601 timestamp holds (it has only T and Z): a label, or nothing.
 _NOT_ISO = re.compile(r"[a-su-yA-SU-Y]")
 _WEEK_LABEL = re.compile(r"^\d{4}[- ]?W\d{1,2}$", re.IGNORECASE)
+_QUARTER_LABEL = re.compile(r"^\d{4}[- ]?Q\d{1,2}$", re.IGNORECASE)
 _FALLBACK_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
 _SAMPLE = 512
 
@@ -331,6 +332,21 @@ def format_datetimes(ts: pl.Expr, fmt: str, *, utc_offset: str | None = None) ->
     return (ts + pl.duration(minutes=minutes)).dt.strftime(pattern)
 
 
+def _no_such_period(name: str, text: str) -> str | None:
+    """Why a week or quarter label names no period (``2016 W53``: 2016 has 52 ISO weeks), if it does not."""
+    digits = [int(d) for d in re.findall(r"\d+", text)]
+    if len(digits) != 2:
+        return None
+    year, number = digits
+    if _QUARTER_LABEL.match(text) and not 1 <= number <= 4:
+        return f"{name}: {text!r} names no quarter: quarters are Q1 to Q4"
+    if _WEEK_LABEL.match(text) and 1 <= year <= 9999:
+        weeks = dt.date(year, 12, 28).isocalendar().week  # 28 December is always in the year's last week
+        if not 1 <= number <= weeks:
+            return f"{name}: {text!r} names no week: {year} has ISO weeks W01 to W{weeks}"
+    return None
+
+
 def _not_a_datetime(name: str, value: object) -> str:
     return (
         f"{name}: {value!r} is not a datetime; use ISO 8601 such as 2018-01-09 "
@@ -382,7 +398,9 @@ def parse_timestamp(value: str | dt.datetime | dt.date, *, name: str) -> dt.date
         # Python would read a bare week label itself, rolling a week the year
         # lacks (2021-W53) into the next year: the label parser refused it.
         if label is None and _WEEK_LABEL.match(text):
-            raise ParameterError(_not_a_datetime(name, value))
+            raise ParameterError(_no_such_period(name, text) or _not_a_datetime(name, value))
+        if label is None and _QUARTER_LABEL.match(text):
+            raise ParameterError(_no_such_period(name, text) or _not_a_datetime(name, value))
         parsed = label or _parse_iso(text, name=name, value=value)
     if parsed.tzinfo is not None:
         try:

@@ -461,10 +461,19 @@ def test_parse_timestamp_reads_the_period_labels_data_is_dated_by(text: str, exp
     assert parse_timestamp(text, name="forecastPoint") == expected
 
 
-@pytest.mark.parametrize("text", ["2013 Q5", "2021-W53", "2005 Mayo", "Q3"])
-def test_parse_timestamp_refuses_labels_of_periods_that_do_not_exist(text: str) -> None:
-    # Python's own ISO parser would roll 2021-W53 into 2022: 2021 has 52 ISO weeks.
-    with pytest.raises(ParameterError, match=rf"forecastPoint: {text!r} is not a datetime.*period label"):
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("2013 Q5", "names no quarter: quarters are Q1 to Q4"),
+        # Python's own ISO parser would roll 2021-W53 into 2022: 2021 has 52 ISO weeks.
+        ("2021-W53", "names no week: 2021 has ISO weeks W01 to W52"),
+        ("2016 W00", "names no week: 2016 has ISO weeks W01 to W52"),
+        ("2005 Mayo", "is not a datetime.*period label"),
+        ("Q3", "is not a datetime.*period label"),
+    ],
+)
+def test_parse_timestamp_refuses_labels_of_periods_that_do_not_exist(text: str, why: str) -> None:
+    with pytest.raises(ParameterError, match=rf"forecastPoint: {text!r} {why}"):
         parse_timestamp(text, name="forecastPoint")
 
 
