@@ -397,9 +397,7 @@ def parse_timestamp(value: str | dt.datetime | dt.date, *, name: str) -> dt.date
         label = _period_label(text) if _NOT_ISO.search(text) else None
         # Python would read a bare week label itself, rolling a week the year
         # lacks (2021-W53) into the next year: the label parser refused it.
-        if label is None and _WEEK_LABEL.match(text):
-            raise ParameterError(_no_such_period(name, text) or _not_a_datetime(name, value))
-        if label is None and _QUARTER_LABEL.match(text):
+        if label is None and (_WEEK_LABEL.match(text) or _QUARTER_LABEL.match(text)):
             raise ParameterError(_no_such_period(name, text) or _not_a_datetime(name, value))
         parsed = label or _parse_iso(text, name=name, value=value)
     if parsed.tzinfo is not None:

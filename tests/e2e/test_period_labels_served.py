@@ -88,4 +88,4 @@ def test_http_quarter_that_does_not_exist_is_a_422_naming_it(base_url: str, hist
         timeout=60,
     )
     assert response.status_code == 422
-    assert "forecastPoint: '2015 Q5' is not a datetime" in response.json()["message"]
+    assert "forecastPoint: '2015 Q5' names no quarter: quarters are Q1 to Q4" in response.json()["message"]
