@@ -93,10 +93,6 @@ class JobRunner(EngineBase):
             source = normalise_source(intake_source(spec.intake, spec.csv, ctx), folder)
             self._update(job_id, jobIntakeSize=source.path.stat().st_size, statusDetails="Planning chunks")
             chunks, forecast_point, total = self._plan(job_id, spec, deployment, source, folder)
-            for line in _policy_note(spec, forecast_point):
-                self._update(
-                    job_id, logs=[*self.store.job(job_id).get("logs", []), f"{utc_now()} INFO: {line}"]
-                )
             options = spec.predict_options(forecast_point=forecast_point)
             scorer = ChunkScorer(deployment, spec, options, observe=self._observer(job_id, spec, deployment))
             sink = open_sink(spec.output, spec.csv, ctx)
@@ -170,6 +166,13 @@ class JobRunner(EngineBase):
         if ts and not spec.timeseries.is_historical and spec.timeseries.forecast_point is None:
             if offset is not None:  # forecastPointPolicy: the run's start plus the offset
                 relative = relative_forecast_point(deployment.spec.time_step, run_start(), offset)
+                line = (
+                    f"forecastPointPolicy: forecast point {relative.isoformat()} "
+                    f"(the run's start plus {offset}, floored to the grid)"
+                )
+                self._update(
+                    job_id, logs=[*self.store.job(job_id).get("logs", []), f"{utc_now()} INFO: {line}"]
+                )
             else:
                 infer = (
                     deployment.spec.datetime_column,
@@ -349,13 +352,3 @@ def _notes(warnings: tuple[str, ...]) -> tuple[str, ...]:
 def run_start() -> dt.datetime:
     """Now, in naive UTC: the moment a ``forecastPointPolicy`` offset counts from (tests set it)."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def _policy_note(spec: JobSpec, forecast_point: dt.datetime | None) -> tuple[str, ...]:
-    """The job log line saying which forecast point a ``forecastPointPolicy`` gave this run."""
-    offset = spec.timeseries.forecast_point_offset
-    if offset is None or forecast_point is None or spec.timeseries.forecast_point is not None:
-        return ()
-    return (
-        f"forecastPointPolicy: forecast point {forecast_point.isoformat()} (the run's start plus {offset}, floored to the grid)",
-    )
