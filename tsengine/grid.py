@@ -203,6 +203,27 @@ class OriginGrid:
         """The value ``steps[k]`` steps before origin ``k`` (each ``< fdw``)."""
         return np.asarray(self.values[name][self.pos - steps])
 
+    def seasonal_mean(self, first: np.ndarray, season: int, name: str = Y) -> np.ndarray:
+        """Mean of the observed values ``first``, ``first + season``, ... steps back, inside the window.
+
+        The target's seasonal position seen in every season of the window, not
+        once: the same weekday's mean over the window's weeks is a steadier
+        profile than its one value a week before.  NaN when none is observed.
+        """
+        total = np.zeros(first.size)
+        seen = np.zeros(first.size)
+        for k in range(self.fdw // season + 1):
+            steps = first + k * season
+            inside = steps < self.fdw
+            if not inside.any():
+                break
+            value = self.back(np.where(inside, steps, 0), name)
+            ok = inside & ~np.isnan(value)
+            total += np.where(ok, value, 0.0)
+            seen += ok
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(np.where(seen > 0, total / seen, np.nan))
+
     def last(self, name: str = Y) -> np.ndarray:
         """The latest observed value inside the window, NaN when none."""
         win = self.window(name, self.fdw)

