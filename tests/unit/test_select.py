@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 
 from tsengine.backtest import Backtest
+from tsengine.candidates import ENSEMBLE_SIZE, ensemble_board
 from tsengine.features import FP, D
 from tsengine.select import choose, paired_advantage, rank
 from tsengine.validate import IDX, SID
@@ -108,3 +109,27 @@ def test_without_any_backtest_ets_is_preferred_over_the_global_learners() -> Non
     assert "no candidate could be backtested" in choice.reason
     only_global = [backtest(k, []) for k in ("lightgbm", "linear")]
     assert choose(only_global, rank(only_global), ensemble="ensemble").model == "linear"
+
+
+def test_the_ensemble_leaves_out_members_the_best_one_clearly_beats() -> None:
+    """Within the 1.2x trim, a member 12 % behind on every one of 60 windows is out; noise is not."""
+    rng = np.random.default_rng(2)
+    best = rng.uniform(0.5, 1.5, 60)
+    near = best + 0.01 + np.tile([0.2, -0.2], 30)  # a hair behind on average, noisy per window
+    behind = best * 1.12 + rng.normal(0.0, 0.02, 60)
+    results = [windows("best", list(best)), windows("near", list(near)), windows("behind", list(behind))]
+    board = [row["model"] for row in ensemble_board(results)]
+    assert board[0] == "best"
+    assert "near" in board
+    assert "behind" not in board
+
+
+def test_the_ensemble_takes_the_best_few_within_the_trim() -> None:
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0.5, 1.5, 8)
+    results = [windows(f"m{k}", list(base * (1 + 0.01 * k) + rng.normal(0, 0.3, 8))) for k in range(6)]
+    results.append(windows("far", list(base * 2.0)))
+    board = [row["model"] for row in ensemble_board(results)]
+    assert len(board) == ENSEMBLE_SIZE
+    assert "far" not in board
+    assert ensemble_board([]) == []
