@@ -101,7 +101,11 @@ def naive_design(
         last = observed.iloc[-1] if len(observed) else np.nan
         offset = math.ceil(d / plan.season) * plan.season - d if plan.season > 1 else 0
         seasonal = ys.get(fp - offset, np.nan) if offset < a else np.nan
-        x += [last / scale, seasonal / scale, float(len(observed))]
+        x += [last / scale, seasonal / scale]
+        if plan.seasonal_mean:  # the same seasonal position in every season of the window
+            same = pd.Series([ys.get(fp - j) for j in range(offset, a, plan.season)], dtype="float64")
+            x.append(same.mean() / scale)
+        x.append(float(len(observed)))
         t = step.timestamp_of(i)
         calendar = {
             "weekday": t.isoweekday(),

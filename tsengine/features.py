@@ -138,7 +138,9 @@ class FeaturePlan:
     # plans stored before it existed [measured: the accuracy benchmark's panels and code,
     # LightGBM alone, mean MASE over three held-out horizons: elecdaily 0.783 -> 0.731,
     # flights_hourly 0.681 -> 0.635, chicago_ridership 0.691 -> 0.681, births_us
-    # 0.726 -> 0.723, flights_daily 0.750 -> 0.750].
+    # 0.726 -> 0.723, flights_daily 0.750 -> 0.750; beyond the benchmark elecdemand 0.711 ->
+    # 0.563 and txhousing 0.902 -> 0.831, but the two small daily panels pizzaplace 1.122 ->
+    # 1.231 and hyndsight 0.803 -> 0.906; docs/status.md, "Forecast quality"].
     seasonal_mean: bool = False
 
     @classmethod
