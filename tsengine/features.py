@@ -431,7 +431,8 @@ def build_design(
     if scales is not None:  # a scale fixed per series at training; the window's where there is none
         scale = np.where(np.isfinite(scales) & (scales > SCALE_FLOOR), scales, scale)
     last = grid.last()
-    seasonal = grid.back(seasonal_steps(d, plan.season))
+    offset = seasonal_steps(d, plan.season)  # steps back to the target's seasonal position
+    seasonal = grid.back(offset)
     x = np.empty((query.height, len(plan.names)))
     filled = 0
 
@@ -452,9 +453,9 @@ def build_design(
         put(grid.mean(width=w) / scale)
         put(grid.std(width=w) / scale)
     put(last / scale)
-    put(grid.carried(seasonal_steps(d, plan.season)) / scale)
+    put(grid.carried(offset) / scale)
     if plan.seasonal_mean:
-        put(grid.seasonal_mean(seasonal_steps(d, plan.season), plan.season) / scale)
+        put(grid.seasonal_mean(offset, plan.season) / scale)
     put(grid.count())
     if plan.calendar:
         for part in calendar_parts(step, plan.calendar, query.get_column(IDX).to_numpy()):
