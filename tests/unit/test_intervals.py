@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from tsengine.intervals import (
     IntervalTable,
     SeriesCheck,
     _common_shocks,
-    _conformal_levels,
+    _conformal_bounds,
     _few_shocks_factor,
     _monotone,
     _running_median,
@@ -70,10 +71,29 @@ def test_no_usable_residual_gives_no_table() -> None:
 
 
 @pytest.mark.parametrize("n", [5, 30, 1000])
-def test_conformal_levels_are_at_least_nominal(n: int) -> None:
-    lo, hi = _conformal_levels(n, 0.1, 0.9)
-    assert hi >= 0.9
-    assert lo <= 0.1
+def test_conformal_bounds_are_order_statistics_at_least_as_wide_as_nominal(n: int) -> None:
+    r = np.random.default_rng(n).normal(size=n)
+    lo, hi = _conformal_bounds(r, 0.1, 0.9)
+    assert lo in r
+    assert hi in r
+    assert lo <= np.quantile(r, 0.1)
+    assert hi >= np.quantile(r, 0.9)
+    if n == 5:  # too few residuals: the interval is their range
+        assert (lo, hi) == (r.min(), r.max())
+
+
+def test_conformal_bounds_cover_a_fresh_draw_as_the_ranks_promise() -> None:
+    """Exchangeable draws: a new one falls between the k_lo-th and k_hi-th smallest of n with
+    probability (k_hi - k_lo) / (n + 1) exactly; for n = 20 at 50 % that is (16 - 5) / 21.
+
+    Interpolating at the corrected levels (the rule before) gave 0.542 here."""
+    rng = np.random.default_rng(7)
+    normal = NormalDist()
+    covered = []
+    for _ in range(4000):
+        lo, hi = _conformal_bounds(rng.normal(size=20), 0.25, 0.75)
+        covered.append(normal.cdf(hi) - normal.cdf(lo))
+    assert np.mean(covered) == pytest.approx(11 / 21, abs=0.006)
 
 
 def series_rows(
