@@ -647,7 +647,7 @@ def rolling_section(rolling: list[Rolling], windows: int) -> list[str]:
             cells = " | ".join(f"{v:.3f}" for v in mase[:, j])
             coverage = " | ".join(f"{c:.1f}" for c in covers[j])
             lines.append(f"| {name} | {method} | {cells} | {means[j]:.3f} | {coverage} |")
-        ratios.append((name, means[0] / means[1:].min(), covers[0]))
+        ratios.append((name, means[0] / means[1:].min(), covers[0], cover[:, 0, LEVELS.index(LEVEL)]))
     lo80, hi80 = COVERAGE_GOALS[80]
     lines += [
         "",
@@ -657,12 +657,17 @@ def rolling_section(rolling: list[Rolling], windows: int) -> list[str]:
         "",
         "| data set | tsengine mean MASE / best peer mean MASE | "
         + " | ".join(f"tsengine mean {level}% coverage" for level in LEVELS)
-        + " | coverage goals |",
-        "|---|---:|" + "---:|" * len(LEVELS) + "---|",
+        + f" | tsengine {LEVEL}% coverage per window | coverage goals |",
+        "|---|---:|" + "---:|" * len(LEVELS) + "---:|---|",
     ]
+    # Per window too: one window is one shock, and the spread shows how far a mean can be trusted.
     lines += [
-        f"| {n} | {r:.3f} | " + " | ".join(f"{c:.1f}" for c in cs) + f" | {coverage_goals(cs)} |"
-        for n, r, cs in ratios
+        f"| {n} | {r:.3f} | "
+        + " | ".join(f"{c:.1f}" for c in cs)
+        + " | "
+        + " / ".join(f"{c:.1f}" for c in per)
+        + f" | {coverage_goals(cs)} |"
+        for n, r, cs, per in ratios
     ]
     return [*lines, ""]
 
