@@ -110,9 +110,9 @@ def fit_candidates(
     if weigh is not None:  # calendar events: members are ranked as the leaderboard will be
         results = weigh(results)
     board = ensemble_board(results)
-    by_name = {r.model: r for r in results}
     if not set(combined) & set(candidates) or len(board) < 2:
         return fitted, results, skipped
+    by_name = {r.model: r for r in results}
     ranked = [r["model"] for r in board]
     weights = [1.0 / r["mase"] for r in board]
     members = [fitted[k] for k in ranked]
