@@ -2,8 +2,8 @@
 
 Forecast combination is among the most reliable ways to gain accuracy (the M4
 competition's top entries combined models).  Training builds it from the best
-few backtested candidates it already fitted (those within 1.2 times the best
-one's MASE and not clearly beaten by it, see
+few backtested candidates it already fitted (those the best one does not beat
+by a clear margin over the backtest windows, see
 ``tsengine.candidates.ensemble_board``), weighted by their inverse backtest
 MASE: a smooth rule with no free parameter, so it cannot overfit the weights
 to a handful of origins the way optimised (stacking) weights do, yet it leans
