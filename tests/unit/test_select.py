@@ -124,11 +124,12 @@ def test_the_ensemble_leaves_out_members_the_best_one_clearly_beats() -> None:
     assert "behind" not in board
 
 
-def test_the_ensemble_takes_the_best_few_and_not_one_clearly_worse() -> None:
+def test_the_ensemble_takes_the_best_few() -> None:
+    """ENSEMBLE_SIZE of the near-equal six; the one with twice their error ranks last and is not among them."""
     rng = np.random.default_rng(3)
     base = rng.uniform(0.5, 1.5, 8)
     results = [windows(f"m{k}", list(base * (1 + 0.01 * k) + rng.normal(0, 0.3, 8))) for k in range(6)]
-    results.append(windows("far", list(base * 2.0)))  # twice the error on all 8 windows
+    results.append(windows("far", list(base * 2.0)))
     board = [row["model"] for row in ensemble_board(results)]
     assert len(board) == ENSEMBLE_SIZE
     assert "far" not in board
